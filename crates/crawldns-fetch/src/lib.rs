@@ -1,0 +1,1 @@
+//! HTTP fetching for crawlers on top of the crawldns resolver (not built yet).
