@@ -1,0 +1,27 @@
+//! The crawldns testbed: a local authoritative DNS server with delay and fault
+//! injection, and an HTTP host farm on loopback addresses.
+//!
+//! It depends on nothing of the resolver, so it can lie to it. Only loopback
+//! addresses are ever bound or contacted.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use crawldns_testbed::{DnsServer, DnsServerConfig};
+//! let server = DnsServer::start(DnsServerConfig::default()).await?;
+//! println!("dig @{} -p {} h1.crawl.test", server.addr().ip(), server.addr().port());
+//! # Ok(()) }
+//! ```
+
+pub mod counters;
+pub mod dns_server;
+pub mod faults;
+pub mod hosts;
+pub mod http_farm;
+pub mod sockbuf;
+pub mod zone;
+
+pub use counters::{Counters, Totals, Transport};
+pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError};
+pub use faults::{Delay, Faults, RcodeFault};
+pub use hosts::{host_name, host_v4, MAX_HOSTS, ZONE};
+pub use zone::{AaaaAnswer, ZoneConfig, FORGED_V4};
