@@ -1,0 +1,239 @@
+//! Resolver configuration: every tunable with its default beside it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+
+/// Which address families `lookup_ip` asks for and in what order it returns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpStrategy {
+    /// A only.
+    V4Only,
+    /// AAAA only.
+    V6Only,
+    /// A and AAAA in parallel, interleaved IPv6 first, with the RFC 8305
+    /// resolution delay when A answers first (the default).
+    #[default]
+    Both,
+    /// A and AAAA in parallel; all IPv4 addresses, then all IPv6.
+    PreferV4,
+    /// A and AAAA in parallel; all IPv6 addresses, then all IPv4.
+    PreferV6,
+}
+
+/// How the stub talks to a nameserver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// UDP, falling back to TCP for truncated answers (the default).
+    #[default]
+    Udp,
+    /// TCP only.
+    Tcp,
+}
+
+/// One pinned nameserver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameServer {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Transport to use.
+    pub protocol: Protocol,
+}
+
+/// The resolver's configuration. Build it with [`ResolverConfig::builder`].
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// Nameservers, in the order given (default: none; required).
+    pub nameservers: Vec<NameServer>,
+    /// Time to wait for one attempt at one server (default 2 s). Once a
+    /// server's RTT is known, the wait adapts down to 5 × SRTT, at least
+    /// `min_timeout`.
+    pub timeout: Duration,
+    /// Lower bound of the adaptive per-attempt timeout (default 250 ms).
+    pub min_timeout: Duration,
+    /// Rounds over all servers (default 2): each round tries every server once.
+    pub attempts: usize,
+    /// Spread queries over equally healthy servers instead of always
+    /// starting with the fastest (default false).
+    pub rotate: bool,
+    /// EDNS0 UDP payload size advertised (default 1232).
+    pub edns_payload: u16,
+    /// Randomize the case of query names (DNS 0x20) and require answers to
+    /// echo it exactly (default false).
+    pub case_randomization: bool,
+    /// Which families `lookup_ip` asks for (default [`IpStrategy::Both`]).
+    pub ip_strategy: IpStrategy,
+    /// Wait this long for AAAA when A answers first (RFC 8305 "resolution
+    /// delay", default 50 ms).
+    pub resolution_delay: Duration,
+    /// Whether this machine can reach IPv6 destinations. `None` (default):
+    /// detect it once, without sending traffic; `Some` overrides.
+    pub ipv6_egress: Option<bool>,
+    /// UDP sockets per address family (default 4).
+    pub udp_sockets: usize,
+    /// Queries sent on a socket before it is replaced by one on a fresh
+    /// random port (default 50,000).
+    pub queries_per_socket: u64,
+    /// Receive buffer asked for each UDP socket (default 4 MiB).
+    pub recv_buffer: usize,
+    /// Most queries in flight at once; more wait for a slot (default 10,000).
+    pub max_in_flight: usize,
+    /// Longest CNAME chain followed (default 8).
+    pub max_cname_depth: usize,
+    /// Consecutive failures after which a server counts as down and is
+    /// re-checked by background probes (default 3).
+    pub down_after_failures: u32,
+    /// Interval between probes of a down server (default 1 s).
+    pub probe_interval: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            min_timeout: Duration::from_millis(250),
+            attempts: 2,
+            rotate: false,
+            edns_payload: 1232,
+            case_randomization: false,
+            ip_strategy: IpStrategy::Both,
+            resolution_delay: Duration::from_millis(50),
+            ipv6_egress: None,
+            udp_sockets: 4,
+            queries_per_socket: 50_000,
+            recv_buffer: 4 << 20,
+            max_in_flight: 10_000,
+            max_cname_depth: 8,
+            down_after_failures: 3,
+            probe_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ResolverConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ResolverConfigBuilder {
+        ResolverConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// Checks the configuration for values the resolver cannot work with.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |why: &str| {
+            Err(Error::new(ErrorKind::NoNameservers, "config").with_detail(why.to_string()))
+        };
+        if self.nameservers.is_empty() {
+            return bad("at least one nameserver is required");
+        }
+        if self.attempts == 0 {
+            return bad("attempts must be at least 1");
+        }
+        if self.timeout.is_zero() {
+            return bad("timeout must be positive");
+        }
+        if self.udp_sockets == 0 || self.max_in_flight == 0 {
+            return bad("udp_sockets and max_in_flight must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`ResolverConfig`].
+#[derive(Debug, Clone)]
+pub struct ResolverConfigBuilder {
+    config: ResolverConfig,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    };
+}
+
+impl ResolverConfigBuilder {
+    /// Adds a nameserver reached over UDP (TCP for truncated answers).
+    pub fn nameserver(mut self, addr: SocketAddr) -> Self {
+        self.config.nameservers.push(NameServer {
+            addr,
+            protocol: Protocol::Udp,
+        });
+        self
+    }
+
+    /// Adds a nameserver reached over TCP only.
+    pub fn tcp_nameserver(mut self, addr: SocketAddr) -> Self {
+        self.config.nameservers.push(NameServer {
+            addr,
+            protocol: Protocol::Tcp,
+        });
+        self
+    }
+
+    /// Adds the nameservers (and `options timeout:`/`attempts:`/`rotate`) of
+    /// a resolv.conf file, e.g. `/etc/resolv.conf`.
+    pub fn resolv_conf(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(ErrorKind::Io, path.display().to_string())
+                .with_detail(format!("cannot read: {e}"))
+        })?;
+        let parsed = crate::resolv_conf::parse(&text);
+        for addr in parsed.nameservers {
+            self = self.nameserver(addr);
+        }
+        if let Some(timeout) = parsed.timeout {
+            self.config.timeout = timeout;
+        }
+        if let Some(attempts) = parsed.attempts {
+            self.config.attempts = attempts;
+        }
+        self.config.rotate |= parsed.rotate;
+        Ok(self)
+    }
+
+    setter!(/// Per-attempt timeout.
+        timeout: Duration);
+    setter!(/// Lower bound of the adaptive timeout.
+        min_timeout: Duration);
+    setter!(/// Rounds over all servers.
+        attempts: usize);
+    setter!(/// Spread load over equally healthy servers.
+        rotate: bool);
+    setter!(/// EDNS0 payload size.
+        edns_payload: u16);
+    setter!(/// DNS 0x20 case randomization.
+        case_randomization: bool);
+    setter!(/// Address families for `lookup_ip`.
+        ip_strategy: IpStrategy);
+    setter!(/// RFC 8305 resolution delay.
+        resolution_delay: Duration);
+    setter!(/// Override IPv6 egress detection.
+        ipv6_egress: Option<bool>);
+    setter!(/// UDP sockets per family.
+        udp_sockets: usize);
+    setter!(/// Queries per socket before rotation.
+        queries_per_socket: u64);
+    setter!(/// Receive buffer per UDP socket.
+        recv_buffer: usize);
+    setter!(/// Most queries in flight.
+        max_in_flight: usize);
+    setter!(/// Longest CNAME chain followed.
+        max_cname_depth: usize);
+    setter!(/// Failures before a server counts as down.
+        down_after_failures: u32);
+    setter!(/// Probe interval for down servers.
+        probe_interval: Duration);
+
+    /// The finished configuration.
+    pub fn build(self) -> ResolverConfig {
+        self.config
+    }
+}
