@@ -56,6 +56,10 @@ struct SocketSet {
 }
 
 struct Pending {
+    /// Which registration this is: an ID freed by a delivered answer can be
+    /// reused before the first query's guard runs, and that guard must not
+    /// remove the new entry.
+    ticket: u64,
     question: Question,
     reply: oneshot::Sender<Exchange>,
 }
@@ -64,6 +68,7 @@ struct PooledSocket {
     socket: UdpSocket,
     in_flight: Mutex<HashMap<(SocketAddr, u16), Pending>>,
     sent: AtomicU64,
+    tickets: AtomicU64,
     retired: AtomicBool,
     idle: Notify,
     exact_case: bool,
@@ -97,10 +102,15 @@ impl UdpPool {
     ) -> Exchange {
         let set = if server.is_ipv4() { &self.v4 } else { &self.v6 };
         let socket = self.socket(set).map_err(TransportError::Io)?;
-        let (id, receiver) = socket.register(server, question);
+        let Some((id, ticket, receiver)) = socket.register(server, question) else {
+            return Err(TransportError::Io(io::Error::from_raw_os_error(
+                libc::ENOBUFS,
+            )));
+        };
         let _guard = Registration {
             socket: &socket,
             key: (server, id),
+            ticket,
         };
         let packet = encode_query(id, question, self.settings.payload);
         socket
@@ -152,6 +162,7 @@ impl UdpPool {
             socket: open_socket(set.family, self.settings.recv_buffer)?,
             in_flight: Mutex::new(HashMap::new()),
             sent: AtomicU64::new(1),
+            tickets: AtomicU64::new(0),
             retired: AtomicBool::new(false),
             idle: Notify::new(),
             exact_case: self.settings.exact_case,
@@ -211,26 +222,24 @@ impl PooledSocket {
         &self,
         server: SocketAddr,
         question: &Question,
-    ) -> (u16, oneshot::Receiver<Exchange>) {
-        let (reply, receiver) = oneshot::channel();
+    ) -> Option<(u16, u64, oneshot::Receiver<Exchange>)> {
         let mut rng = rand::rng();
         let mut in_flight = self.in_flight.lock();
-        // At most 65,536 IDs per server per socket; max_in_flight keeps us
-        // far below that, so this loop ends quickly.
-        let id = loop {
-            let id: u16 = rng.random();
-            if !in_flight.contains_key(&(server, id)) {
-                break id;
-            }
+        // Random probing finds a free ID at once unless this server has
+        // tens of thousands of queries in flight on this one socket; then
+        // give up rather than spin (the caller reports local exhaustion).
+        let id = (0..64)
+            .map(|_| rng.random::<u16>())
+            .find(|id| !in_flight.contains_key(&(server, *id)))?;
+        let (reply, receiver) = oneshot::channel();
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let pending = Pending {
+            ticket,
+            question: question.clone(),
+            reply,
         };
-        in_flight.insert(
-            (server, id),
-            Pending {
-                question: question.clone(),
-                reply,
-            },
-        );
-        (id, receiver)
+        in_flight.insert((server, id), pending);
+        Some((id, ticket, receiver))
     }
 
     fn retire(&self) {
@@ -274,12 +283,18 @@ impl PooledSocket {
 struct Registration<'a> {
     socket: &'a PooledSocket,
     key: (SocketAddr, u16),
+    ticket: u64,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut in_flight = self.socket.in_flight.lock();
-        in_flight.remove(&self.key);
+        if in_flight
+            .get(&self.key)
+            .is_some_and(|p| p.ticket == self.ticket)
+        {
+            in_flight.remove(&self.key);
+        }
         if in_flight.is_empty() && self.socket.retired.load(Ordering::Acquire) {
             self.socket.idle.notify_one();
         }

@@ -1,0 +1,543 @@
+//! The resolver against the testbed: answers, volume, failover, TCP
+//! fallback, forged and malformed answers, happy eyeballs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crawldns::{ErrorKind, IpStrategy, QueryType, Resolver, ResolverConfig, ResolverConfigBuilder};
+use crawldns_testbed::{
+    host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, Transport,
+    ZoneConfig,
+};
+use hickory_proto::rr::RecordType;
+
+async fn testbed(zone: ZoneConfig) -> DnsServer {
+    DnsServer::start(DnsServerConfig {
+        zone,
+        ..Default::default()
+    })
+    .await
+    .expect("testbed starts")
+}
+
+async fn server_on(ip: [u8; 4]) -> DnsServer {
+    DnsServer::start(DnsServerConfig {
+        addr: SocketAddr::from((ip, 0)),
+        ..Default::default()
+    })
+    .await
+    .expect("testbed starts")
+}
+
+fn builder(servers: &[&DnsServer]) -> ResolverConfigBuilder {
+    servers
+        .iter()
+        .fold(ResolverConfig::builder(), |b, s| b.nameserver(s.addr()))
+        .ipv6_egress(Some(true))
+}
+
+fn resolver(servers: &[&DnsServer]) -> Resolver {
+    Resolver::new(builder(servers).build()).unwrap()
+}
+
+fn v4(n: u32) -> IpAddr {
+    IpAddr::V4(host_v4(n).unwrap())
+}
+
+#[tokio::test]
+async fn answers_every_kind_of_name() {
+    let s = testbed(ZoneConfig {
+        aaaa: AaaaAnswer::MappedV4,
+        ..Default::default()
+    })
+    .await;
+    let r = resolver(&[&s]);
+
+    let a = r.lookup("h5.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(&*a.ips, &[v4(5)]);
+    assert_eq!(a.ttl, 300);
+    assert!(a.chain.is_empty());
+
+    let aaaa = r.lookup("H5.Crawl.Test.", QueryType::Aaaa).await.unwrap();
+    assert_eq!(aaaa.name, "h5.crawl.test");
+    assert_eq!(
+        &*aaaa.ips,
+        &[IpAddr::V6(host_v4(5).unwrap().to_ipv6_mapped())]
+    );
+
+    let both = r.lookup_ip("h5.crawl.test").await.unwrap();
+    assert_eq!(
+        &*both.addrs,
+        &[IpAddr::V6(host_v4(5).unwrap().to_ipv6_mapped()), v4(5)]
+    );
+
+    let chained = r.lookup("chain3-9.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(&*chained.ips, &[v4(9)]);
+    assert_eq!(
+        chained.chain,
+        [
+            "chain2-9.crawl.test",
+            "chain1-9.crawl.test",
+            "h9.crawl.test"
+        ]
+    );
+
+    let cname = r.lookup("c9.crawl.test", QueryType::Cname).await.unwrap();
+    assert_eq!(cname.target.as_deref(), Some("h9.crawl.test"));
+    assert!(cname.ips.is_empty());
+
+    let err = r.lookup("nope.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NxDomain);
+    assert_eq!(err.name(), "nope.crawl.test");
+
+    let err = r
+        .lookup("v4-5.crawl.test", QueryType::Aaaa)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoData);
+    // An IPv4-only host still resolves through lookup_ip.
+    assert_eq!(
+        &*r.lookup_ip("v4-5.crawl.test").await.unwrap().addrs,
+        &[v4(5)]
+    );
+
+    let err = r.lookup("loop.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CnameChain);
+    let err = r
+        .lookup("chain9-1.crawl.test", QueryType::A)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CnameChain, "default depth is 8");
+
+    let sent_before = r.metrics().udp_sent;
+    let literal = r.lookup_ip("127.9.8.7").await.unwrap();
+    assert_eq!(&*literal.addrs, &["127.9.8.7".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        &*r.lookup_ip("[::1]").await.unwrap().addrs,
+        &["::1".parse::<IpAddr>().unwrap()]
+    );
+    let local = r.lookup_ip("localhost").await.unwrap();
+    assert_eq!(local.addrs.len(), 2);
+    assert_eq!(
+        r.lookup("::1", QueryType::A).await.unwrap_err().kind(),
+        ErrorKind::NoData
+    );
+    for bad in ["", "a..b", "bad name.test", "-x.test", &"x".repeat(64)] {
+        assert_eq!(
+            r.lookup_ip(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidName,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        r.metrics().udp_sent,
+        sent_before,
+        "literals and bad names never reach the wire"
+    );
+}
+
+#[tokio::test]
+async fn ten_thousand_lookups_500_in_flight_on_a_handful_of_sockets() {
+    let s = testbed(ZoneConfig {
+        hosts: 10_000,
+        ..Default::default()
+    })
+    .await;
+    let r = Resolver::new(builder(&[&s]).ip_strategy(IpStrategy::V4Only).build()).unwrap();
+    let fds_before = open_fds();
+    let peak_fds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(500));
+    for i in 0..10_000u32 {
+        let r = r.clone();
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        let peak = peak_fds.clone();
+        tasks.spawn(async move {
+            let got = r.lookup(&format!("h{i}.crawl.test"), QueryType::A).await;
+            if i % 500 == 0 {
+                peak.fetch_max(open_fds(), std::sync::atomic::Ordering::Relaxed);
+            }
+            drop(permit);
+            (i, got)
+        });
+    }
+    let mut ok = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (i, got) = joined.unwrap();
+        assert_eq!(&*got.unwrap().ips, &[v4(i)], "h{i}");
+        ok += 1;
+    }
+    assert_eq!(ok, 10_000);
+    let m = r.metrics();
+    assert_eq!(m.udp_sent, 10_000, "no retries were needed: {m:?}");
+    assert_eq!(m.mismatched, 0);
+    assert!(r.open_sockets() <= 4, "{} sockets", r.open_sockets());
+    let peak = peak_fds.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        peak <= fds_before + 8,
+        "fds went from {fds_before} to {peak}"
+    );
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_down_server_is_skipped_and_the_timeout_adapts() {
+    let dead = server_on([127, 0, 0, 11]).await;
+    dead.set_faults(Faults {
+        down: true,
+        ..Default::default()
+    });
+    let alive = server_on([127, 0, 0, 12]).await;
+    let r = Resolver::new(
+        builder(&[&dead, &alive])
+            .timeout(Duration::from_millis(800))
+            .min_timeout(Duration::from_millis(250))
+            .probe_interval(Duration::from_secs(3600))
+            .build(),
+    )
+    .unwrap();
+    for i in 0..10u32 {
+        let got = r
+            .lookup(&format!("h{i}.crawl.test"), QueryType::A)
+            .await
+            .unwrap();
+        assert_eq!(&*got.ips, &[v4(i)]);
+    }
+    // Three failures mark the first server down; after that it gets no
+    // user queries at all.
+    assert_eq!(dead.counters().totals().udp_queries, 3);
+    assert_eq!(alive.counters().totals().udp_queries, 10);
+    let health = r.server_health();
+    assert!(health[0].down);
+    assert!(!health[1].down);
+    assert!(health[1].timeout < Duration::from_millis(800), "{health:?}");
+    assert_eq!(
+        health[1].timeout,
+        Duration::from_millis(250),
+        "loopback RTT × 5 is clamped to the floor"
+    );
+    let err_free = r.metrics();
+    assert_eq!(err_free.timeouts, 3);
+}
+
+#[tokio::test]
+async fn a_probe_brings_a_recovered_server_back() {
+    let flaky = server_on([127, 0, 0, 13]).await;
+    flaky.set_faults(Faults {
+        down: true,
+        ..Default::default()
+    });
+    let other = server_on([127, 0, 0, 14]).await;
+    let r = Resolver::new(
+        builder(&[&flaky, &other])
+            .timeout(Duration::from_millis(300))
+            .down_after_failures(1)
+            .probe_interval(Duration::from_millis(100))
+            .build(),
+    )
+    .unwrap();
+    r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
+    assert!(r.server_health()[0].down);
+    flaky.set_faults(Faults::default());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.server_health()[0].down {
+        assert!(
+            Instant::now() < deadline,
+            "probe never marked the server up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(r.metrics().probes >= 1);
+    // The probe asked for the root, not for a user's name.
+    assert!(flaky.counters().queries_any(".", RecordType::NS) >= 1);
+    assert_eq!(
+        flaky.counters().queries_any("h1.crawl.test", RecordType::A),
+        1
+    );
+}
+
+#[tokio::test]
+async fn servfail_and_refused_move_to_the_next_server() {
+    for fault in [RcodeFault::ServFail, RcodeFault::Refused] {
+        let bad = server_on([127, 0, 0, 15]).await;
+        bad.set_faults(Faults {
+            rcode: Some(fault),
+            ..Default::default()
+        });
+        let good = server_on([127, 0, 0, 16]).await;
+        let r = resolver(&[&bad, &good]);
+        let got = r.lookup("h3.crawl.test", QueryType::A).await.unwrap();
+        assert_eq!(&*got.ips, &[v4(3)]);
+        assert_eq!(bad.counters().totals().udp_queries, 1);
+        assert_eq!(r.metrics().server_errors, 1);
+
+        // Alone, the bad server's rcode is the error, after every attempt.
+        let r = Resolver::new(builder(&[&bad]).attempts(2).build()).unwrap();
+        let err = r.lookup("h3.crawl.test", QueryType::A).await.unwrap_err();
+        let expected = match fault {
+            RcodeFault::ServFail => ErrorKind::ServFail,
+            RcodeFault::Refused => ErrorKind::Refused,
+        };
+        assert_eq!(err.kind(), expected);
+        assert_eq!(err.attempts().len(), 2);
+        assert_eq!(err.servers_tried(), [bad.addr()]);
+    }
+}
+
+#[tokio::test]
+async fn every_server_is_tried_before_one_is_repeated() {
+    let a = server_on([127, 0, 0, 17]).await;
+    let b = server_on([127, 0, 0, 18]).await;
+    for s in [&a, &b] {
+        s.set_faults(Faults {
+            down: true,
+            ..Default::default()
+        });
+    }
+    let r = Resolver::new(
+        builder(&[&a, &b])
+            .attempts(2)
+            .timeout(Duration::from_millis(200))
+            .build(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let err = r.lookup("h1.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    let order: Vec<SocketAddr> = err.attempts().iter().map(|x| x.server).collect();
+    assert_eq!(order, [a.addr(), b.addr(), a.addr(), b.addr()]);
+    assert!(err.to_string().contains("timed out"), "{err}");
+    // 4 attempts × 200 ms, plus a generous margin.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn truncated_answers_are_retried_over_tcp() {
+    let s = testbed(ZoneConfig::default()).await;
+    let r = resolver(&[&s]);
+    let big = r.lookup("big2.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(big.ips.len(), 100);
+    assert_eq!(
+        s.counters()
+            .queries("big2.crawl.test", RecordType::A, Transport::Udp),
+        1
+    );
+    assert_eq!(
+        s.counters()
+            .queries("big2.crawl.test", RecordType::A, Transport::Tcp),
+        1
+    );
+    assert_eq!(r.metrics().truncated, 1);
+
+    s.set_faults(Faults {
+        truncate: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        &*r.lookup("h4.crawl.test", QueryType::A).await.unwrap().ips,
+        &[v4(4)]
+    );
+
+    // A TCP-only server gets no UDP at all.
+    let tcp_only =
+        Resolver::new(ResolverConfig::builder().tcp_nameserver(s.addr()).build()).unwrap();
+    assert_eq!(
+        &*tcp_only
+            .lookup("h6.crawl.test", QueryType::A)
+            .await
+            .unwrap()
+            .ips,
+        &[v4(6)]
+    );
+    assert_eq!(
+        s.counters()
+            .queries("h6.crawl.test", RecordType::A, Transport::Udp),
+        0
+    );
+}
+
+#[tokio::test]
+async fn forged_answers_are_dropped_and_the_genuine_one_accepted() {
+    let s = testbed(ZoneConfig::default()).await;
+    for (i, faults) in [
+        Faults {
+            wrong_id: true,
+            ..Default::default()
+        },
+        Faults {
+            wrong_question: true,
+            ..Default::default()
+        },
+        Faults {
+            wrong_port: true,
+            ..Default::default()
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.set_faults(faults.clone());
+        for case_randomization in [false, true] {
+            let r = Resolver::new(
+                builder(&[&s])
+                    .case_randomization(case_randomization)
+                    .build(),
+            )
+            .unwrap();
+            let got = r
+                .lookup(&format!("h{i}.crawl.test"), QueryType::A)
+                .await
+                .unwrap();
+            assert_eq!(&*got.ips, &[v4(i as u32)], "{faults:?}");
+            let m = r.metrics();
+            assert_eq!(m.mismatched, 1, "{faults:?}: {m:?}");
+            assert_eq!(m.udp_sent, 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_answers_do_not_panic_and_fail_over() {
+    let bad = server_on([127, 0, 0, 19]).await;
+    bad.set_faults(Faults {
+        malformed: true,
+        ..Default::default()
+    });
+    let r = Resolver::new(builder(&[&bad]).timeout(Duration::from_millis(200)).build()).unwrap();
+    let err = r.lookup("h1.crawl.test", QueryType::A).await.unwrap_err();
+    // The packet's question is a compression loop: it cannot be matched to
+    // the query, so it is dropped as a mismatch and the attempt times out.
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(r.metrics().mismatched, 2);
+
+    let good = server_on([127, 0, 0, 20]).await;
+    let r = Resolver::new(
+        builder(&[&bad, &good])
+            .timeout(Duration::from_millis(200))
+            .build(),
+    )
+    .unwrap();
+    assert_eq!(
+        &*r.lookup("h1.crawl.test", QueryType::A).await.unwrap().ips,
+        &[v4(1)]
+    );
+}
+
+#[tokio::test]
+async fn happy_eyeballs_waits_briefly_for_a_slow_aaaa() {
+    let zone = ZoneConfig {
+        aaaa: AaaaAnswer::MappedV4,
+        ..Default::default()
+    };
+    let slow_aaaa = DnsServer::start(DnsServerConfig {
+        zone: zone.clone(),
+        delay: Delay::default().with_type(RecordType::AAAA, Duration::from_millis(1500)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = Resolver::new(
+        builder(&[&slow_aaaa])
+            .resolution_delay(Duration::from_millis(50))
+            .build(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let got = r.lookup_ip("h2.crawl.test").await.unwrap();
+    assert_eq!(&*got.addrs, &[v4(2)], "AAAA missed the resolution delay");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "waited {:?}",
+        started.elapsed()
+    );
+
+    // AAAA a little late but within the delay: both families, IPv6 first.
+    let late_aaaa = DnsServer::start(DnsServerConfig {
+        zone: zone.clone(),
+        delay: Delay::default().with_type(RecordType::AAAA, Duration::from_millis(5)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = Resolver::new(
+        builder(&[&late_aaaa])
+            .resolution_delay(Duration::from_millis(500))
+            .build(),
+    )
+    .unwrap();
+    let got = r.lookup_ip("h2.crawl.test").await.unwrap();
+    assert_eq!(
+        &*got.addrs,
+        &[IpAddr::V6(host_v4(2).unwrap().to_ipv6_mapped()), v4(2)]
+    );
+
+    // PreferV4 waits for both, whatever the order, and puts IPv4 first.
+    let r = Resolver::new(
+        builder(&[&slow_aaaa])
+            .ip_strategy(IpStrategy::PreferV4)
+            .build(),
+    )
+    .unwrap();
+    let got = r.lookup_ip("h3.crawl.test").await.unwrap();
+    assert_eq!(
+        &*got.addrs,
+        &[v4(3), IpAddr::V6(host_v4(3).unwrap().to_ipv6_mapped())]
+    );
+
+    // Without IPv6 egress no AAAA is asked at all.
+    let r = Resolver::new(builder(&[&late_aaaa]).ipv6_egress(Some(false)).build()).unwrap();
+    assert_eq!(
+        &*r.lookup_ip("h4.crawl.test").await.unwrap().addrs,
+        &[v4(4)]
+    );
+    assert_eq!(
+        late_aaaa
+            .counters()
+            .queries_any("h4.crawl.test", RecordType::AAAA),
+        0
+    );
+}
+
+#[tokio::test]
+async fn v6_nameservers_work() {
+    let Ok(s) = DnsServer::start(DnsServerConfig {
+        addr: "[::1]:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    else {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    };
+    let r = resolver(&[&s]);
+    assert_eq!(
+        &*r.lookup("h1.crawl.test", QueryType::A).await.unwrap().ips,
+        &[v4(1)]
+    );
+}
+
+#[tokio::test]
+async fn config_errors_are_clear() {
+    let err = Resolver::new(ResolverConfig::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoNameservers);
+    let dir = std::env::temp_dir().join(format!("crawldns-resolv-{}", std::process::id()));
+    std::fs::write(&dir, "nameserver 127.0.0.1\noptions timeout:1 attempts:4\n").unwrap();
+    let config = ResolverConfig::builder().resolv_conf(&dir).unwrap().build();
+    std::fs::remove_file(&dir).unwrap();
+    assert_eq!(config.nameservers[0].addr, "127.0.0.1:53".parse().unwrap());
+    assert_eq!(config.attempts, 4);
+    assert_eq!(config.timeout, Duration::from_secs(1));
+    let err = ResolverConfig::builder()
+        .resolv_conf("/nonexistent/resolv.conf")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+}
