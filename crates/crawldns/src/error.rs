@@ -175,3 +175,42 @@ pub(crate) fn io_kind(err: &std::io::Error) -> ErrorKind {
         _ => ErrorKind::Io,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exhaustion_is_not_io() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert_eq!(
+                io_kind(&std::io::Error::from_raw_os_error(errno)),
+                ErrorKind::Resource
+            );
+        }
+        assert_eq!(
+            io_kind(&std::io::Error::from_raw_os_error(libc::ENETUNREACH)),
+            ErrorKind::Io
+        );
+    }
+
+    #[test]
+    fn display_names_the_servers_tried() {
+        let server: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let err = Error::new(ErrorKind::Timeout, "a.test").with_attempts(vec![
+            Attempt {
+                server,
+                outcome: ErrorKind::Timeout,
+            },
+            Attempt {
+                server,
+                outcome: ErrorKind::ServFail,
+            },
+        ]);
+        assert_eq!(
+            err.to_string(),
+            "a.test: timed out (tried: 127.0.0.1:53 timeout, 127.0.0.1:53 servfail)"
+        );
+        assert_eq!(err.servers_tried(), [server]);
+    }
+}

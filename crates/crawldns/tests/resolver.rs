@@ -541,3 +541,34 @@ async fn config_errors_are_clear() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io);
 }
+
+#[tokio::test]
+async fn sockets_rotate_to_fresh_ports_without_losing_answers() {
+    let s = testbed(ZoneConfig::default()).await;
+    let r = Resolver::new(builder(&[&s]).udp_sockets(2).queries_per_socket(10).build()).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200u32 {
+        let r = r.clone();
+        tasks.spawn(async move { (i, r.lookup(&format!("h{i}.crawl.test"), QueryType::A).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, got) = joined.unwrap();
+        assert_eq!(&*got.unwrap().ips, &[v4(i)]);
+    }
+    let m = r.metrics();
+    // 200 queries over 2 slots of 10 queries each: every slot rotated.
+    assert!(m.socket_rotations >= 18, "{m:?}");
+    assert_eq!(m.udp_sent, 200);
+    assert!(r.open_sockets() <= 2);
+    // Retired sockets close once their last query is answered.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fds_now = open_fds();
+    let r2 = r.clone();
+    drop(r);
+    drop(r2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        open_fds() <= fds_now,
+        "dropping the resolver closes its sockets"
+    );
+}
