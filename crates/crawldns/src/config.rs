@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cache::CacheConfig;
 use crate::error::{Error, ErrorKind};
 
 /// Which address families `lookup_ip` asks for and in what order it returns them.
@@ -87,6 +88,9 @@ pub struct ResolverConfig {
     pub down_after_failures: u32,
     /// Interval between probes of a down server (default 1 s).
     pub probe_interval: Duration,
+    /// The answer cache; `None` turns caching off (single-flight stays on).
+    /// Default: [`CacheConfig::default`].
+    pub cache: Option<CacheConfig>,
 }
 
 impl Default for ResolverConfig {
@@ -109,6 +113,7 @@ impl Default for ResolverConfig {
             max_cname_depth: 8,
             down_after_failures: 3,
             probe_interval: Duration::from_secs(1),
+            cache: Some(CacheConfig::default()),
         }
     }
 }
@@ -231,6 +236,8 @@ impl ResolverConfigBuilder {
         down_after_failures: u32);
     setter!(/// Probe interval for down servers.
         probe_interval: Duration);
+    setter!(/// The answer cache (`None` disables it).
+        cache: Option<CacheConfig>);
 
     /// The finished configuration.
     pub fn build(self) -> ResolverConfig {

@@ -37,6 +37,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in a fixed order (for per-kind counters).
+    pub const ALL: [ErrorKind; 11] = [
+        Self::NxDomain,
+        Self::NoData,
+        Self::ServFail,
+        Self::Refused,
+        Self::Timeout,
+        Self::Malformed,
+        Self::CnameChain,
+        Self::Io,
+        Self::Resource,
+        Self::InvalidName,
+        Self::NoNameservers,
+    ];
+
+    /// Position in [`ErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
     /// A short stable label, as used in metrics and JSON output.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -21,26 +21,32 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules are named after the mechanism they hold: [`transport`] (UDP pool
-//! and TCP), [`health`] (server selection and adaptive timeouts),
+//! Modules are named after the mechanism they hold: [`cache`],
+//! [`single_flight`], [`prewarm`], [`transport`] (UDP pool and TCP), [`health`] (server selection and adaptive timeouts),
 //! [`answer`] (reading answers and CNAME chains), [`wire`] (encoding and
 //! matching), [`happy_eyeballs`], [`egress`], [`name`], [`metrics`].
 
 pub mod answer;
+pub mod cache;
 pub mod config;
 pub mod egress;
 pub mod error;
+mod exchange;
 pub mod happy_eyeballs;
 pub mod health;
 pub mod metrics;
 pub mod name;
+pub mod prewarm;
 pub mod resolv_conf;
 mod resolver;
+pub mod single_flight;
 pub mod transport;
 pub mod wire;
 
+pub use cache::CacheConfig;
 pub use config::{IpStrategy, NameServer, Protocol, ResolverConfig, ResolverConfigBuilder};
 pub use error::{Attempt, Error, ErrorKind};
 pub use health::ServerHealth;
-pub use metrics::MetricsSnapshot;
+pub use metrics::{LatencySummary, MetricsSnapshot};
+pub use prewarm::{PrewarmOptions, PrewarmReport};
 pub use resolver::{Lookup, LookupIp, QueryType, Resolver};

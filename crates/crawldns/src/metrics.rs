@@ -1,9 +1,16 @@
-//! Counters of what the resolver did, cheap enough to leave on.
+//! Counters and the wire-latency histogram, cheap enough to leave on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Live counters, updated with relaxed atomics.
-#[derive(Debug, Default)]
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+use crate::error::ErrorKind;
+
+/// Live counters, updated with relaxed atomics; latency is recorded once per
+/// wire resolution (never on a cache hit).
+#[derive(Debug)]
 pub struct Metrics {
     pub(crate) lookups: AtomicU64,
     pub(crate) udp_sent: AtomicU64,
@@ -17,12 +24,63 @@ pub struct Metrics {
     pub(crate) server_errors: AtomicU64,
     pub(crate) socket_rotations: AtomicU64,
     pub(crate) probes: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) prefetches: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) failures: [AtomicU64; ErrorKind::ALL.len()],
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            lookups: AtomicU64::new(0),
+            udp_sent: AtomicU64::new(0),
+            tcp_sent: AtomicU64::new(0),
+            answers: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            mismatched: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
+            socket_rotations: AtomicU64::new(0),
+            probes: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            stale_served: AtomicU64::new(0),
+            prefetches: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            failures: Default::default(),
+            // 1 µs .. 1 h at 3 significant digits: constant, valid bounds.
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid constant bounds"),
+            ),
+        }
+    }
+}
+
+/// Percentiles of wire lookups, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Wire lookups recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Slowest.
+    pub max_us: u64,
 }
 
 /// A point-in-time copy of the counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
-    /// Lookups asked of the resolver (wire or not).
+    /// Lookups asked of the resolver (cached or not).
     pub lookups: u64,
     /// UDP queries sent.
     pub udp_sent: u64,
@@ -48,12 +106,46 @@ pub struct MetricsSnapshot {
     pub probes: u64,
     /// Datagrams the kernel dropped on the resolver's sockets.
     pub kernel_drops: u64,
+    /// Lookups answered from the cache (fresh).
+    pub cache_hits: u64,
+    /// Lookups the cache could not answer.
+    pub cache_misses: u64,
+    /// Lookups answered with an expired entry (serve-stale).
+    pub stale_served: u64,
+    /// Background refreshes started by a hit near expiry.
+    pub prefetches: u64,
+    /// Lookups that joined a query already in flight instead of sending one.
+    pub coalesced: u64,
+    /// Failed wire resolutions by error kind, as (kind, count), non-zero only.
+    pub failures: Vec<(ErrorKind, u64)>,
+    /// Latency of wire resolutions.
+    pub latency: LatencySummary,
+}
+
+impl MetricsSnapshot {
+    /// Failures of one kind.
+    pub fn failures_of(&self, kind: ErrorKind) -> u64 {
+        self.failures
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
 }
 
 impl Metrics {
     /// Copies the counters.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let latency = {
+            let h = self.latency_us.lock();
+            LatencySummary {
+                count: h.len(),
+                p50_us: h.value_at_quantile(0.5),
+                p90_us: h.value_at_quantile(0.9),
+                p99_us: h.value_at_quantile(0.99),
+                max_us: h.max(),
+            }
+        };
         MetricsSnapshot {
             lookups: get(&self.lookups),
             udp_sent: get(&self.udp_sent),
@@ -68,10 +160,36 @@ impl Metrics {
             socket_rotations: get(&self.socket_rotations),
             probes: get(&self.probes),
             kernel_drops: 0,
+            cache_hits: get(&self.cache_hits),
+            cache_misses: get(&self.cache_misses),
+            stale_served: get(&self.stale_served),
+            prefetches: get(&self.prefetches),
+            coalesced: get(&self.coalesced),
+            failures: ErrorKind::ALL
+                .iter()
+                .zip(&self.failures)
+                .map(|(k, c)| (*k, get(c)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            latency,
         }
+    }
+
+    /// A copy of the wire-latency histogram (microseconds).
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        self.latency_us.lock().clone()
     }
 
     pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failure(&self, kind: ErrorKind) {
+        Self::add(&self.failures[kind.index()]);
+    }
+
+    pub(crate) fn record_latency(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latency_us.lock().saturating_record(us);
     }
 }

@@ -1,5 +1,7 @@
 //! Host name validation and IDNA (UTS #46) conversion.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, ErrorKind};
 
 /// Longest name in presentation form without the final dot (RFC 1035 §2.3.4).
@@ -10,18 +12,23 @@ const MAX_LABEL: usize = 63;
 /// Turns user input into a lower-case ASCII host name without the final dot,
 /// converting internationalized names to their `xn--` form. Underscores are
 /// accepted (they occur in real host names); spaces, control characters and
-/// empty labels are not.
-pub fn normalize(input: &str) -> Result<String, Error> {
+/// empty labels are not. Input that is already normal is borrowed, not
+/// copied, so the cache-hit path allocates nothing.
+pub fn normalize(input: &str) -> Result<Cow<'_, str>, Error> {
     let invalid =
         |why: &str| Error::new(ErrorKind::InvalidName, input).with_detail(why.to_string());
     let trimmed = input.strip_suffix('.').unwrap_or(input);
     if trimmed.is_empty() {
         return Err(invalid("empty name"));
     }
-    let ascii = if trimmed.is_ascii() {
-        trimmed.to_ascii_lowercase()
+    let ascii: Cow<'_, str> = if !trimmed.is_ascii() {
+        let converted = idna::domain_to_ascii(trimmed)
+            .map_err(|_| invalid("not a valid internationalized name"))?;
+        Cow::Owned(converted)
+    } else if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
     } else {
-        idna::domain_to_ascii(trimmed).map_err(|_| invalid("not a valid internationalized name"))?
+        Cow::Borrowed(trimmed)
     };
     if ascii.len() > MAX_NAME {
         return Err(invalid("longer than 253 characters"));

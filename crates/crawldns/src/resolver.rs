@@ -1,25 +1,23 @@
-//! The public resolver: lookups on top of the exchange with servers.
+//! The public resolver: cache first, then one shared query per name and
+//! type (single-flight), then the wire. `lookup_ip` runs A and AAAA in
+//! parallel and orders the addresses for happy eyeballs.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use parking_lot::Mutex;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::answer::{self, Reading, RecordValue};
-use crate::config::{IpStrategy, Protocol, ResolverConfig};
-use crate::error::{io_kind, Attempt, Error, ErrorKind};
+use crate::cache::{Cache, Entry, Hit, Key, Slot, Value};
+use crate::config::{IpStrategy, ResolverConfig};
+use crate::error::{Error, ErrorKind};
+use crate::exchange::{Core, Resolved};
 use crate::happy_eyeballs::interleave;
-use crate::health::{Health, ServerHealth};
+use crate::health::ServerHealth;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::name::{is_localhost, normalize};
-use crate::transport::udp::{UdpPool, UdpSettings};
-use crate::transport::{tcp, Exchange, TransportError};
-use crate::wire::Question;
+use crate::single_flight::{Role, SingleFlight};
 
 /// The record types a lookup can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +31,7 @@ pub enum QueryType {
 }
 
 impl QueryType {
-    fn wire(self) -> RecordType {
+    pub(crate) fn wire(self) -> RecordType {
         match self {
             Self::A => RecordType::A,
             Self::Aaaa => RecordType::AAAA,
@@ -64,7 +62,8 @@ pub struct Lookup {
     pub target: Option<String>,
     /// The CNAME chain followed to reach the records (empty when none).
     pub chain: Vec<String>,
-    /// Seconds the answer may be cached: the smallest TTL on the way.
+    /// Seconds the answer may still be cached: on a wire answer the
+    /// smallest TTL on the way, on a cached one what is left of it.
     pub ttl: u32,
 }
 
@@ -73,12 +72,15 @@ pub struct Lookup {
 pub struct LookupIp {
     /// Addresses in the order to try them (RFC 8305 for [`IpStrategy::Both`]).
     pub addrs: Arc<[IpAddr]>,
-    /// Seconds the answer may be cached.
+    /// Seconds the answer may still be cached.
     pub ttl: u32,
 }
 
-/// An event-driven DNS stub resolver. Cheap to clone; clones share sockets,
-/// server health and metrics. Must be used inside a tokio runtime.
+type Flights = SingleFlight<Key, Result<Lookup, Error>>;
+
+/// An event-driven DNS stub resolver with a TTL cache and single-flight.
+/// Cheap to clone; clones share sockets, cache, server health and metrics.
+/// Must be used inside a tokio runtime.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), crawldns::Error> {
@@ -99,19 +101,17 @@ pub struct Resolver {
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolver")
-            .field("nameservers", &self.inner.config.nameservers)
+            .field("nameservers", &self.inner.core.config.nameservers)
+            .field("cache", &self.inner.cache)
             .finish()
     }
 }
 
 struct Inner {
-    config: ResolverConfig,
-    udp: UdpPool,
-    health: Mutex<Health>,
-    metrics: Arc<Metrics>,
-    slots: Semaphore,
+    core: Arc<Core>,
+    cache: Option<Cache>,
+    flights: Flights,
     ipv6_egress: bool,
-    probing: AtomicBool,
 }
 
 impl Resolver {
@@ -119,35 +119,15 @@ impl Resolver {
     /// (no nameservers, zero attempts or timeout).
     pub fn new(config: ResolverConfig) -> Result<Self, Error> {
         config.validate()?;
-        let metrics = Arc::new(Metrics::default());
-        let udp = UdpPool::new(
-            UdpSettings {
-                sockets: config.udp_sockets,
-                queries_per_socket: config.queries_per_socket.max(1),
-                recv_buffer: config.recv_buffer,
-                payload: config.edns_payload,
-                exact_case: config.case_randomization,
-            },
-            metrics.clone(),
-        );
-        let health = Health::new(
-            config.nameservers.len(),
-            config.timeout,
-            config.min_timeout,
-            config.down_after_failures,
-            config.rotate,
-        );
         let ipv6_egress = config
             .ipv6_egress
             .unwrap_or_else(crate::egress::has_ipv6_route);
+        let cache = config.cache.clone().map(Cache::new);
         let inner = Inner {
-            slots: Semaphore::new(config.max_in_flight),
-            health: Mutex::new(health),
-            udp,
-            metrics,
+            core: Arc::new(Core::new(config)),
+            cache,
+            flights: Flights::default(),
             ipv6_egress,
-            probing: AtomicBool::new(false),
-            config,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -156,7 +136,7 @@ impl Resolver {
 
     /// The configuration in use.
     pub fn config(&self) -> &ResolverConfig {
-        &self.inner.config
+        &self.inner.core.config
     }
 
     /// Whether AAAA queries are sent by [`Resolver::lookup_ip`] (IPv6 egress
@@ -167,28 +147,40 @@ impl Resolver {
 
     /// Health of each configured server, in configuration order.
     pub fn server_health(&self) -> Vec<ServerHealth> {
-        self.inner.health.lock().servers().to_vec()
+        self.inner.core.health.lock().servers().to_vec()
     }
 
     /// The counters so far.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let mut snapshot = self.inner.metrics.snapshot();
-        snapshot.kernel_drops = self.inner.udp.kernel_drops();
+        let mut snapshot = self.inner.core.metrics.snapshot();
+        snapshot.kernel_drops = self.inner.core.udp.kernel_drops();
         snapshot
+    }
+
+    /// A copy of the wire-lookup latency histogram, in microseconds.
+    pub fn latency_histogram(&self) -> hdrhistogram::Histogram<u64> {
+        self.inner.core.metrics.latency_histogram()
     }
 
     /// UDP sockets currently open.
     pub fn open_sockets(&self) -> usize {
-        self.inner.udp.open_sockets()
+        self.inner.core.udp.open_sockets()
     }
 
-    /// Looks up records of one type for `host`, following CNAMEs.
+    /// Entries in the cache (0 when caching is off).
+    pub fn cache_len(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, Cache::len)
+    }
+
+    /// Looks up records of one type for `host`, following CNAMEs; from the
+    /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
-        Metrics::add(&self.inner.metrics.lookups);
+        let inner = &self.inner;
+        Metrics::add(&inner.core.metrics.lookups);
         let name = normalize_host(host)?;
         if let Some(ips) = local_answer(&name, query_type) {
             return ips.map(|ips| Lookup {
-                name,
+                name: name.into_owned(),
                 query_type,
                 ips: ips.into(),
                 target: None,
@@ -196,82 +188,344 @@ impl Resolver {
                 ttl: 0,
             });
         }
-        self.inner.resolve(&name, query_type).await
+        inner.lookup_type(&name, query_type).await
     }
 
     /// The addresses of `host`, per the configured [`IpStrategy`]: A and AAAA
     /// in parallel, ordered for happy eyeballs. IP literals and `localhost`
-    /// are answered without the network.
+    /// are answered without the network. A cache hit allocates nothing but
+    /// the returned `Arc`'s reference count.
     pub async fn lookup_ip(&self, host: &str) -> Result<LookupIp, Error> {
-        Metrics::add(&self.inner.metrics.lookups);
-        let name = normalize_host(host)?;
-        let strategy = self.inner.config.ip_strategy;
+        let inner = &self.inner;
+        Metrics::add(&inner.core.metrics.lookups);
         if let Some(ip) = parse_ip_literal(host) {
             return Ok(LookupIp {
                 addrs: Arc::from([ip]),
                 ttl: 0,
             });
         }
+        let name = normalize(host)?;
         if is_localhost(&name) {
-            let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
-            let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-            let addrs: Vec<IpAddr> = match strategy {
-                IpStrategy::V4Only => vec![v4],
-                IpStrategy::V6Only => vec![v6],
-                IpStrategy::PreferV4 => vec![v4, v6],
-                IpStrategy::Both | IpStrategy::PreferV6 => vec![v6, v4],
-            };
-            return Ok(LookupIp {
-                addrs: addrs.into(),
-                ttl: 0,
-            });
+            return Ok(localhost(inner.core.config.ip_strategy));
         }
-        let inner = &self.inner;
-        let both =
-            inner.ipv6_egress && !matches!(strategy, IpStrategy::V4Only | IpStrategy::V6Only);
-        if !both {
-            let query_type = if strategy == IpStrategy::V6Only {
-                QueryType::Aaaa
-            } else {
-                QueryType::A
-            };
-            let lookup = inner.resolve(&name, query_type).await?;
-            return Ok(LookupIp {
-                addrs: lookup.ips,
-                ttl: lookup.ttl,
-            });
-        }
-        let a = inner.resolve(&name, QueryType::A);
-        let aaaa = inner.resolve(&name, QueryType::Aaaa);
-        tokio::pin!(a, aaaa);
-        let (a, aaaa) = tokio::select! {
-            a_first = &mut a => {
-                let wait_briefly = strategy == IpStrategy::Both
-                    && a_first.as_ref().is_ok_and(|l| !l.ips.is_empty());
-                let aaaa = if wait_briefly {
-                    // RFC 8305 §3: give AAAA a short head start, not a full timeout.
-                    tokio::time::timeout(inner.config.resolution_delay, aaaa).await.ok()
-                } else {
-                    Some(aaaa.await)
-                };
-                (a_first, aaaa)
+        if let Some(cache) = &inner.cache {
+            let now = Instant::now();
+            match cache.get(&name, Slot::Ip, now) {
+                Hit::Fresh(entry) => {
+                    if let Value::Ips(addrs) = &entry.value {
+                        Metrics::add(&inner.core.metrics.cache_hits);
+                        inner.maybe_prefetch_ip(&entry, &name, now);
+                        return Ok(LookupIp {
+                            addrs: addrs.clone(),
+                            ttl: entry.remaining(now),
+                        });
+                    }
+                }
+                Hit::Stale(entry) => {
+                    if let Value::Ips(addrs) = &entry.value {
+                        Metrics::add(&inner.core.metrics.stale_served);
+                        inner.refresh_ip_in_background(&name);
+                        return Ok(LookupIp {
+                            addrs: addrs.clone(),
+                            ttl: cache.config().stale_answer_ttl,
+                        });
+                    }
+                }
+                Hit::Miss => {}
             }
-            aaaa_first = &mut aaaa => (a.await, Some(aaaa_first)),
+            Metrics::add(&inner.core.metrics.cache_misses);
+        }
+        let (result, _) = inner
+            .clone()
+            .resolve_ip(name.into_owned(), IpMode::INTERACTIVE)
+            .await;
+        result
+    }
+
+    /// Resolves a batch of hosts before a crawl burst; see [`crate::prewarm`].
+    pub async fn prewarm<I, S>(
+        &self,
+        hosts: I,
+        options: crate::prewarm::PrewarmOptions,
+    ) -> crate::prewarm::PrewarmReport
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        crate::prewarm::prewarm(self, hosts, options).await
+    }
+
+    /// Pre-warm's lookup: waits for every family the strategy asks for, and
+    /// (on `retry`) ignores cached transient failures. Succeeds only when
+    /// every family has a definitive answer, so a name that is reported
+    /// warm is fully in the cache.
+    pub(crate) async fn warm(&self, name: &str, retry: bool) -> Result<(), Error> {
+        let mode = IpMode {
+            freshness: if retry {
+                Freshness::SkipFailures
+            } else {
+                Freshness::Cached
+            },
+            wait_for_both: true,
         };
-        combine(strategy, a, aaaa)
+        match self.inner.clone().resolve_ip(name.to_string(), mode).await {
+            (Ok(_), true) => Ok(()),
+            (Err(err), _) => Err(err),
+            (Ok(_), false) => Err(Error::new(ErrorKind::Timeout, name)
+                .with_detail("one address family has no definitive answer yet")),
+        }
     }
 }
 
-/// Merges the A and AAAA outcomes of a dual-stack lookup. `aaaa` is `None`
-/// when the resolution delay ran out before it answered.
+/// Where `lookup_ip`'s per-family answers may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// The cache, then the wire.
+    Cached,
+    /// The cache's positive and negative answers, but not its remembered
+    /// transient failures.
+    SkipFailures,
+    /// The wire (a refresh).
+    Wire,
+}
+
+/// How `resolve_ip` runs.
+#[derive(Debug, Clone, Copy)]
+struct IpMode {
+    freshness: Freshness,
+    /// Wait for both families instead of the RFC 8305 resolution delay.
+    wait_for_both: bool,
+}
+
+impl IpMode {
+    const INTERACTIVE: Self = Self {
+        freshness: Freshness::Cached,
+        wait_for_both: false,
+    };
+    const REFRESH: Self = Self {
+        freshness: Freshness::Wire,
+        wait_for_both: true,
+    };
+}
+
+impl Inner {
+    /// A typed lookup through the cache, then single-flight.
+    async fn lookup_type(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+    ) -> Result<Lookup, Error> {
+        self.lookup_type_with(name, query_type, Freshness::Cached)
+            .await
+    }
+
+    async fn lookup_type_with(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+        freshness: Freshness,
+    ) -> Result<Lookup, Error> {
+        let metrics = &self.core.metrics;
+        if let Some(cache) = self.cache.as_ref().filter(|_| freshness != Freshness::Wire) {
+            let now = Instant::now();
+            match cache.get(name, Slot::Type(query_type), now) {
+                Hit::Fresh(entry)
+                    if freshness == Freshness::SkipFailures && entry.is_transient_failure() => {}
+                Hit::Fresh(entry) => {
+                    Metrics::add(&metrics.cache_hits);
+                    if cache.config().prefetch && entry.claim_prefetch(now) {
+                        Metrics::add(&metrics.prefetches);
+                        self.refresh_in_background(name, query_type);
+                    }
+                    return from_entry(&entry, entry.remaining(now));
+                }
+                Hit::Stale(entry) => {
+                    Metrics::add(&metrics.stale_served);
+                    self.refresh_in_background(name, query_type);
+                    return from_entry(&entry, cache.config().stale_answer_ttl);
+                }
+                Hit::Miss => Metrics::add(&metrics.cache_misses),
+            }
+        }
+        self.fetch(name, query_type).await
+    }
+
+    /// Asks the wire, sharing one query among concurrent callers, and
+    /// stores the outcome. On failure, a stale answer (serve-stale) wins.
+    async fn fetch(self: &Arc<Self>, name: &str, query_type: QueryType) -> Result<Lookup, Error> {
+        let key = Key::new(name, Slot::Type(query_type));
+        let this = self.clone();
+        let owned = name.to_string();
+        let (result, role) = self
+            .flights
+            .run(key.clone(), move || async move {
+                let Resolved {
+                    result,
+                    negative_ttl,
+                } = this.core.resolve(&owned, query_type).await;
+                this.store(key, result, negative_ttl)
+            })
+            .await;
+        if role == Role::Follower {
+            Metrics::add(&self.core.metrics.coalesced);
+        }
+        result.unwrap_or_else(|| {
+            Err(Error::new(ErrorKind::Io, name)
+                .with_detail("the resolution task ended without an answer"))
+        })
+    }
+
+    /// Puts a wire outcome in the cache; returns what callers should get.
+    fn store(
+        &self,
+        key: Key,
+        result: Result<Lookup, Error>,
+        negative_ttl: Option<u32>,
+    ) -> Result<Lookup, Error> {
+        let Some(cache) = &self.cache else {
+            return result;
+        };
+        let now = Instant::now();
+        match result {
+            Ok(lookup) => {
+                let ttl = lookup.ttl;
+                cache.insert_positive(key, Value::Lookup(lookup.clone()), ttl, now);
+                Ok(lookup)
+            }
+            Err(err) => {
+                if !err.kind().is_authoritative_negative() {
+                    if let Some(stale) = cache.stale(key.name(), key.slot(), now) {
+                        Metrics::add(&self.core.metrics.stale_served);
+                        return from_entry(&stale, cache.config().stale_answer_ttl);
+                    }
+                }
+                cache.insert_error(key, &err, negative_ttl, now);
+                Err(err)
+            }
+        }
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, name: &str, query_type: QueryType) {
+        let this = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let _ = this.fetch(&name, query_type).await;
+        });
+    }
+
+    fn maybe_prefetch_ip(self: &Arc<Self>, entry: &Entry, name: &str, now: Instant) {
+        let prefetch = self.cache.as_ref().is_some_and(|c| c.config().prefetch);
+        if prefetch && entry.claim_prefetch(now) {
+            Metrics::add(&self.core.metrics.prefetches);
+            self.refresh_ip_in_background(name);
+        }
+    }
+
+    fn refresh_ip_in_background(self: &Arc<Self>, name: &str) {
+        let this = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let _ = this.resolve_ip(name, IpMode::REFRESH).await;
+        });
+    }
+
+    /// The families to ask for, given the strategy and the egress.
+    fn families(&self) -> (bool, bool) {
+        match self.core.config.ip_strategy {
+            IpStrategy::V4Only => (true, false),
+            IpStrategy::V6Only => (false, true),
+            _ if !self.ipv6_egress => (true, false),
+            _ => (true, true),
+        }
+    }
+
+    /// Resolves both families (per strategy) and orders them. When both
+    /// outcomes are definitive (an answer, NXDOMAIN or NODATA) the combined
+    /// answer is cached and the returned flag is true.
+    async fn resolve_ip(
+        self: Arc<Self>,
+        name: String,
+        mode: IpMode,
+    ) -> (Result<LookupIp, Error>, bool) {
+        let strategy = self.core.config.ip_strategy;
+        let one = |query_type| {
+            let this = self.clone();
+            let name = name.clone();
+            async move {
+                this.lookup_type_with(&name, query_type, mode.freshness)
+                    .await
+            }
+        };
+        let (a, aaaa) = match self.families() {
+            (true, false) => (Some(one(QueryType::A).await), None),
+            (false, _) => (None, Some(one(QueryType::Aaaa).await)),
+            (true, true) => {
+                let a = one(QueryType::A);
+                let aaaa = one(QueryType::Aaaa);
+                tokio::pin!(a, aaaa);
+                tokio::select! {
+                    a_first = &mut a => {
+                        let wait_briefly = strategy == IpStrategy::Both
+                            && !mode.wait_for_both
+                            && a_first.as_ref().is_ok_and(|l| !l.ips.is_empty());
+                        let aaaa = if wait_briefly {
+                            // RFC 8305 §3: a short head start for AAAA, not a
+                            // full timeout. Its query goes on in the
+                            // background and fills the cache.
+                            tokio::time::timeout(self.core.config.resolution_delay, aaaa).await.ok()
+                        } else {
+                            Some(aaaa.await)
+                        };
+                        (Some(a_first), aaaa)
+                    }
+                    aaaa_first = &mut aaaa => (Some(a.await), Some(aaaa_first)),
+                }
+            }
+        };
+        let definitive = |r: &Option<Result<Lookup, Error>>| match r {
+            None | Some(Ok(_)) => true,
+            Some(Err(e)) => e.kind().is_authoritative_negative(),
+        };
+        let complete =
+            definitive(&a) && definitive(&aaaa) && (aaaa.is_some() || !self.families().1);
+        let combined = combine(strategy, a, aaaa);
+        if let (Some(cache), Ok(found), true) = (&self.cache, &combined, complete) {
+            let key = Key::new(&name, Slot::Ip);
+            let ttl = cache.insert_positive(
+                key,
+                Value::Ips(found.addrs.clone()),
+                found.ttl,
+                Instant::now(),
+            );
+            let addrs = found.addrs.clone();
+            return (Ok(LookupIp { addrs, ttl }), true);
+        }
+        (combined, complete)
+    }
+}
+
+/// A typed answer from a cache entry, with `ttl` seconds left.
+fn from_entry(entry: &Entry, ttl: u32) -> Result<Lookup, Error> {
+    match &entry.value {
+        Value::Lookup(lookup) => Ok(Lookup {
+            ttl,
+            ..lookup.clone()
+        }),
+        Value::Error(err) => Err(err.clone()),
+        Value::Ips(_) => Err(Error::new(ErrorKind::Malformed, "").with_detail("cache slot mix-up")),
+    }
+}
+
+/// Merges the A and AAAA outcomes of a lookup. A family is `None` when it
+/// was not asked for, or when the resolution delay ran out before it
+/// answered.
 fn combine(
     strategy: IpStrategy,
-    a: Result<Lookup, Error>,
+    a: Option<Result<Lookup, Error>>,
     aaaa: Option<Result<Lookup, Error>>,
 ) -> Result<LookupIp, Error> {
-    let aaaa = aaaa.unwrap_or_else(|| Err(Error::new(ErrorKind::Timeout, "")));
     let (v4, v6) = match (a, aaaa) {
-        (Err(a), Err(aaaa)) => {
+        (Some(Err(a)), Some(Err(aaaa))) => {
             // Report what A said, unless A only says "no IPv4" and AAAA
             // failed for a reason worth knowing.
             return Err(
@@ -282,12 +536,18 @@ fn combine(
                 },
             );
         }
-        (a, aaaa) => (a.ok(), aaaa.ok()),
+        (Some(Err(err)), None) | (None, Some(Err(err))) => return Err(err),
+        (a, aaaa) => (a.and_then(Result::ok), aaaa.and_then(Result::ok)),
     };
     let ttl = v4.iter().chain(&v6).map(|l| l.ttl).min().unwrap_or(0);
-    let empty: Arc<[IpAddr]> = Arc::from([]);
-    let v4 = v4.map_or(empty.clone(), |l| l.ips);
-    let v6 = v6.map_or(empty, |l| l.ips);
+    let (v4, v6) = match (v4, v6) {
+        (Some(v4), None) => return Ok(LookupIp { addrs: v4.ips, ttl }),
+        (None, Some(v6)) => return Ok(LookupIp { addrs: v6.ips, ttl }),
+        (v4, v6) => (
+            v4.map(|l| l.ips).unwrap_or_else(|| Arc::from([])),
+            v6.map(|l| l.ips).unwrap_or_else(|| Arc::from([])),
+        ),
+    };
     let addrs: Vec<IpAddr> = match strategy {
         IpStrategy::PreferV4 => v4.iter().chain(v6.iter()).copied().collect(),
         IpStrategy::PreferV6 => v6.iter().chain(v4.iter()).copied().collect(),
@@ -299,9 +559,24 @@ fn combine(
     })
 }
 
-fn normalize_host(host: &str) -> Result<String, Error> {
+fn localhost(strategy: IpStrategy) -> LookupIp {
+    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let addrs: Vec<IpAddr> = match strategy {
+        IpStrategy::V4Only => vec![v4],
+        IpStrategy::V6Only => vec![v6],
+        IpStrategy::PreferV4 => vec![v4, v6],
+        IpStrategy::Both | IpStrategy::PreferV6 => vec![v6, v4],
+    };
+    LookupIp {
+        addrs: addrs.into(),
+        ttl: 0,
+    }
+}
+
+fn normalize_host(host: &str) -> Result<Cow<'_, str>, Error> {
     if let Some(ip) = parse_ip_literal(host) {
-        return Ok(ip.to_string());
+        return Ok(Cow::Owned(ip.to_string()));
     }
     normalize(host)
 }
@@ -335,244 +610,4 @@ fn local_answer(name: &str, query_type: QueryType) -> Option<Result<Vec<IpAddr>,
     } else {
         Err(Error::new(ErrorKind::NoData, name))
     })
-}
-
-impl Inner {
-    /// Resolves `name` (normalized) for one type, following CNAMEs across
-    /// queries when an answer stops at a target it does not resolve.
-    async fn resolve(self: &Arc<Self>, name: &str, query_type: QueryType) -> Result<Lookup, Error> {
-        let rtype = query_type.wire();
-        let max_depth = self.config.max_cname_depth;
-        let mut current = name.to_string();
-        let mut chain: Vec<String> = Vec::new();
-        let mut ttl = u32::MAX;
-        while chain.len() <= max_depth {
-            let question = Question::new(&current, rtype, self.config.case_randomization)
-                .map_err(|why| Error::new(ErrorKind::InvalidName, name).with_detail(why))?;
-            let message = self.exchange(name, &question).await?;
-            let remaining = max_depth - chain.len();
-            match answer::read(&message, &question.name, rtype, remaining) {
-                Reading::Records {
-                    chain: more,
-                    data,
-                    ttl: t,
-                } => {
-                    chain.extend(more.iter().map(display_name));
-                    let mut ips = Vec::with_capacity(data.len());
-                    let mut target = None;
-                    for value in data {
-                        match value {
-                            RecordValue::Ip(ip) => ips.push(ip),
-                            RecordValue::Name(n) => target = target.or(Some(display_name(&n))),
-                        }
-                    }
-                    return Ok(Lookup {
-                        name: name.to_string(),
-                        query_type,
-                        ips: ips.into(),
-                        target,
-                        chain,
-                        ttl: ttl.min(t),
-                    });
-                }
-                Reading::Follow {
-                    chain: more,
-                    target,
-                    ttl: t,
-                } => {
-                    chain.extend(more.iter().map(display_name));
-                    ttl = ttl.min(t);
-                    current = display_name(&target);
-                }
-                Reading::NxDomain { .. } => return Err(Error::new(ErrorKind::NxDomain, name)),
-                Reading::NoData { .. } => return Err(Error::new(ErrorKind::NoData, name)),
-                Reading::CnameChain => return Err(Error::new(ErrorKind::CnameChain, name)),
-                Reading::Rcode(rcode) => {
-                    return Err(Error::new(ErrorKind::Malformed, name)
-                        .with_detail(format!("unexpected rcode {rcode}")))
-                }
-            }
-        }
-        Err(Error::new(ErrorKind::CnameChain, name))
-    }
-
-    /// Gets `question` answered: every server once per round, in health
-    /// order, for `attempts` rounds; SERVFAIL, REFUSED, malformed answers and
-    /// timeouts move on to the next server (RFC 1035 §4.2.1).
-    async fn exchange(
-        self: &Arc<Self>,
-        name: &str,
-        question: &Question,
-    ) -> Result<hickory_proto::op::Message, Error> {
-        let _slot =
-            self.slots.acquire().await.map_err(|_| {
-                Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")
-            })?;
-        let mut attempts: Vec<Attempt> = Vec::new();
-        for _round in 0..self.config.attempts {
-            let order = self.health.lock().order();
-            for index in order {
-                if !attempts.is_empty() {
-                    Metrics::add(&self.metrics.retries);
-                }
-                let server = self.config.nameservers[index];
-                let timeout = self.health.lock().timeout(index);
-                let started = Instant::now();
-                let result = self
-                    .ask(server.addr, server.protocol, question, timeout)
-                    .await;
-                let outcome = match result {
-                    Ok(message) => match message.metadata.response_code {
-                        ResponseCode::NoError | ResponseCode::NXDomain => {
-                            self.health.lock().success(index, started.elapsed());
-                            Metrics::add(&self.metrics.answers);
-                            return Ok(message);
-                        }
-                        rcode => {
-                            Metrics::add(&self.metrics.server_errors);
-                            match rcode {
-                                ResponseCode::ServFail => ErrorKind::ServFail,
-                                ResponseCode::Refused => ErrorKind::Refused,
-                                _ => ErrorKind::Malformed,
-                            }
-                        }
-                    },
-                    Err(TransportError::Timeout) => {
-                        Metrics::add(&self.metrics.timeouts);
-                        ErrorKind::Timeout
-                    }
-                    Err(TransportError::Malformed) => {
-                        Metrics::add(&self.metrics.malformed);
-                        ErrorKind::Malformed
-                    }
-                    Err(TransportError::Io(err)) => {
-                        let kind = io_kind(&err);
-                        if kind == ErrorKind::Resource {
-                            attempts.push(Attempt {
-                                server: server.addr,
-                                outcome: kind,
-                            });
-                            return Err(Error::new(kind, name)
-                                .with_detail(err.to_string())
-                                .with_attempts(attempts));
-                        }
-                        kind
-                    }
-                };
-                attempts.push(Attempt {
-                    server: server.addr,
-                    outcome,
-                });
-                if self.health.lock().failure(index) {
-                    self.start_probing();
-                }
-            }
-        }
-        Err(Error::new(final_kind(&attempts), name).with_attempts(attempts))
-    }
-
-    /// One attempt at one server, falling back to TCP on truncation.
-    async fn ask(
-        &self,
-        server: std::net::SocketAddr,
-        protocol: Protocol,
-        question: &Question,
-        timeout: std::time::Duration,
-    ) -> Exchange {
-        let payload = self.config.edns_payload;
-        if protocol == Protocol::Tcp {
-            Metrics::add(&self.metrics.tcp_sent);
-            return tcp::query(server, question, payload, timeout).await;
-        }
-        let started = Instant::now();
-        match self.udp.query(server, question, timeout).await {
-            Ok(message) if message.metadata.truncation => {
-                Metrics::add(&self.metrics.truncated);
-                Metrics::add(&self.metrics.tcp_sent);
-                // The TCP exchange gets what is left of this attempt's time,
-                // and at least the whole timeout again for the handshake.
-                let left = timeout.saturating_sub(started.elapsed()).max(timeout);
-                tcp::query(server, question, payload, left).await
-            }
-            other => other,
-        }
-    }
-
-    /// Starts the background probe of down servers, unless it runs already.
-    fn start_probing(self: &Arc<Self>) {
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let interval = self.config.probe_interval;
-        tokio::spawn(probe_loop(weak, interval));
-    }
-}
-
-/// Re-checks down servers every `interval` until none is down or the
-/// resolver is gone. Users' queries never serve as probes.
-async fn probe_loop(weak: Weak<Inner>, interval: std::time::Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(inner) = weak.upgrade() else { return };
-        let down = inner.health.lock().down();
-        if down.is_empty() {
-            inner.probing.store(false, Ordering::Release);
-            // A server may have gone down between the check and the store.
-            if inner.health.lock().down().is_empty() || inner.probing.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            continue;
-        }
-        let Ok(question) = Question::new("", RecordType::NS, false) else {
-            return;
-        };
-        for index in down {
-            let server = inner.config.nameservers[index];
-            Metrics::add(&inner.metrics.probes);
-            let started = Instant::now();
-            let result = inner
-                .ask(
-                    server.addr,
-                    server.protocol,
-                    &question,
-                    inner.config.timeout,
-                )
-                .await;
-            if let Ok(message) = result {
-                // Any answer but SERVFAIL shows the server is serving again.
-                if message.metadata.response_code != ResponseCode::ServFail {
-                    inner
-                        .health
-                        .lock()
-                        .probe_succeeded(index, started.elapsed());
-                }
-            }
-        }
-    }
-}
-
-/// The kind reported when every attempt failed: what a server said, if any
-/// said something, else a timeout.
-fn final_kind(attempts: &[Attempt]) -> ErrorKind {
-    const PRIORITY: [ErrorKind; 5] = [
-        ErrorKind::ServFail,
-        ErrorKind::Refused,
-        ErrorKind::Malformed,
-        ErrorKind::Io,
-        ErrorKind::Timeout,
-    ];
-    PRIORITY
-        .into_iter()
-        .find(|kind| attempts.iter().any(|a| a.outcome == *kind))
-        .unwrap_or(ErrorKind::Timeout)
-}
-
-/// A name as users write it: lower-case, no final dot.
-fn display_name(name: &hickory_proto::rr::Name) -> String {
-    let mut text = name.to_ascii().to_ascii_lowercase();
-    if text.len() > 1 && text.ends_with('.') {
-        text.pop();
-    }
-    text
 }

@@ -1,0 +1,501 @@
+//! The answer cache: positive answers with clamped TTLs, negative answers
+//! per RFC 2308, brief failure entries, serve-stale (RFC 8767) and the
+//! prefetch window. Storage is `quick_cache` (sharded, CLOCK-Pro-like
+//! eviction that keeps hot names); this module holds the policy.
+//!
+//! Time is an argument (`now`), so the policy is exact under tokio's paused
+//! clock.
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quick_cache::Equivalent;
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::resolver::{Lookup, QueryType};
+
+/// Cache tunables, each with its default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Most entries kept (default 100,000). Each name costs up to three
+    /// entries: A, AAAA, and the combined `lookup_ip` answer.
+    pub max_entries: usize,
+    /// Positive TTLs below this are raised to it (default 30 s).
+    pub min_ttl: Duration,
+    /// Positive TTLs above this are lowered to it (default 1 day).
+    pub max_ttl: Duration,
+    /// Ceiling for NXDOMAIN/NODATA entries (default 1 h).
+    pub negative_max_ttl: Duration,
+    /// Negative TTL when the server sent no SOA (default 15 s).
+    pub negative_fallback_ttl: Duration,
+    /// How long SERVFAIL, REFUSED, malformed answers and timeouts are
+    /// remembered (default 5 s; RFC 2308 §7 allows at most 5 min). Zero
+    /// disables failure caching.
+    pub failure_ttl: Duration,
+    /// Serve expired positive answers for up to this long after expiry,
+    /// refreshing in the background, and while every server fails
+    /// (RFC 8767). `None` (default) disables it.
+    pub serve_stale: Option<Duration>,
+    /// TTL reported on a stale answer (default 30 s, RFC 8767 §4).
+    pub stale_answer_ttl: u32,
+    /// Refresh an entry in the background when it is hit in the last 10% of
+    /// its TTL (default true).
+    pub prefetch: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            min_ttl: Duration::from_secs(30),
+            max_ttl: Duration::from_secs(86_400),
+            negative_max_ttl: Duration::from_secs(3_600),
+            negative_fallback_ttl: Duration::from_secs(15),
+            failure_ttl: Duration::from_secs(5),
+            serve_stale: None,
+            stale_answer_ttl: 30,
+            prefetch: true,
+        }
+    }
+}
+
+/// What a cache entry is for: one record type, or the combined, ordered
+/// answer of `lookup_ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// A typed lookup.
+    Type(QueryType),
+    /// The ordered addresses of `lookup_ip`.
+    Ip,
+}
+
+/// An owned cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    name: Box<str>,
+    slot: Slot,
+}
+
+impl Key {
+    /// A key for `name` (normalized) and `slot`.
+    pub fn new(name: &str, slot: Slot) -> Self {
+        Self {
+            name: name.into(),
+            slot,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The slot.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        KeyRef(&self.name, self.slot).hash(state);
+    }
+}
+
+/// A borrowed key, so that a hit needs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyRef<'a>(&'a str, Slot);
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.1 == key.slot && *self.0 == *key.name
+    }
+}
+
+/// What an entry holds.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// A typed answer.
+    Lookup(Lookup),
+    /// `lookup_ip` addresses, ordered.
+    Ips(Arc<[IpAddr]>),
+    /// A negative answer or a remembered failure.
+    Error(Error),
+}
+
+/// One cached answer.
+#[derive(Debug)]
+pub struct Entry {
+    /// The answer.
+    pub value: Value,
+    expires: Instant,
+    /// Until when a stale positive answer may still be served.
+    stale_until: Instant,
+    prefetch_at: Instant,
+    prefetch_claimed: AtomicBool,
+}
+
+impl Entry {
+    /// Seconds left, rounded up; zero once expired.
+    pub fn remaining(&self, now: Instant) -> u32 {
+        let left = self.expires.saturating_duration_since(now);
+        u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the entry is past its TTL.
+    pub fn expired(&self, now: Instant) -> bool {
+        now >= self.expires
+    }
+
+    /// Claims the one prefetch this entry gets, if it is in its window.
+    pub fn claim_prefetch(&self, now: Instant) -> bool {
+        now >= self.prefetch_at
+            && !self.expired(now)
+            && !self.prefetch_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// True for a remembered SERVFAIL, REFUSED, timeout or the like (not
+    /// for NXDOMAIN/NODATA, which are answers).
+    pub fn is_transient_failure(&self) -> bool {
+        matches!(&self.value, Value::Error(e) if !e.kind().is_authoritative_negative())
+    }
+
+    fn positive(&self) -> bool {
+        !matches!(self.value, Value::Error(_))
+    }
+}
+
+/// The result of looking in the cache.
+#[derive(Debug)]
+pub enum Hit {
+    /// A live entry.
+    Fresh(Arc<Entry>),
+    /// An expired positive entry inside the serve-stale window.
+    Stale(Arc<Entry>),
+    /// Nothing usable.
+    Miss,
+}
+
+/// The cache.
+pub struct Cache {
+    config: CacheConfig,
+    store: quick_cache::sync::Cache<Key, Arc<Entry>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.store.len())
+            .finish()
+    }
+}
+
+impl Cache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig) -> Self {
+        let store = quick_cache::sync::Cache::new(config.max_entries.max(1));
+        Self { config, store }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Looks `name`/`slot` up at time `now`. Allocates nothing.
+    pub fn get(&self, name: &str, slot: Slot, now: Instant) -> Hit {
+        let Some(entry) = self.store.get(&KeyRef(name, slot)) else {
+            return Hit::Miss;
+        };
+        if !entry.expired(now) {
+            Hit::Fresh(entry)
+        } else if entry.positive() && now < entry.stale_until {
+            Hit::Stale(entry)
+        } else {
+            Hit::Miss
+        }
+    }
+
+    /// Stores a positive answer whose smallest TTL is `ttl` seconds, clamped
+    /// to the floor and ceiling. Returns the TTL kept.
+    pub fn insert_positive(&self, key: Key, value: Value, ttl: u32, now: Instant) -> u32 {
+        let ttl = Duration::from_secs(u64::from(ttl)).clamp(
+            self.config.min_ttl,
+            self.config.max_ttl.max(self.config.min_ttl),
+        );
+        let stale = self.config.serve_stale.unwrap_or(Duration::ZERO);
+        self.store
+            .insert(key, Arc::new(entry(value, now, ttl, stale)));
+        u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Stores a failure. NXDOMAIN and NODATA are kept for `negative_ttl`
+    /// (from the SOA; the fallback when absent) up to the ceiling; other
+    /// failures for `failure_ttl`; local errors (I/O, resources, invalid
+    /// names) are never stored. A failure never displaces a positive answer
+    /// that may still be served stale: when every server fails, the stale
+    /// answer is what the crawler gets. Returns true when stored.
+    pub fn insert_error(
+        &self,
+        key: Key,
+        error: &Error,
+        negative_ttl: Option<u32>,
+        now: Instant,
+    ) -> bool {
+        let ttl = match error.kind() {
+            ErrorKind::NxDomain | ErrorKind::NoData => negative_ttl
+                .map_or(self.config.negative_fallback_ttl, |s| {
+                    Duration::from_secs(u64::from(s))
+                })
+                .min(self.config.negative_max_ttl),
+            ErrorKind::ServFail
+            | ErrorKind::Refused
+            | ErrorKind::Timeout
+            | ErrorKind::Malformed
+            | ErrorKind::CnameChain => {
+                if let Hit::Stale(_) = self.get(&key.name, key.slot, now) {
+                    return false;
+                }
+                self.config.failure_ttl
+            }
+            _ => return false,
+        };
+        if ttl.is_zero() {
+            return false;
+        }
+        self.store.insert(
+            key,
+            Arc::new(entry(Value::Error(error.clone()), now, ttl, Duration::ZERO)),
+        );
+        true
+    }
+
+    /// The stale positive entry for `name`/`slot`, if one may be served.
+    pub fn stale(&self, name: &str, slot: Slot, now: Instant) -> Option<Arc<Entry>> {
+        match self.get(name, slot, now) {
+            Hit::Stale(entry) => Some(entry),
+            _ => None,
+        }
+    }
+}
+
+fn entry(value: Value, now: Instant, ttl: Duration, stale: Duration) -> Entry {
+    let expires = now + ttl;
+    Entry {
+        value,
+        expires,
+        stale_until: expires + stale,
+        // The last 10% of the TTL.
+        prefetch_at: now + ttl.mul_f64(0.9),
+        prefetch_claimed: AtomicBool::new(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn lookup(ttl: u32) -> Value {
+        Value::Lookup(Lookup {
+            name: "a.test".into(),
+            query_type: QueryType::A,
+            ips: Arc::from([IpAddr::from([127, 0, 0, 2])]),
+            target: None,
+            chain: Vec::new(),
+            ttl,
+        })
+    }
+
+    fn key() -> Key {
+        Key::new("a.test", Slot::Type(QueryType::A))
+    }
+
+    fn cache(config: CacheConfig) -> Cache {
+        Cache::new(config)
+    }
+
+    #[test]
+    fn ttl_floor_ceiling_and_expiry() {
+        let c = cache(CacheConfig {
+            max_ttl: 3600 * S,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        assert_eq!(
+            c.insert_positive(key(), lookup(5), 5, t0),
+            30,
+            "raised to the floor"
+        );
+        let slot = Slot::Type(QueryType::A);
+        assert!(matches!(c.get("a.test", slot, t0 + 29 * S), Hit::Fresh(_)));
+        assert!(matches!(c.get("a.test", slot, t0 + 30 * S), Hit::Miss));
+        assert_eq!(
+            c.insert_positive(key(), lookup(999_999), 999_999, t0),
+            3600,
+            "lowered to the ceiling"
+        );
+        let Hit::Fresh(e) = c.get("a.test", slot, t0 + 100 * S) else {
+            panic!()
+        };
+        assert_eq!(e.remaining(t0 + 100 * S), 3500);
+        assert!(matches!(
+            c.get("a.test", Slot::Type(QueryType::Aaaa), t0),
+            Hit::Miss
+        ));
+        assert!(matches!(c.get("b.test", slot, t0), Hit::Miss));
+    }
+
+    #[test]
+    fn negative_and_failure_ttls() {
+        let c = cache(CacheConfig::default());
+        let t0 = Instant::now();
+        let slot = Slot::Type(QueryType::A);
+        let nx = Error::new(ErrorKind::NxDomain, "a.test");
+        assert!(c.insert_error(key(), &nx, Some(60), t0));
+        assert!(matches!(c.get("a.test", slot, t0 + 59 * S), Hit::Fresh(_)));
+        assert!(matches!(c.get("a.test", slot, t0 + 60 * S), Hit::Miss));
+        assert!(c.insert_error(key(), &nx, Some(86_400), t0));
+        assert!(
+            matches!(c.get("a.test", slot, t0 + 3599 * S), Hit::Fresh(_)),
+            "capped at 1 h"
+        );
+        assert!(matches!(c.get("a.test", slot, t0 + 3600 * S), Hit::Miss));
+        assert!(c.insert_error(key(), &Error::new(ErrorKind::NoData, "a.test"), None, t0));
+        assert!(
+            matches!(c.get("a.test", slot, t0 + 14 * S), Hit::Fresh(_)),
+            "no SOA: fallback 15 s"
+        );
+        assert!(matches!(c.get("a.test", slot, t0 + 15 * S), Hit::Miss));
+        assert!(c.insert_error(key(), &Error::new(ErrorKind::ServFail, "a.test"), None, t0));
+        assert!(matches!(c.get("a.test", slot, t0 + 4 * S), Hit::Fresh(_)));
+        assert!(matches!(c.get("a.test", slot, t0 + 5 * S), Hit::Miss));
+        for local in [ErrorKind::Io, ErrorKind::Resource, ErrorKind::InvalidName] {
+            assert!(!c.insert_error(key(), &Error::new(local, "a.test"), None, t0 + 10 * S));
+        }
+    }
+
+    #[test]
+    fn serve_stale_survives_failures_but_not_nxdomain() {
+        let c = cache(CacheConfig {
+            serve_stale: Some(3600 * S),
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let slot = Slot::Type(QueryType::A);
+        c.insert_positive(key(), lookup(60), 60, t0);
+        let later = t0 + 120 * S;
+        assert!(matches!(c.get("a.test", slot, later), Hit::Stale(_)));
+        assert!(!c.insert_error(
+            key(),
+            &Error::new(ErrorKind::Timeout, "a.test"),
+            None,
+            later
+        ));
+        assert!(matches!(c.get("a.test", slot, later), Hit::Stale(_)));
+        assert!(
+            matches!(c.get("a.test", slot, t0 + 60 * S + 3600 * S), Hit::Miss),
+            "past max staleness"
+        );
+        assert!(c.insert_error(
+            key(),
+            &Error::new(ErrorKind::NxDomain, "a.test"),
+            Some(60),
+            later
+        ));
+        assert!(
+            matches!(c.get("a.test", slot, later), Hit::Fresh(e) if matches!(e.value, Value::Error(_)))
+        );
+    }
+
+    #[test]
+    fn prefetch_window_is_claimed_once() {
+        let c = cache(CacheConfig::default());
+        let t0 = Instant::now();
+        c.insert_positive(key(), lookup(100), 100, t0);
+        let Hit::Fresh(e) = c.get("a.test", Slot::Type(QueryType::A), t0) else {
+            panic!()
+        };
+        assert!(!e.claim_prefetch(t0 + 89 * S));
+        assert!(e.claim_prefetch(t0 + 91 * S));
+        assert!(!e.claim_prefetch(t0 + 92 * S));
+    }
+
+    #[test]
+    fn a_million_names_keep_it_at_its_bound_and_hot_names_stay() {
+        let c = cache(CacheConfig {
+            max_entries: 10_000,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let hot: Vec<String> = (0..500).map(|i| format!("hot{i}.test")).collect();
+        for name in &hot {
+            c.insert_positive(Key::new(name, Slot::Ip), Value::Ips(Arc::from([])), 60, t0);
+        }
+        for i in 0..1_000_000 {
+            c.insert_positive(
+                Key::new(&format!("cold{i}.test"), Slot::Ip),
+                Value::Ips(Arc::from([])),
+                60,
+                t0,
+            );
+            // The crawler keeps hitting its hot hosts between cold ones.
+            if i % 20 == 0 {
+                let name = &hot[(i / 20) % hot.len()];
+                assert!(
+                    !matches!(c.get(name, Slot::Ip, t0), Hit::Miss),
+                    "{name} evicted at {i}"
+                );
+            }
+            if i % 100_000 == 0 {
+                assert!(c.len() <= 10_000 + 10_000 / 10, "{} entries", c.len());
+            }
+        }
+        assert!(c.len() <= 10_000 + 10_000 / 10, "{} entries", c.len());
+        let hot_left = hot
+            .iter()
+            .filter(|n| !matches!(c.get(n, Slot::Ip, t0), Hit::Miss))
+            .count();
+        assert_eq!(hot_left, hot.len());
+    }
+
+    #[test]
+    fn stays_within_its_bound() {
+        let c = cache(CacheConfig {
+            max_entries: 1000,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        for i in 0..20_000 {
+            c.insert_positive(
+                Key::new(&format!("h{i}.test"), Slot::Ip),
+                Value::Ips(Arc::from([])),
+                60,
+                t0,
+            );
+        }
+        assert!(c.len() <= 1000, "{}", c.len());
+    }
+}

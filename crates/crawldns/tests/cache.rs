@@ -1,0 +1,459 @@
+//! Cache, single-flight and pre-warm against the testbed, with the server's
+//! own counters as the witness of what went on the wire.
+//!
+//! TTL tests use tokio's paused clock: lookups run with the clock going
+//! (real sockets), then the clock is paused, moved forward, and resumed.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crawldns::{
+    CacheConfig, ErrorKind, IpStrategy, PrewarmOptions, QueryType, Resolver, ResolverConfig,
+};
+use crawldns_testbed::{
+    host_v4, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, ZoneConfig,
+};
+use hickory_proto::rr::RecordType;
+
+async fn testbed(zone: ZoneConfig, delay: Duration) -> DnsServer {
+    DnsServer::start(DnsServerConfig {
+        zone,
+        delay: Delay::uniform(delay),
+        ..Default::default()
+    })
+    .await
+    .expect("testbed starts")
+}
+
+fn resolver_with(server: &DnsServer, cache: CacheConfig) -> Resolver {
+    Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(server.addr())
+            .ipv6_egress(Some(true))
+            .timeout(Duration::from_millis(500))
+            .cache(Some(cache))
+            .build(),
+    )
+    .unwrap()
+}
+
+fn v4(n: u32) -> IpAddr {
+    IpAddr::V4(host_v4(n).unwrap())
+}
+
+/// Moves tokio's clock forward by `by` while no query is in flight.
+async fn skip(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+fn queries(s: &DnsServer, name: &str, rtype: RecordType) -> u64 {
+    s.counters().queries_any(name, rtype)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herd_of_ten_thousand_is_one_query_per_type() {
+    let s = testbed(ZoneConfig::default(), Duration::from_millis(100)).await;
+    let r = resolver_with(&s, CacheConfig::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10_000 {
+        let r = r.clone();
+        tasks.spawn(async move { r.lookup_ip("h7.crawl.test").await });
+    }
+    let expected = [IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), v4(7)];
+    let mut answered = 0;
+    while let Some(joined) = tasks.join_next().await {
+        assert_eq!(&*joined.unwrap().unwrap().addrs, &expected);
+        answered += 1;
+    }
+    assert_eq!(answered, 10_000);
+    assert_eq!(queries(&s, "h7.crawl.test", RecordType::A), 1);
+    assert_eq!(queries(&s, "h7.crawl.test", RecordType::AAAA), 1);
+    let m = r.metrics();
+    assert_eq!(m.udp_sent, 2);
+    assert_eq!(m.coalesced, 2 * 9_999, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herd_on_a_failing_name_shares_the_error() {
+    let s = testbed(ZoneConfig::default(), Duration::from_millis(50)).await;
+    s.set_faults(Faults {
+        rcode: Some(RcodeFault::ServFail),
+        ..Default::default()
+    });
+    let r = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(s.addr())
+            .attempts(2)
+            .build(),
+    )
+    .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10_000 {
+        let r = r.clone();
+        tasks.spawn(async move { r.lookup("h8.crawl.test", QueryType::A).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let err = joined.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ServFail);
+        assert_eq!(err.attempts().len(), 2);
+    }
+    // One query per attempt, for everyone.
+    assert_eq!(queries(&s, "h8.crawl.test", RecordType::A), 2);
+    assert_eq!(r.metrics().failures_of(ErrorKind::ServFail), 1);
+}
+
+#[tokio::test]
+async fn positive_ttls_are_clamped_to_floor_and_ceiling() {
+    let short = testbed(
+        ZoneConfig {
+            ttl: 5,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(&short, CacheConfig::default());
+    let first = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(first.ttl, 5, "the wire answer reports the server's TTL");
+    skip(Duration::from_secs(29)).await;
+    let hit = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(hit.ttl, 1, "kept for the 30 s floor");
+    assert_eq!(queries(&short, "h1.crawl.test", RecordType::A), 1);
+    skip(Duration::from_secs(2)).await;
+    r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(
+        queries(&short, "h1.crawl.test", RecordType::A),
+        2,
+        "expired after 30 s"
+    );
+
+    let long = testbed(
+        ZoneConfig {
+            ttl: 86_400 * 7,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(
+        &long,
+        CacheConfig {
+            max_ttl: Duration::from_secs(100),
+            prefetch: false,
+            ..Default::default()
+        },
+    );
+    r.lookup("h2.crawl.test", QueryType::A).await.unwrap();
+    skip(Duration::from_secs(99)).await;
+    r.lookup("h2.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(queries(&long, "h2.crawl.test", RecordType::A), 1);
+    skip(Duration::from_secs(2)).await;
+    r.lookup("h2.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(
+        queries(&long, "h2.crawl.test", RecordType::A),
+        2,
+        "lowered to the ceiling"
+    );
+    let m = r.metrics();
+    assert_eq!((m.cache_hits, m.cache_misses), (1, 2));
+}
+
+#[tokio::test]
+async fn negative_answers_are_cached_per_rfc_2308() {
+    // SOA TTL 3600, MINIMUM 60: the negative TTL is min(3600, 60) = 60.
+    let s = testbed(
+        ZoneConfig {
+            negative_ttl: 60,
+            soa_ttl: 3600,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(&s, CacheConfig::default());
+    for _ in 0..3 {
+        let err = r.lookup("gone.crawl.test", QueryType::A).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NxDomain);
+    }
+    assert_eq!(queries(&s, "gone.crawl.test", RecordType::A), 1);
+    skip(Duration::from_secs(59)).await;
+    r.lookup("gone.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(queries(&s, "gone.crawl.test", RecordType::A), 1);
+    skip(Duration::from_secs(2)).await;
+    r.lookup("gone.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(queries(&s, "gone.crawl.test", RecordType::A), 2);
+
+    // An IPv4-only host does not cost an AAAA query on every lookup.
+    for _ in 0..5 {
+        assert_eq!(
+            &*r.lookup_ip("v4-3.crawl.test").await.unwrap().addrs,
+            &[v4(3)]
+        );
+    }
+    assert_eq!(queries(&s, "v4-3.crawl.test", RecordType::AAAA), 1);
+    assert_eq!(queries(&s, "v4-3.crawl.test", RecordType::A), 1);
+
+    // Without an SOA the short fallback applies.
+    let bare = testbed(
+        ZoneConfig {
+            negative_soa: false,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(
+        &bare,
+        CacheConfig {
+            negative_fallback_ttl: Duration::from_secs(10),
+            ..Default::default()
+        },
+    );
+    r.lookup("gone.crawl.test", QueryType::A).await.unwrap_err();
+    skip(Duration::from_secs(9)).await;
+    r.lookup("gone.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(queries(&bare, "gone.crawl.test", RecordType::A), 1);
+    skip(Duration::from_secs(2)).await;
+    r.lookup("gone.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(queries(&bare, "gone.crawl.test", RecordType::A), 2);
+}
+
+#[tokio::test]
+async fn failures_are_cached_only_briefly() {
+    let s = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    s.set_faults(Faults {
+        rcode: Some(RcodeFault::ServFail),
+        ..Default::default()
+    });
+    let r = resolver_with(&s, CacheConfig::default());
+    let err = r.lookup("h1.crawl.test", QueryType::A).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ServFail);
+    s.set_faults(Faults::default());
+    // Within the 5 s failure TTL the failure is remembered ...
+    assert_eq!(
+        r.lookup("h1.crawl.test", QueryType::A)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::ServFail
+    );
+    skip(Duration::from_secs(6)).await;
+    // ... and then forgotten.
+    assert_eq!(
+        &*r.lookup("h1.crawl.test", QueryType::A).await.unwrap().ips,
+        &[v4(1)]
+    );
+}
+
+#[tokio::test]
+async fn serve_stale_answers_when_every_server_fails() {
+    let s = testbed(
+        ZoneConfig {
+            ttl: 60,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(
+        &s,
+        CacheConfig {
+            serve_stale: Some(Duration::from_secs(3600)),
+            prefetch: false,
+            ..Default::default()
+        },
+    );
+    r.lookup("h4.crawl.test", QueryType::A).await.unwrap();
+    r.lookup_ip("h4.crawl.test").await.unwrap();
+    s.set_faults(Faults {
+        down: true,
+        ..Default::default()
+    });
+    skip(Duration::from_secs(120)).await;
+    let stale = r.lookup("h4.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(&*stale.ips, &[v4(4)]);
+    assert_eq!(stale.ttl, 30, "RFC 8767 stale answer TTL");
+    let stale_ip = r.lookup_ip("h4.crawl.test").await.unwrap();
+    assert!(stale_ip.addrs.contains(&v4(4)));
+    // The background refreshes fail (server down); the stale answer stays.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = r.lookup("h4.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(&*again.ips, &[v4(4)]);
+    let m = r.metrics();
+    assert!(m.stale_served >= 3, "{m:?}");
+    assert!(m.failures_of(ErrorKind::Timeout) >= 1, "{m:?}");
+
+    // Without serve-stale the same situation is an error.
+    let plain = resolver_with(&s, CacheConfig::default());
+    s.set_faults(Faults::default());
+    plain.lookup("h5.crawl.test", QueryType::A).await.unwrap();
+    s.set_faults(Faults {
+        down: true,
+        ..Default::default()
+    });
+    skip(Duration::from_secs(120)).await;
+    let err = plain
+        .lookup("h5.crawl.test", QueryType::A)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn prefetch_refreshes_a_hot_entry_once_before_it_expires() {
+    let s = testbed(
+        ZoneConfig {
+            ttl: 100,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(&s, CacheConfig::default());
+    r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
+    skip(Duration::from_secs(80)).await;
+    r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(
+        r.metrics().prefetches,
+        0,
+        "80 s of 100 is outside the last 10%"
+    );
+    skip(Duration::from_secs(12)).await;
+    for _ in 0..5 {
+        let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
+        assert_eq!(&*hit.ips, &[v4(6)]);
+    }
+    // Let the one background refresh land.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while queries(&s, "h6.crawl.test", RecordType::A) < 2 {
+        assert!(std::time::Instant::now() < deadline, "prefetch never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(queries(&s, "h6.crawl.test", RecordType::A), 2);
+    assert_eq!(r.metrics().prefetches, 1);
+    // The refreshed entry has a full TTL again: still cached 50 s later,
+    // past the original expiry.
+    skip(Duration::from_secs(50)).await;
+    let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
+    assert!(hit.ttl > 40, "{}", hit.ttl);
+    assert_eq!(queries(&s, "h6.crawl.test", RecordType::A), 2);
+}
+
+#[tokio::test]
+async fn cache_off_means_every_lookup_is_a_query() {
+    let s = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(s.addr())
+            .cache(None)
+            .ip_strategy(IpStrategy::V4Only)
+            .build(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        r.lookup_ip("h1.crawl.test").await.unwrap();
+    }
+    assert_eq!(queries(&s, "h1.crawl.test", RecordType::A), 3);
+    assert_eq!(r.cache_len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prewarm_misses_nothing_under_ten_percent_loss() {
+    let s = testbed(
+        ZoneConfig {
+            hosts: 10_000,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    s.set_faults(Faults {
+        drop_fraction: 0.10,
+        ..Default::default()
+    });
+    let r = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(s.addr())
+            .ipv6_egress(Some(true))
+            .timeout(Duration::from_millis(300))
+            .min_timeout(Duration::from_millis(100))
+            .build(),
+    )
+    .unwrap();
+    let mut hosts: Vec<String> = (0..10_000).map(|i| format!("h{i}.crawl.test")).collect();
+    hosts.push("H1.CRAWL.TEST.".into()); // a duplicate
+    hosts.push("missing.crawl.test".into());
+    hosts.push("bad name".into());
+    let report = r
+        .prewarm(
+            &hosts,
+            PrewarmOptions {
+                concurrency: 500,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(report.requested, 10_003);
+    assert_eq!(report.invalid, 1);
+    assert_eq!(report.unique, 10_001);
+    assert_eq!(report.resolved, 10_000, "{report:?}");
+    assert_eq!(report.failed_of(ErrorKind::NxDomain), 1, "{report:?}");
+    assert_eq!(report.failed_total(), 1, "{report:?}");
+
+    // The burst after pre-warm is all cache hits: nothing on the wire.
+    s.set_faults(Faults {
+        down: true,
+        ..Default::default()
+    });
+    let sent = r.metrics().udp_sent;
+    for i in (0..10_000).step_by(7) {
+        let got = r.lookup_ip(&format!("h{i}.crawl.test")).await.unwrap();
+        assert!(got.addrs.contains(&v4(i)));
+    }
+    assert_eq!(r.metrics().udp_sent, sent);
+}
+
+#[tokio::test]
+async fn prewarm_respects_its_rate_limit() {
+    let s = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = resolver_with(&s, CacheConfig::default());
+    let hosts: Vec<String> = (0..50).map(|i| format!("h{i}.crawl.test")).collect();
+    let report = r
+        .prewarm(
+            &hosts,
+            PrewarmOptions {
+                names_per_second: Some(250),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(report.resolved, 50);
+    // 50 names at 250/s cannot start faster than 49 × 4 ms.
+    assert!(
+        report.elapsed >= Duration::from_millis(190),
+        "{:?}",
+        report.elapsed
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_first_caller_does_not_strand_the_others() {
+    let s = testbed(ZoneConfig::default(), Duration::from_millis(200)).await;
+    let r = resolver_with(&s, CacheConfig::default());
+    let first = {
+        let r = r.clone();
+        tokio::spawn(async move { r.lookup("h9.crawl.test", QueryType::A).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = {
+        let r = r.clone();
+        tokio::spawn(async move { r.lookup("h9.crawl.test", QueryType::A).await })
+    };
+    first.abort();
+    let got = second.await.unwrap().unwrap();
+    assert_eq!(&*got.ips, &[v4(9)]);
+    assert_eq!(queries(&s, "h9.crawl.test", RecordType::A), 1);
+}
