@@ -238,6 +238,7 @@ impl TestbedArgs {
             port: self.http_port,
             response_delay: Duration::from_millis(self.http_delay_ms),
             body_size: self.body_size,
+            ..HttpFarmConfig::default()
         }
     }
 }

@@ -1,4 +1,5 @@
-//! An HTTP/1.1 host farm on loopback: one listener per synthetic host.
+//! An HTTP/1.1 host farm on loopback, plain or over TLS: one listener per
+//! synthetic host.
 //!
 //! Host `N` of the farm listens on [`host_v4`]`(N)` (an address in
 //! `127.0.0.0/8`, see [`crate::hosts`]), and every host uses the same port, so
@@ -32,6 +33,21 @@
 //!
 //! Idle keep-alive connections are kept open until the client closes them or
 //! the farm shuts down.
+//!
+//! # HTTPS
+//!
+//! With [`HttpFarmConfig::tls`] set, the farm generates a [`TestCa`] at start
+//! (a fresh CA and a leaf certificate for `*.crawl.test`, see [`crate::tls`]),
+//! and every listener does a TLS handshake (TLS 1.2 or 1.3, ALPN `http/1.1`)
+//! on each accepted connection before serving HTTP/1.1 on it, with the same
+//! paths and counters as above. Clients trust [`HttpFarm::ca_pem`] and reach
+//! hosts by name ([`HttpFarm::url`] gives `https://h<N>.crawl.test:<port>/`):
+//! the certificate names no `127.x.y.z` host address. A connection counts as
+//! accepted and open from the TCP accept on, handshake included. A handshake
+//! that fails (untrusted certificate, no common protocol, the client closing
+//! or sending garbage) is counted in [`FarmStats::tls_handshake_failures`]
+//! and closes the connection; there is no handshake timeout, as there is no
+//! request-head timeout.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -53,11 +69,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::hosts::{host_v4, MAX_HOSTS};
+use crate::tls::{TestCa, TlsError};
 
 /// Name of the response header that carries the index of the answering host.
 pub const HOST_INDEX_HEADER: &str = "x-host-index";
@@ -101,16 +120,20 @@ pub struct HttpFarmConfig {
     pub response_delay: Duration,
     /// Body size in bytes of ordinary responses (the body is all `b'x'`).
     pub body_size: usize,
+    /// Serve HTTPS: generate a [`TestCa`] at start and do a TLS handshake on
+    /// every connection before HTTP (see the module docs).
+    pub tls: bool,
 }
 
 impl Default for HttpFarmConfig {
-    /// 100 hosts, any free port, no delay, 1024-byte bodies.
+    /// 100 hosts, any free port, no delay, 1024-byte bodies, plain HTTP.
     fn default() -> Self {
         Self {
             hosts: 100,
             port: 0,
             response_delay: Duration::ZERO,
             body_size: 1024,
+            tls: false,
         }
     }
 }
@@ -176,6 +199,10 @@ pub enum FarmError {
         #[source]
         source: io::Error,
     },
+    /// With `tls: true`, the certificates or the TLS configuration could not
+    /// be made.
+    #[error("cannot set up TLS for the HTTP farm: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A snapshot of connection and request counters, for one host or the farm.
@@ -201,6 +228,11 @@ pub struct FarmStats {
     pub hosts: Vec<HostStats>,
     /// Errors from `accept` (for example running out of file descriptors).
     pub accept_errors: u64,
+    /// TLS handshakes completed (always 0 without [`HttpFarmConfig::tls`]).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed, each closing its connection (always 0
+    /// without [`HttpFarmConfig::tls`]).
+    pub tls_handshake_failures: u64,
 }
 
 /// Live counters of one host (or of the whole farm).
@@ -239,6 +271,8 @@ struct Shared {
     hosts: Vec<Counters>,
     total: Counters,
     accept_errors: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_handshake_failures: AtomicU64,
     response_delay: Duration,
     /// The ordinary response body, shared by every response.
     body: Bytes,
@@ -275,12 +309,13 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// A running HTTP/1.1 host farm. Dropping it (or [`HttpFarm::shutdown`]) stops
-/// every listener and closes every connection.
+/// A running HTTP/1.1 (or HTTPS) host farm. Dropping it (or
+/// [`HttpFarm::shutdown`]) stops every listener and closes every connection.
 pub struct HttpFarm {
     hosts: u32,
     port: u16,
     addrs: Vec<SocketAddr>,
+    ca: Option<TestCa>,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -291,16 +326,24 @@ impl fmt::Debug for HttpFarm {
         f.debug_struct("HttpFarm")
             .field("hosts", &self.hosts)
             .field("port", &self.port)
+            .field("tls", &self.ca.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl HttpFarm {
-    /// Binds one listener per host on `host_v4(n):port` and starts serving.
+    /// Binds one listener per host on `host_v4(n):port` and starts serving;
+    /// with `config.tls`, first generates the farm's [`TestCa`].
     ///
     /// Must be called inside a Tokio runtime (with timers enabled); the
     /// farm's tasks run on that runtime.
     pub async fn start(config: HttpFarmConfig) -> Result<HttpFarm, FarmError> {
+        let ca = if config.tls {
+            Some(TestCa::generate()?)
+        } else {
+            None
+        };
+        let acceptor = ca.as_ref().map(|ca| TlsAcceptor::from(ca.server_config()));
         let (listeners, addrs): (Vec<TcpListener>, Vec<SocketAddr>) =
             bind_all(config.hosts, config.port)?.into_iter().unzip();
         let port = addrs.first().map_or(config.port, SocketAddr::port);
@@ -309,6 +352,8 @@ impl HttpFarm {
             hosts: (0..config.hosts).map(|_| Counters::default()).collect(),
             total: Counters::default(),
             accept_errors: AtomicU64::new(0),
+            tls_handshakes: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             response_delay: config.response_delay,
             body: Bytes::from(vec![b'x'; config.body_size]),
         });
@@ -321,6 +366,7 @@ impl HttpFarm {
                     listener,
                     host,
                     Arc::clone(&shared),
+                    acceptor.clone(),
                     stop_rx.clone(),
                 ))
             })
@@ -330,6 +376,7 @@ impl HttpFarm {
             hosts: config.hosts,
             port,
             addrs,
+            ca,
             shared,
             stop,
             tasks,
@@ -351,19 +398,51 @@ impl HttpFarm {
         self.addrs.get(usize::try_from(n).ok()?).copied()
     }
 
-    /// `http://h<n>.crawl.test:<port><path>`: the URL of `path` on host `n`
-    /// by DNS name. A missing leading `/` in `path` is added. The host index
-    /// is not checked against the farm's size.
-    pub fn url(&self, n: u32, path: &str) -> String {
-        format!("http://h{n}.crawl.test:{}{}", self.port, slash(path))
+    /// Whether the farm serves HTTPS ([`HttpFarmConfig::tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.ca.is_some()
     }
 
-    /// `http://<ip>:<port><path>`: the URL of `path` on host `n` by IP
-    /// address, or `None` if the farm has no host `n`. A missing leading `/`
-    /// in `path` is added.
+    /// `"https"` when the farm serves TLS, `"http"` otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.is_tls() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The PEM of the CA certificate clients must trust, or `None` for a
+    /// plain HTTP farm.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca.as_ref().map(TestCa::ca_pem)
+    }
+
+    /// The farm's certificate authority, or `None` for a plain HTTP farm.
+    pub fn test_ca(&self) -> Option<&TestCa> {
+        self.ca.as_ref()
+    }
+
+    /// `http://h<n>.crawl.test:<port><path>` (`https://` with TLS): the URL
+    /// of `path` on host `n` by DNS name. A missing leading `/` in `path` is
+    /// added. The host index is not checked against the farm's size.
+    pub fn url(&self, n: u32, path: &str) -> String {
+        format!(
+            "{}://h{n}.crawl.test:{}{}",
+            self.scheme(),
+            self.port,
+            slash(path)
+        )
+    }
+
+    /// `http://<ip>:<port><path>` (`https://` with TLS): the URL of `path` on
+    /// host `n` by IP address, or `None` if the farm has no host `n`. A
+    /// missing leading `/` in `path` is added. With TLS, the certificate
+    /// does not name the host's address: a client must check it against
+    /// `h<n>.crawl.test` (send that SNI) to get through.
     pub fn url_by_ip(&self, n: u32, path: &str) -> Option<String> {
         self.addr(n)
-            .map(|addr| format!("http://{addr}{}", slash(path)))
+            .map(|addr| format!("{}://{addr}{}", self.scheme(), slash(path)))
     }
 
     /// Counters of host `n`, or `None` if the farm has no host `n`.
@@ -383,6 +462,8 @@ impl HttpFarm {
             total: self.shared.total.snapshot(),
             hosts: self.shared.hosts.iter().map(Counters::snapshot).collect(),
             accept_errors: self.shared.accept_errors.load(Ordering::Acquire),
+            tls_handshakes: self.shared.tls_handshakes.load(Ordering::Acquire),
+            tls_handshake_failures: self.shared.tls_handshake_failures.load(Ordering::Acquire),
         }
     }
 
@@ -526,6 +607,7 @@ async fn accept_loop(
     listener: TcpListener,
     host: u32,
     shared: Arc<Shared>,
+    acceptor: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -543,7 +625,13 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let guard = ConnectionGuard::new(Arc::clone(&shared), host);
-                    connections.spawn(serve_connection(stream, host, Arc::clone(&shared), guard));
+                    connections.spawn(serve_connection(
+                        stream,
+                        host,
+                        Arc::clone(&shared),
+                        acceptor.clone(),
+                        guard,
+                    ));
                 }
                 Err(e) => {
                     shared.accept_errors.fetch_add(1, Ordering::Relaxed);
@@ -561,24 +649,103 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-/// Serves HTTP/1.1 (with keep-alive) on one accepted connection.
+/// Serves one accepted connection: the TLS handshake first if there is an
+/// acceptor, then HTTP/1.1 with keep-alive.
 async fn serve_connection(
     stream: TcpStream,
     host: u32,
     shared: Arc<Shared>,
+    acceptor: Option<TlsAcceptor>,
     guard: ConnectionGuard,
 ) {
     let _ = stream.set_nodelay(true);
+    let stream = CloseCounted {
+        inner: stream,
+        guard: Some(guard),
+    };
+    match acceptor {
+        None => serve_http(stream, host, shared).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) => {
+                shared.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                serve_http(tls, host, shared).await;
+            }
+            Err(e) => {
+                shared
+                    .tls_handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(host, error = %e, "HTTP farm: TLS handshake failed");
+            }
+        },
+    }
+}
+
+/// A client's connection, counted as open until the client closes it: the
+/// count drops the moment its end of stream is read (or the connection is
+/// dropped), before the server closes its side. A client that waits for
+/// the server's close before opening another connection therefore never
+/// sees the farm count more open connections than the client had.
+struct CloseCounted {
+    inner: TcpStream,
+    guard: Option<ConnectionGuard>,
+}
+
+impl AsyncRead for CloseCounted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let eof = matches!(polled, std::task::Poll::Ready(Ok(())))
+            && buf.filled().len() == before
+            && buf.remaining() > 0;
+        if eof || matches!(polled, std::task::Poll::Ready(Err(_))) {
+            self.guard.take();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for CloseCounted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves HTTP/1.1 (with keep-alive) on `io` until either side closes.
+async fn serve_http<I>(io: I, host: u32, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| respond(req, host, Arc::clone(&shared)));
     let result = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .header_read_timeout(None)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .await;
     if let Err(e) = result {
         tracing::debug!(host, error = %e, "HTTP farm: connection ended with an error");
     }
-    drop(guard);
 }
 
 type FarmBody = BoxBody<Bytes, Infallible>;

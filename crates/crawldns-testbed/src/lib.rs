@@ -18,10 +18,12 @@ pub mod faults;
 pub mod hosts;
 pub mod http_farm;
 pub mod sockbuf;
+pub mod tls;
 pub mod zone;
 
 pub use counters::{Counters, Totals, Transport};
 pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError};
 pub use faults::{Delay, Faults, RcodeFault};
 pub use hosts::{host_name, host_v4, MAX_HOSTS, ZONE};
+pub use tls::{TestCa, TlsError};
 pub use zone::{AaaaAnswer, ZoneConfig, FORGED_V4};

@@ -211,6 +211,8 @@ async fn serves_100_hosts_and_counts_requests_per_host() {
     assert_eq!(farm.total_stats().requests, expected_total);
     assert_eq!(farm.total_stats().connections, expected_total);
     assert_eq!(stats.accept_errors, 0);
+    assert_eq!(stats.tls_handshakes, 0);
+    assert_eq!(stats.tls_handshake_failures, 0);
     assert!(farm.host_stats(100).is_none());
     assert!(farm.addr(100).is_none());
 
@@ -422,6 +424,10 @@ async fn urls_and_shutdown() {
     })
     .await;
     let port = farm.port();
+    assert!(!farm.is_tls());
+    assert_eq!(farm.scheme(), "http");
+    assert_eq!(farm.ca_pem(), None);
+    assert!(farm.test_ca().is_none());
     assert_eq!(
         farm.url(4, "/a/b"),
         format!("http://h4.crawl.test:{port}/a/b")
