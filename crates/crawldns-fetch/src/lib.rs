@@ -1,1 +1,44 @@
-//! HTTP fetching for crawlers on top of the crawldns resolver (not built yet).
+//! HTTP fetching for crawlers on top of the crawldns resolver.
+//!
+//! - [`CrawlDnsResolve`]: crawldns as reqwest's resolver (feature `reqwest`).
+//! - [`CrawlConnector`]: a hyper-util connector with RFC 8305 connection attempts.
+//! - [`Fetcher`]: a crawl fetcher with a global and a per-host connection
+//!   limit, politeness, keep-alive, redirects, a body cap, and a
+//!   [`FetchRecord`] per URL with phase timings and an [`ErrorClass`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use crawldns::{Resolver, ResolverConfig};
+//! use crawldns_fetch::{Fetcher, FetcherConfig};
+//!
+//! let resolver = Resolver::new(
+//!     ResolverConfig::builder().nameserver("127.0.0.1:5353".parse()?).build(),
+//! )?;
+//! let fetcher = Arc::new(Fetcher::new(FetcherConfig::default(), Arc::new(resolver))?);
+//! for record in fetcher.fetch_all(vec!["http://h1.crawl.test:8080/".into()]).await {
+//!     println!("{} {:?} {:?}", record.url, record.status, record.error);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod connect;
+pub mod fetcher;
+pub mod gai;
+pub mod host_resolver;
+pub mod hyper_connector;
+pub mod pool;
+pub mod record;
+#[cfg(feature = "reqwest")]
+pub mod reqwest_dns;
+pub mod source;
+pub mod tls;
+
+pub use fetcher::{CrawlSummary, Fetcher, FetcherConfig, FetcherError};
+pub use host_resolver::{DnsFailure, HostResolver};
+pub use hyper_connector::CrawlConnector;
+pub use pool::PoolStats;
+pub use record::{ErrorClass, FetchError, FetchRecord, Phases};
+#[cfg(feature = "reqwest")]
+pub use reqwest_dns::CrawlDnsResolve;
+pub use source::{IterSource, ResultSink, UrlSource, VecSink};

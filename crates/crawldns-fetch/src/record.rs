@@ -1,0 +1,138 @@
+//! What a fetch produced: one record per URL, with phase timings and an
+//! error class a crawler can act on.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Where a fetch failed. A DNS failure is never reported as a connect
+/// failure: the phase decides the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "class", content = "detail")]
+pub enum ErrorClass {
+    /// The URL is not something the fetcher can fetch (bad syntax, scheme).
+    Url,
+    /// Name resolution failed, with the resolver's error kind.
+    Dns(#[serde(serialize_with = "kind_label")] crawldns::ErrorKind),
+    /// No TCP connection to any of the host's addresses.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// A deadline ran out after DNS (connect, request or body).
+    Timeout,
+    /// The server answered with an error status (4xx, 5xx).
+    HttpStatus(u16),
+    /// The exchange broke after the request was sent (reset, bad HTTP),
+    /// or the body exceeded the size cap.
+    Body,
+    /// More redirects than allowed.
+    Redirects,
+}
+
+fn kind_label<S: serde::Serializer>(kind: &crawldns::ErrorKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
+impl ErrorClass {
+    /// A short label: `dns`, `connect`, `tls`, `timeout`, `http_status`, ...
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Url => "url",
+            Self::Dns(_) => "dns",
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::HttpStatus(_) => "http_status",
+            Self::Body => "body",
+            Self::Redirects => "redirects",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dns(kind) => write!(f, "dns/{kind}"),
+            Self::HttpStatus(code) => write!(f, "http_status/{code}"),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// A failed fetch: its class and a human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchError {
+    /// The class.
+    #[serde(flatten)]
+    pub class: ErrorClass,
+    /// What happened.
+    pub message: String,
+}
+
+/// Time spent in each phase. A phase that did not happen (no DNS or
+/// connect on a reused connection, no TLS over http) is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Phases {
+    /// Waiting for a connection slot (per-host and global limits, politeness).
+    #[serde(serialize_with = "ms")]
+    pub queue: Duration,
+    /// Name resolution.
+    #[serde(serialize_with = "opt_ms")]
+    pub dns: Option<Duration>,
+    /// TCP connection (happy eyeballs across the addresses).
+    #[serde(serialize_with = "opt_ms")]
+    pub connect: Option<Duration>,
+    /// TLS handshake.
+    #[serde(serialize_with = "opt_ms")]
+    pub tls: Option<Duration>,
+    /// From the end of the queue to the first byte of the response head
+    /// (DNS, connect and TLS included).
+    #[serde(serialize_with = "opt_ms")]
+    pub ttfb: Option<Duration>,
+    /// From the end of the queue to the end of the body (or the failure).
+    #[serde(serialize_with = "ms")]
+    pub total: Duration,
+}
+
+fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// One URL's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchRecord {
+    /// The URL as given.
+    pub url: String,
+    /// The URL finally fetched (after redirects).
+    pub final_url: String,
+    /// The host of the final URL.
+    pub host: String,
+    /// The final HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// Whether the final request went over a kept-alive connection.
+    pub reused_connection: bool,
+    /// Phase timings.
+    #[serde(rename = "ms")]
+    pub phases: Phases,
+    /// The failure, if any (an error status is one).
+    pub error: Option<FetchError>,
+}
+
+impl FetchRecord {
+    /// True when a 2xx/3xx response arrived with its whole body.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}

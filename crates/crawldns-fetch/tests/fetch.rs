@@ -1,0 +1,396 @@
+//! The fetch layer against the testbed's DNS server and HTTP farm: limits
+//! seen from the server side, error classes, dead hosts, happy eyeballs at
+//! connect, and the reqwest and hyper integrations.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crawldns::{ErrorKind, IpStrategy, Resolver, ResolverConfig};
+use crawldns_fetch::{CrawlConnector, CrawlDnsResolve, ErrorClass, Fetcher, FetcherConfig};
+use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
+use crawldns_testbed::{DnsServer, DnsServerConfig, Faults, ZoneConfig};
+use hickory_proto::rr::RecordType;
+
+struct Bed {
+    dns: DnsServer,
+    farm: HttpFarm,
+}
+
+async fn bed(hosts: u32, response_delay: Duration) -> Bed {
+    let dns = DnsServer::start(DnsServerConfig {
+        zone: ZoneConfig {
+            hosts,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let farm = HttpFarm::start(HttpFarmConfig {
+        hosts,
+        response_delay,
+        body_size: 2048,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    Bed { dns, farm }
+}
+
+fn resolver(dns: &DnsServer) -> Resolver {
+    Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(dns.addr())
+            .ip_strategy(IpStrategy::V4Only)
+            .timeout(Duration::from_millis(300))
+            .build(),
+    )
+    .unwrap()
+}
+
+fn fetcher(dns: &DnsServer, config: FetcherConfig) -> Arc<Fetcher> {
+    Arc::new(Fetcher::new(config, Arc::new(resolver(dns))).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_urls_over_200_hosts_within_the_limits() {
+    let bed = bed(200, Duration::from_millis(20)).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            global_connections: 100,
+            per_host_connections: 8,
+            ..Default::default()
+        },
+    );
+    // Host-major order, so each host gets a burst of 10 at once.
+    let urls: Vec<String> = (0..200)
+        .flat_map(|h| (0..10).map(move |i| (h, i)))
+        .map(|(h, i)| bed.farm.url(h, &format!("/page{i}")))
+        .collect();
+    let records = f.fetch_all(urls.clone()).await;
+    assert_eq!(records.len(), 2000);
+    for (record, url) in records.iter().zip(&urls) {
+        assert_eq!(&record.url, url);
+        assert!(record.is_ok(), "{record:?}");
+        assert_eq!(record.status, Some(200));
+        assert_eq!(record.bytes, 2048);
+        assert!(record.phases.ttfb.is_some());
+    }
+    let total = bed.farm.total_stats();
+    assert_eq!(total.requests, 2000);
+    assert!(total.max_concurrent_connections <= 100, "{total:?}");
+    let mut busiest = 0;
+    for h in 0..200 {
+        let stats = bed.farm.host_stats(h).unwrap();
+        assert_eq!(stats.requests, 10);
+        assert!(stats.max_concurrent_connections <= 8, "host {h}: {stats:?}");
+        busiest = busiest.max(stats.max_concurrent_connections);
+    }
+    assert!(busiest >= 2, "the per-host limit was never even approached");
+    // Every request either opened a connection or reused one.
+    assert!(total.connections < 2000, "{total:?}");
+    let pool = f.pool_stats();
+    assert_eq!(pool.opened, total.connections, "{pool:?} vs {total:?}");
+    assert_eq!(pool.reused + pool.opened, 2000);
+    // Pre-warm resolved every host once: 200 A queries, none later.
+    assert_eq!(bed.dns.counters().totals().udp_queries, 200);
+}
+
+#[tokio::test]
+async fn keep_alive_serves_many_requests_on_few_connections() {
+    let bed = bed(1, Duration::from_millis(5)).await;
+    let f = fetcher(&bed.dns, FetcherConfig::default());
+    let urls: Vec<String> = (0..100)
+        .map(|i| bed.farm.url(0, &format!("/{i}")))
+        .collect();
+    let records = f.fetch_all(urls).await;
+    assert!(records.iter().all(|r| r.is_ok()));
+    let stats = bed.farm.host_stats(0).unwrap();
+    assert_eq!(stats.requests, 100);
+    assert!(stats.connections <= 8, "{stats:?}");
+    assert!(stats.max_concurrent_connections <= 8, "{stats:?}");
+    assert!(records.iter().filter(|r| r.reused_connection).count() >= 92);
+    let reused = records.iter().find(|r| r.reused_connection).unwrap();
+    assert!(
+        reused.phases.dns.is_none() && reused.phases.connect.is_none(),
+        "{reused:?}"
+    );
+}
+
+#[tokio::test]
+async fn error_classes_are_exact() {
+    let bed = bed(10, Duration::ZERO).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            request_timeout: Duration::from_millis(1500),
+            ..Default::default()
+        },
+    );
+    let port = bed.farm.port();
+
+    let nx = f.fetch(&format!("http://nowhere.crawl.test:{port}/")).await;
+    assert_eq!(
+        nx.error.as_ref().unwrap().class,
+        ErrorClass::Dns(ErrorKind::NxDomain),
+        "{nx:?}"
+    );
+    assert!(
+        nx.phases.connect.is_none(),
+        "no connect after a DNS failure"
+    );
+
+    let closed = f.fetch("http://h1.crawl.test:1/").await;
+    assert_eq!(
+        closed.error.as_ref().unwrap().class,
+        ErrorClass::Connect,
+        "{closed:?}"
+    );
+    assert!(closed.phases.dns.is_some());
+
+    let status = f.fetch(&bed.farm.url(2, "/status/500")).await;
+    assert_eq!(
+        status.error.as_ref().unwrap().class,
+        ErrorClass::HttpStatus(500)
+    );
+    assert_eq!(status.status, Some(500));
+
+    let slow = f.fetch(&bed.farm.url(3, "/slow-body")).await;
+    assert_eq!(
+        slow.error.as_ref().unwrap().class,
+        ErrorClass::Timeout,
+        "{slow:?}"
+    );
+    assert_eq!(slow.status, Some(200), "headers came, the body did not");
+
+    let bad = f.fetch("ftp://h1.crawl.test/").await;
+    assert_eq!(bad.error.as_ref().unwrap().class, ErrorClass::Url);
+    let bad = f.fetch("not a url").await;
+    assert_eq!(bad.error.as_ref().unwrap().class, ErrorClass::Url);
+
+    let capped = Fetcher::new(
+        FetcherConfig {
+            max_body: 100,
+            ..Default::default()
+        },
+        Arc::new(resolver(&bed.dns)),
+    )
+    .unwrap();
+    let big = capped.fetch(&bed.farm.url(4, "/bytes/5000")).await;
+    assert_eq!(
+        big.error.as_ref().unwrap().class,
+        ErrorClass::Body,
+        "{big:?}"
+    );
+
+    // The record serializes to the JSON a crawler logs.
+    let json = serde_json::to_value(&nx).unwrap();
+    assert_eq!(json["error"]["class"], "dns");
+    assert_eq!(json["error"]["detail"], "nxdomain");
+}
+
+#[tokio::test]
+async fn a_dns_timeout_is_a_dns_error() {
+    let bed = bed(10, Duration::ZERO).await;
+    bed.dns.set_faults(Faults {
+        down: true,
+        ..Default::default()
+    });
+    let f = fetcher(&bed.dns, FetcherConfig::default());
+    let record = f.fetch(&bed.farm.url(1, "/")).await;
+    assert_eq!(
+        record.error.unwrap().class,
+        ErrorClass::Dns(ErrorKind::Timeout)
+    );
+}
+
+#[tokio::test]
+async fn a_dead_host_fails_fast_without_more_queries() {
+    let bed = bed(10, Duration::ZERO).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            prewarm: false,
+            ..Default::default()
+        },
+    );
+    let url = format!("http://dead.crawl.test:{}/", bed.farm.port());
+    let first = f.fetch(&url).await;
+    assert_eq!(
+        first.error.unwrap().class,
+        ErrorClass::Dns(ErrorKind::NxDomain)
+    );
+    let started = Instant::now();
+    for _ in 0..20 {
+        let again = f.fetch(&url).await;
+        assert_eq!(
+            again.error.unwrap().class,
+            ErrorClass::Dns(ErrorKind::NxDomain)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "dead host is not fast: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        bed.dns
+            .counters()
+            .queries_any("dead.crawl.test", RecordType::A),
+        1
+    );
+}
+
+#[tokio::test]
+async fn per_host_politeness_spaces_requests() {
+    let bed = bed(2, Duration::ZERO).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            per_host_rate: Some(20.0),
+            ..Default::default()
+        },
+    );
+    let urls: Vec<String> = (0..6).map(|i| bed.farm.url(0, &format!("/{i}"))).collect();
+    let started = Instant::now();
+    let records = f.fetch_all(urls).await;
+    assert!(records.iter().all(|r| r.is_ok()));
+    // 6 starts at 20/s: the last cannot start before 5 × 50 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(240),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A listener whose accept queue is full: further SYNs are dropped, so a
+/// connection attempt to it hangs, as to a blackholed address.
+fn black_hole(addr: SocketAddr) -> Option<(socket2::Socket, std::net::TcpStream)> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .ok()?;
+    socket.bind(&addr.into()).ok()?;
+    socket.listen(0).ok()?;
+    let filler = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    Some((socket, filler))
+}
+
+#[tokio::test]
+async fn happy_eyeballs_moves_on_from_a_silent_address() {
+    let bed = bed(10, Duration::ZERO).await;
+    // h5's AAAA is ::1: make [::1]:port swallow SYNs.
+    let Some(_hole) = black_hole(SocketAddr::from((
+        [0u16, 0, 0, 0, 0, 0, 0, 1],
+        bed.farm.port(),
+    ))) else {
+        eprintln!("skipped: no IPv6 loopback here to black-hole");
+        return;
+    };
+    let resolver = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(bed.dns.addr())
+            .ip_strategy(IpStrategy::Both)
+            .ipv6_egress(Some(true))
+            .resolution_delay(Duration::from_millis(500))
+            .build(),
+    )
+    .unwrap();
+    let f = Fetcher::new(FetcherConfig::default(), Arc::new(resolver)).unwrap();
+    let record = f.fetch(&bed.farm.url(5, "/")).await;
+    assert!(record.is_ok(), "{record:?}");
+    let connect = record.phases.connect.unwrap();
+    // IPv6 first (silent), IPv4 after the 250 ms attempt delay.
+    assert!(connect >= Duration::from_millis(240), "{connect:?}");
+    assert!(connect < Duration::from_secs(3), "{connect:?}");
+    assert_eq!(bed.farm.host_stats(5).unwrap().requests, 1);
+}
+
+#[tokio::test]
+async fn reqwest_uses_crawldns() {
+    let bed = bed(10, Duration::ZERO).await;
+    let resolver = resolver(&bed.dns);
+    let client = reqwest::Client::builder()
+        .dns_resolver(Arc::new(CrawlDnsResolve::new(resolver.clone())))
+        .build()
+        .unwrap();
+    let response = client.get(bed.farm.url(6, "/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-host-index"], "6");
+    assert_eq!(response.bytes().await.unwrap().len(), 2048);
+    assert_eq!(resolver.metrics().udp_sent, 1);
+    let err = client
+        .get(format!("http://nope.crawl.test:{}/", bed.farm.port()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_connect(),
+        "reqwest reports resolution failures as connect errors: {err}"
+    );
+}
+
+#[tokio::test]
+async fn hyper_connector_uses_crawldns() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let bed = bed(10, Duration::ZERO).await;
+    let resolver = resolver(&bed.dns);
+    let client: Client<_, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(CrawlConnector::new(Arc::new(resolver)));
+    let response = client
+        .get(bed.farm.url(7, "/").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), 2048);
+    assert_eq!(bed.farm.host_stats(7).unwrap().requests, 1);
+}
+
+#[tokio::test]
+async fn https_measures_the_tls_phase_and_classifies_tls_failures() {
+    let dns = DnsServer::start(DnsServerConfig::default()).await.unwrap();
+    let farm = HttpFarm::start(HttpFarmConfig {
+        hosts: 4,
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ca = farm.ca_pem().unwrap();
+    let trusting = Fetcher::new(
+        FetcherConfig {
+            extra_ca_pem: vec![ca],
+            ..Default::default()
+        },
+        Arc::new(resolver(&dns)),
+    )
+    .unwrap();
+    let url = farm.url(2, "/");
+    assert!(url.starts_with("https://h2.crawl.test:"), "{url}");
+    let record = trusting.fetch(&url).await;
+    assert!(record.is_ok(), "{record:?}");
+    assert_eq!(record.status, Some(200));
+    assert!(record.phases.tls.is_some(), "{record:?}");
+    let again = trusting.fetch(&farm.url(2, "/again")).await;
+    assert!(again.reused_connection && again.phases.tls.is_none(), "{again:?}");
+
+    // Without the testbed's CA the handshake fails: class tls, not connect.
+    let web_pki_only = Fetcher::new(FetcherConfig::default(), Arc::new(resolver(&dns))).unwrap();
+    let record = web_pki_only.fetch(&farm.url(3, "/")).await;
+    assert_eq!(record.error.as_ref().unwrap().class, ErrorClass::Tls, "{record:?}");
+    // The farm learns of the failure when it reads the client's alert.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while farm.stats().tls_handshake_failures == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(farm.stats().tls_handshake_failures, 1);
+}
