@@ -381,12 +381,19 @@ async fn https_measures_the_tls_phase_and_classifies_tls_failures() {
     assert_eq!(record.status, Some(200));
     assert!(record.phases.tls.is_some(), "{record:?}");
     let again = trusting.fetch(&farm.url(2, "/again")).await;
-    assert!(again.reused_connection && again.phases.tls.is_none(), "{again:?}");
+    assert!(
+        again.reused_connection && again.phases.tls.is_none(),
+        "{again:?}"
+    );
 
     // Without the testbed's CA the handshake fails: class tls, not connect.
     let web_pki_only = Fetcher::new(FetcherConfig::default(), Arc::new(resolver(&dns))).unwrap();
     let record = web_pki_only.fetch(&farm.url(3, "/")).await;
-    assert_eq!(record.error.as_ref().unwrap().class, ErrorClass::Tls, "{record:?}");
+    assert_eq!(
+        record.error.as_ref().unwrap().class,
+        ErrorClass::Tls,
+        "{record:?}"
+    );
     // The farm learns of the failure when it reads the client's alert.
     let deadline = Instant::now() + Duration::from_secs(5);
     while farm.stats().tls_handshake_failures == 0 && Instant::now() < deadline {
