@@ -15,6 +15,7 @@ use std::time::Duration;
 use quick_cache::Equivalent;
 use tokio::time::Instant;
 
+use crate::clock::CacheClock;
 use crate::error::{Error, ErrorKind};
 use crate::resolver::{Lookup, QueryType};
 
@@ -45,6 +46,9 @@ pub struct CacheConfig {
     /// Refresh an entry in the background when it is hit in the last 10% of
     /// its TTL (default true).
     pub prefetch: bool,
+    /// The clock expiry is judged by (default [`CacheClock::Coarse`]; tests
+    /// that pause tokio's clock use [`CacheClock::Tokio`]).
+    pub clock: CacheClock,
 }
 
 impl Default for CacheConfig {
@@ -59,6 +63,7 @@ impl Default for CacheConfig {
             serve_stale: None,
             stale_answer_ttl: 30,
             prefetch: true,
+            clock: CacheClock::Coarse,
         }
     }
 }
@@ -211,6 +216,11 @@ impl Cache {
     /// The configuration.
     pub fn config(&self) -> &CacheConfig {
         &self.config
+    }
+
+    /// The current time on the cache's clock.
+    pub fn now(&self) -> Instant {
+        self.config.clock.now()
     }
 
     /// Entries held.

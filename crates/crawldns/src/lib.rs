@@ -28,6 +28,7 @@
 
 pub mod answer;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod egress;
 pub mod error;
@@ -44,6 +45,7 @@ pub mod transport;
 pub mod wire;
 
 pub use cache::CacheConfig;
+pub use clock::CacheClock;
 pub use config::{IpStrategy, NameServer, Protocol, ResolverConfig, ResolverConfigBuilder};
 pub use error::{Attempt, Error, ErrorKind};
 pub use health::ServerHealth;

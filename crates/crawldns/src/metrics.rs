@@ -8,11 +8,39 @@ use parking_lot::Mutex;
 
 use crate::error::ErrorKind;
 
+/// A counter spread over cache lines, so threads hitting the cache at once
+/// do not fight over one line. Reading sums the stripes.
+#[derive(Debug, Default)]
+pub(crate) struct Striped([Padded; STRIPES]);
+
+const STRIPES: usize = 8;
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
+impl Striped {
+    pub(crate) fn add(&self) {
+        thread_local! {
+            static STRIPE: usize = {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES
+            };
+        }
+        let stripe = STRIPE.with(|s| *s);
+        self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// Live counters, updated with relaxed atomics; latency is recorded once per
 /// wire resolution (never on a cache hit).
 #[derive(Debug)]
 pub struct Metrics {
-    pub(crate) lookups: AtomicU64,
+    pub(crate) lookups: Striped,
     pub(crate) udp_sent: AtomicU64,
     pub(crate) tcp_sent: AtomicU64,
     pub(crate) answers: AtomicU64,
@@ -24,7 +52,7 @@ pub struct Metrics {
     pub(crate) server_errors: AtomicU64,
     pub(crate) socket_rotations: AtomicU64,
     pub(crate) probes: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_hits: Striped,
     pub(crate) cache_misses: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) prefetches: AtomicU64,
@@ -36,7 +64,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            lookups: AtomicU64::new(0),
+            lookups: Striped::default(),
             udp_sent: AtomicU64::new(0),
             tcp_sent: AtomicU64::new(0),
             answers: AtomicU64::new(0),
@@ -48,7 +76,7 @@ impl Default for Metrics {
             server_errors: AtomicU64::new(0),
             socket_rotations: AtomicU64::new(0),
             probes: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
+            cache_hits: Striped::default(),
             cache_misses: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
@@ -147,7 +175,7 @@ impl Metrics {
             }
         };
         MetricsSnapshot {
-            lookups: get(&self.lookups),
+            lookups: self.lookups.sum(),
             udp_sent: get(&self.udp_sent),
             tcp_sent: get(&self.tcp_sent),
             answers: get(&self.answers),
@@ -160,7 +188,7 @@ impl Metrics {
             socket_rotations: get(&self.socket_rotations),
             probes: get(&self.probes),
             kernel_drops: 0,
-            cache_hits: get(&self.cache_hits),
+            cache_hits: self.cache_hits.sum(),
             cache_misses: get(&self.cache_misses),
             stale_served: get(&self.stale_served),
             prefetches: get(&self.prefetches),

@@ -176,7 +176,7 @@ impl Resolver {
     /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
         let inner = &self.inner;
-        Metrics::add(&inner.core.metrics.lookups);
+        inner.core.metrics.lookups.add();
         let name = normalize_host(host)?;
         if let Some(ips) = local_answer(&name, query_type) {
             return ips.map(|ips| Lookup {
@@ -197,7 +197,7 @@ impl Resolver {
     /// the returned `Arc`'s reference count.
     pub async fn lookup_ip(&self, host: &str) -> Result<LookupIp, Error> {
         let inner = &self.inner;
-        Metrics::add(&inner.core.metrics.lookups);
+        inner.core.metrics.lookups.add();
         if let Some(ip) = parse_ip_literal(host) {
             return Ok(LookupIp {
                 addrs: Arc::from([ip]),
@@ -209,11 +209,11 @@ impl Resolver {
             return Ok(localhost(inner.core.config.ip_strategy));
         }
         if let Some(cache) = &inner.cache {
-            let now = Instant::now();
+            let now = cache.now();
             match cache.get(&name, Slot::Ip, now) {
                 Hit::Fresh(entry) => {
                     if let Value::Ips(addrs) = &entry.value {
-                        Metrics::add(&inner.core.metrics.cache_hits);
+                        inner.core.metrics.cache_hits.add();
                         inner.maybe_prefetch_ip(&entry, &name, now);
                         return Ok(LookupIp {
                             addrs: addrs.clone(),
@@ -327,12 +327,12 @@ impl Inner {
     ) -> Result<Lookup, Error> {
         let metrics = &self.core.metrics;
         if let Some(cache) = self.cache.as_ref().filter(|_| freshness != Freshness::Wire) {
-            let now = Instant::now();
+            let now = cache.now();
             match cache.get(name, Slot::Type(query_type), now) {
                 Hit::Fresh(entry)
                     if freshness == Freshness::SkipFailures && entry.is_transient_failure() => {}
                 Hit::Fresh(entry) => {
-                    Metrics::add(&metrics.cache_hits);
+                    metrics.cache_hits.add();
                     if cache.config().prefetch && entry.claim_prefetch(now) {
                         Metrics::add(&metrics.prefetches);
                         self.refresh_in_background(name, query_type);
@@ -347,18 +347,29 @@ impl Inner {
                 Hit::Miss => Metrics::add(&metrics.cache_misses),
             }
         }
-        self.fetch(name, query_type).await
+        self.fetch(name, query_type, freshness).await
     }
 
     /// Asks the wire, sharing one query among concurrent callers, and
     /// stores the outcome. On failure, a stale answer (serve-stale) wins.
-    async fn fetch(self: &Arc<Self>, name: &str, query_type: QueryType) -> Result<Lookup, Error> {
+    async fn fetch(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+        freshness: Freshness,
+    ) -> Result<Lookup, Error> {
         let key = Key::new(name, Slot::Type(query_type));
         let this = self.clone();
         let owned = name.to_string();
         let (result, role) = self
             .flights
             .run(key.clone(), move || async move {
+                // A caller can miss the cache, be descheduled while another
+                // flight for the same name lands, and only then start its
+                // own: look again before asking the wire.
+                if let Some(found) = this.fresh_in_cache(&key, freshness) {
+                    return found;
+                }
                 let Resolved {
                     result,
                     negative_ttl,
@@ -375,6 +386,23 @@ impl Inner {
         })
     }
 
+    /// A fresh cached outcome for `key`, unless `freshness` says to ignore it.
+    fn fresh_in_cache(&self, key: &Key, freshness: Freshness) -> Option<Result<Lookup, Error>> {
+        let cache = self
+            .cache
+            .as_ref()
+            .filter(|_| freshness != Freshness::Wire)?;
+        let now = cache.now();
+        match cache.get(key.name(), key.slot(), now) {
+            Hit::Fresh(entry)
+                if !(freshness == Freshness::SkipFailures && entry.is_transient_failure()) =>
+            {
+                Some(from_entry(&entry, entry.remaining(now)))
+            }
+            _ => None,
+        }
+    }
+
     /// Puts a wire outcome in the cache; returns what callers should get.
     fn store(
         &self,
@@ -385,7 +413,7 @@ impl Inner {
         let Some(cache) = &self.cache else {
             return result;
         };
-        let now = Instant::now();
+        let now = cache.now();
         match result {
             Ok(lookup) => {
                 let ttl = lookup.ttl;
@@ -409,7 +437,7 @@ impl Inner {
         let this = self.clone();
         let name = name.to_string();
         tokio::spawn(async move {
-            let _ = this.fetch(&name, query_type).await;
+            let _ = this.fetch(&name, query_type, Freshness::Wire).await;
         });
     }
 
@@ -491,12 +519,8 @@ impl Inner {
         let combined = combine(strategy, a, aaaa);
         if let (Some(cache), Ok(found), true) = (&self.cache, &combined, complete) {
             let key = Key::new(&name, Slot::Ip);
-            let ttl = cache.insert_positive(
-                key,
-                Value::Ips(found.addrs.clone()),
-                found.ttl,
-                Instant::now(),
-            );
+            let ttl =
+                cache.insert_positive(key, Value::Ips(found.addrs.clone()), found.ttl, cache.now());
             let addrs = found.addrs.clone();
             return (Ok(LookupIp { addrs, ttl }), true);
         }
