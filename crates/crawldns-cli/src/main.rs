@@ -1,22 +1,67 @@
 //! `crawldns`: DNS resolution and fetching for high-throughput crawlers.
 //!
-//! One module per subcommand (`testbed_cmd` for `crawldns testbed`); `main`
-//! parses the command line, sets up logging and the Tokio runtime, runs the
-//! subcommand and turns its error, if any, into a message and exit code 1.
+//! One module per subcommand (`resolve_cmd`, `fetch_cmd`, `testbed_cmd`,
+//! `demo_cmd`), plus what they share: `dns_args` (nameserver options),
+//! `input` (reading a list), `output` (stdout and the progress bar),
+//! `stats` (hdrhistogram percentiles), `metrics_http` (`--metrics-addr`),
+//! `netns` and `plot` (for the demo). `main` parses the command line, sets
+//! up logging and the Tokio runtime, runs the subcommand and turns its
+//! outcome into an exit code (see [`EXIT_CODES`]).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod demo_cmd;
+mod dns_args;
+mod fetch_cmd;
+mod input;
+mod metrics_http;
+mod netns;
+mod output;
+mod plot;
+mod resolve_cmd;
+mod stats;
 mod testbed_cmd;
+
+/// The exit codes, as `--help` shows them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done, and every name resolved / every URL fetched without error
+  1  stopped by an error: unreadable input, failed write to stdout, a
+     resolver or server that could not start (the message says which)
+  2  bad command line (unknown option, invalid value, no nameserver)
+  3  done, but some names or URLs failed or some input lines were invalid
+     (each is in the output; invalid lines are reported with their numbers)";
+
+/// How a command that ran to its end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything succeeded: exit 0.
+    Success,
+    /// The run completed but some items failed: exit 3.
+    SomeFailed,
+}
+
+/// An error in how the command was called: exit code 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// DNS resolution and fetching for high-throughput crawlers.
 ///
 /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more than
 /// warnings.
 #[derive(Debug, Parser)]
-#[command(name = "crawldns", version, about, long_about = None)]
+#[command(name = "crawldns", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -26,6 +71,25 @@ struct Cli {
 /// The subcommands, one module each.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Resolve a list of names (one per line, from FILE or stdin) with the
+    /// crawldns resolver: JSON lines out, a summary on stderr.
+    #[command(after_help = EXIT_CODES)]
+    Resolve(resolve_cmd::ResolveArgs),
+
+    /// Fetch a list of URLs (one per line, from FILE or stdin) under
+    /// connection limits: one JSON record per URL, a summary on stderr.
+    #[command(after_help = EXIT_CODES)]
+    Fetch(fetch_cmd::FetchArgs),
+
+    /// Compare the system resolver path with crawldns on a local testbed:
+    /// crawl the same URLs twice, print a side-by-side table, write a plot.
+    Demo(demo_cmd::DemoArgs),
+
+    /// The demo's system-path crawl, run by `crawldns demo` inside its
+    /// network namespace; prints its results as JSON.
+    #[command(hide = true)]
+    DemoSystemPath(demo_cmd::SystemPathArgs),
+
     /// Run the local testbed: an authoritative DNS server for the synthetic
     /// zone crawl.test and an HTTP host farm on 127.x.y.z, until Ctrl-C.
     Testbed(testbed_cmd::TestbedArgs),
@@ -46,14 +110,26 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Testbed(args) => testbed_cmd::run(args).await,
+            Command::Resolve(args) => resolve_cmd::run(args).await,
+            Command::Fetch(args) => fetch_cmd::run(args).await,
+            Command::Demo(args) => demo_cmd::run(args).await,
+            Command::DemoSystemPath(args) => demo_cmd::run_system_path(args).await,
+            Command::Testbed(args) => testbed_cmd::run(args).await.map(|()| Outcome::Success),
         }
     });
+    // Tasks still running (e.g. a lingering background refresh) must not
+    // hold the exit up.
+    runtime.shutdown_background();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::SomeFailed) => ExitCode::from(3),
         Err(e) => {
             eprintln!("error: {}", render_error(&e));
-            ExitCode::FAILURE
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -70,7 +146,7 @@ fn init_logging() {
 /// The error and its causes on one line, `outer: inner: …`, leaving out a
 /// cause whose text the line already holds (library errors often repeat
 /// their source in their own message).
-fn render_error(error: &anyhow::Error) -> String {
+pub fn render_error(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();

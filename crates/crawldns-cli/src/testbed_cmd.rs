@@ -392,7 +392,7 @@ fn print_stdout(text: &str) -> Result<()> {
 /// Raises the soft open-file limit to the hard one: the farm holds one
 /// listener per host plus every open connection. Failure only means a farm of
 /// many hosts may hit the limit, which the farm reports itself.
-fn raise_fd_limit() {
+pub fn raise_fd_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -1,0 +1,185 @@
+//! The DNS options `resolve`, `fetch` share, and the resolver they build.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use crawldns::{IpStrategy, Resolver, ResolverConfig};
+
+use crate::UsageError;
+
+/// Which nameservers to ask and how.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "DNS")]
+pub struct DnsArgs {
+    /// A nameserver to ask: an IP address with an optional port (default
+    /// 53), e.g. 127.0.0.1:5353 or [::1]:53. Repeat for several, in order
+    /// of preference.
+    #[arg(long = "nameserver", value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+    pub nameservers: Vec<SocketAddr>,
+
+    /// Also use the nameservers and options (timeout, attempts, rotate) of a
+    /// resolv.conf file: /etc/resolv.conf when given without a value, or
+    /// --resolv-conf=PATH. crawldns never reads it unless asked.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true,
+          default_missing_value = "/etc/resolv.conf")]
+    pub resolv_conf: Option<PathBuf>,
+
+    /// Rounds over all servers before giving up (default 2, or
+    /// resolv.conf's attempts).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub attempts: Option<u64>,
+
+    /// Which address families an address lookup (type IP) asks for and in
+    /// what order it returns them.
+    #[arg(long, value_enum, value_name = "STRATEGY", default_value_t = Strategy::Both)]
+    pub strategy: Strategy,
+
+    /// Ask the nameservers given with --nameserver over TCP only.
+    #[arg(long)]
+    pub tcp: bool,
+}
+
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Strategy {
+    /// A records only.
+    V4,
+    /// AAAA records only.
+    V6,
+    /// A and AAAA in parallel, interleaved IPv6 first (happy eyeballs).
+    Both,
+    /// A and AAAA; IPv4 addresses first.
+    PreferV4,
+    /// A and AAAA; IPv6 addresses first.
+    PreferV6,
+}
+
+impl From<Strategy> for IpStrategy {
+    fn from(strategy: Strategy) -> Self {
+        match strategy {
+            Strategy::V4 => IpStrategy::V4Only,
+            Strategy::V6 => IpStrategy::V6Only,
+            Strategy::Both => IpStrategy::Both,
+            Strategy::PreferV4 => IpStrategy::PreferV4,
+            Strategy::PreferV6 => IpStrategy::PreferV6,
+        }
+    }
+}
+
+/// Parses `--nameserver`: `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6
+/// address. Host names are refused: a nameserver must be an address.
+pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let bad = |why: &str| {
+        format!(
+            "invalid nameserver {text:?}: {why} (expected an IP address with an optional port, \
+             e.g. 127.0.0.1, 127.0.0.1:5353 or [::1]:53)"
+        )
+    };
+    let addr = if let Ok(ip) = text.parse::<IpAddr>() {
+        SocketAddr::new(ip, 53)
+    } else if let Ok(addr) = text.parse::<SocketAddr>() {
+        addr
+    } else if let Some(ip) = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse::<IpAddr>().ok())
+    {
+        SocketAddr::new(ip, 53)
+    } else if text.is_empty() {
+        return Err(bad("empty"));
+    } else {
+        return Err(bad("not an IP address"));
+    };
+    if addr.port() == 0 {
+        return Err(bad("port 0"));
+    }
+    if addr.ip().is_unspecified() {
+        return Err(bad("the unspecified address"));
+    }
+    Ok(addr)
+}
+
+impl DnsArgs {
+    /// True when no nameserver was asked for at all.
+    pub fn is_empty(&self) -> bool {
+        self.nameservers.is_empty() && self.resolv_conf.is_none()
+    }
+
+    /// The resolver configuration these options describe, with `timeout_ms`
+    /// as the per-attempt timeout when given (the option is `--timeout-ms`
+    /// for `resolve`, `--dns-timeout-ms` for `fetch`).
+    pub fn config(&self, timeout_ms: Option<u64>) -> Result<ResolverConfig> {
+        if self.is_empty() {
+            return Err(UsageError(
+                "no nameserver: pass --nameserver IP[:PORT] (repeatable) or --resolv-conf \
+                 (crawldns reads /etc/resolv.conf only when asked)"
+                    .to_owned(),
+            )
+            .into());
+        }
+        let mut builder = ResolverConfig::builder();
+        if let Some(path) = &self.resolv_conf {
+            builder = builder
+                .resolv_conf(path)
+                .with_context(|| format!("cannot use --resolv-conf={}", path.display()))?;
+        }
+        for &addr in &self.nameservers {
+            builder = if self.tcp {
+                builder.tcp_nameserver(addr)
+            } else {
+                builder.nameserver(addr)
+            };
+        }
+        if let Some(ms) = timeout_ms {
+            builder = builder.timeout(Duration::from_millis(ms));
+        }
+        if let Some(attempts) = self.attempts {
+            builder = builder.attempts(usize::try_from(attempts).unwrap_or(usize::MAX));
+        }
+        Ok(builder.ip_strategy(self.strategy.into()).build())
+    }
+
+    /// A resolver for these options (see [`DnsArgs::config`]).
+    pub fn resolver(&self, timeout_ms: Option<u64>) -> Result<Resolver> {
+        let config = self.config(timeout_ms)?;
+        if config.nameservers.is_empty() {
+            let from = self
+                .resolv_conf
+                .as_ref()
+                .map_or_else(String::new, |p| format!(" ({} names none)", p.display()));
+            anyhow::bail!("no nameserver to ask{from}: pass --nameserver IP[:PORT]");
+        }
+        Resolver::new(config).context("cannot start the resolver")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameservers_take_an_optional_port() {
+        let ok = |text: &str| parse_nameserver(text).unwrap().to_string();
+        assert_eq!(ok("127.0.0.1"), "127.0.0.1:53");
+        assert_eq!(ok("127.0.0.1:5353"), "127.0.0.1:5353");
+        assert_eq!(ok("::1"), "[::1]:53");
+        assert_eq!(ok("[::1]"), "[::1]:53");
+        assert_eq!(ok("[::1]:5353"), "[::1]:5353");
+        for bad in [
+            "",
+            "dns.example",
+            "127.0.0.1:0",
+            "127.0.0.1:99999",
+            "300.1.1.1",
+            "0.0.0.0",
+            "1.2.3.4:x",
+        ] {
+            let err = parse_nameserver(bad).unwrap_err();
+            assert!(err.contains("invalid nameserver"), "{bad:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! `crawldns fetch`: crawls a list of URLs with the crawldns [`Fetcher`]:
+//! pre-warm each batch's hosts, fetch under the connection limits, one JSON
+//! line per URL (the library's `FetchRecord`: status, bytes, phase timings
+//! in ms, error class), and a summary table on stderr.
+//!
+//! Records are written as fetches finish, not in input order. A line that
+//! is not an http(s) URL is reported on stderr with its line number and gets
+//! a record with the error class `url`; the run goes on.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use crawldns_fetch::host_resolver::BoxFuture;
+use crawldns_fetch::{
+    ErrorClass, FetchError, FetchRecord, Fetcher, FetcherConfig, HostResolver, Phases, ResultSink,
+    UrlSource,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::dns_args::DnsArgs;
+use crate::input::{Entry, Input, Source};
+use crate::metrics_http::{MetricsArgs, Sources};
+use crate::output::{Output, Progress};
+use crate::stats::{fmt_opt_ms, Latency};
+use crate::Outcome;
+
+/// Outcome labels of fetch records: `ok`, then every error class label.
+pub const OUTCOMES: [&str; 9] = [
+    "ok",
+    "url",
+    "dns",
+    "connect",
+    "tls",
+    "timeout",
+    "http_status",
+    "body",
+    "redirects",
+];
+
+/// Threads of the `getaddrinfo` pool behind `--system-resolver`.
+pub const GAI_THREADS: usize = 32;
+
+/// Options of `crawldns fetch`.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// The URLs to fetch (http or https), one per line (blank lines and
+    /// lines starting with # are skipped). Without FILE, or with -, URLs
+    /// are read from stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// The fetcher's limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Resolve names with the system's getaddrinfo (on a pool of 32
+    /// threads, as most async stacks do) instead of crawldns, for
+    /// comparison. Takes no DNS options: glibc reads /etc/resolv.conf.
+    #[arg(long, help_heading = "DNS",
+          conflicts_with_all = ["nameservers", "resolv_conf", "dns_timeout_ms", "attempts", "tcp", "strategy"])]
+    pub system_resolver: bool,
+
+    /// Which nameservers to ask, and how.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+
+    /// Time to wait for one DNS attempt at one server, in milliseconds
+    /// (default 2000, or resolv.conf's timeout). It adapts down to the
+    /// measured RTT.
+    #[arg(long, value_name = "MS", help_heading = "DNS",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub dns_timeout_ms: Option<u64>,
+
+    /// The metrics endpoint.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// The fetcher's limits, shared with `crawldns demo`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Open connections at most, all hosts together.
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub global_connections: u64,
+
+    /// Open connections at most per host (scheme, host, port).
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub per_host: u64,
+
+    /// Politeness: at most this many request starts per second per host
+    /// (default: no limit).
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub per_host_rate: Option<f64>,
+
+    /// Deadline for a whole URL (queue, DNS, connect, redirects, body), in
+    /// milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub timeout_ms: u64,
+
+    /// Deadline for the TCP connection, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub connect_timeout_ms: u64,
+
+    /// Redirects followed at most.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_redirects: u32,
+
+    /// Body bytes read at most; a longer body is a `body` error.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
+    pub max_body: u64,
+
+    /// The User-Agent header.
+    #[arg(long, value_name = "TEXT")]
+    pub user_agent: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file (e.g. a test CA).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not resolve each batch's hosts before fetching it.
+    #[arg(long)]
+    pub no_prewarm: bool,
+
+    /// Fetches in flight at once (the connection limits still apply).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub concurrency: u64,
+
+    /// URLs read, pre-warmed and fetched together; the next batch starts
+    /// when a batch is done.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub batch: u64,
+}
+
+/// Parses `--per-host-rate`: a positive number.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "the rate must be a positive number of requests per second (e.g. 2 or 0.5), not {text:?}"
+        )),
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+impl LimitArgs {
+    /// The fetcher configuration these limits describe (reads `--ca-file`).
+    pub fn config(&self) -> Result<FetcherConfig> {
+        let mut config = FetcherConfig {
+            global_connections: to_usize(self.global_connections),
+            per_host_connections: to_usize(self.per_host),
+            per_host_rate: self.per_host_rate,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            request_timeout: Duration::from_millis(self.timeout_ms),
+            max_redirects: self.max_redirects,
+            max_body: self.max_body,
+            prewarm: !self.no_prewarm,
+            concurrency: to_usize(self.concurrency),
+            ..FetcherConfig::default()
+        };
+        if let Some(agent) = &self.user_agent {
+            config.user_agent.clone_from(agent);
+        }
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --ca-file {}", path.display()))?;
+            config.extra_ca_pem.push(pem);
+        }
+        Ok(config)
+    }
+}
+
+/// The timings and outcome of one record: what summaries and the demo need
+/// (and what the demo's namespaced child sends its parent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// `None` when the fetch succeeded; else the error class label (`dns`).
+    pub class: Option<String>,
+    /// The error class in full (`dns/nxdomain`, `http_status/500`).
+    pub error: Option<String>,
+    /// Time to first byte, ms.
+    pub ttfb_ms: Option<f64>,
+    /// DNS phase, ms (new connections only).
+    pub dns_ms: Option<f64>,
+    /// The whole fetch after the queue, ms.
+    pub total_ms: f64,
+}
+
+impl From<&FetchRecord> for Timing {
+    fn from(record: &FetchRecord) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        Self {
+            class: record.error.as_ref().map(|e| e.class.label().to_owned()),
+            error: record.error.as_ref().map(|e| e.class.to_string()),
+            ttfb_ms: record.phases.ttfb.map(ms),
+            dns_ms: record.phases.dns.map(ms),
+            total_ms: ms(record.phases.total),
+        }
+    }
+}
+
+/// Counts and latency histograms over fetch records.
+#[derive(Debug, Clone, Default)]
+pub struct FetchTally {
+    /// Records seen.
+    pub urls: u64,
+    /// Records by outcome label (see [`OUTCOMES`]).
+    pub by_class: BTreeMap<String, u64>,
+    /// Failed records by full error class (`dns/nxdomain`).
+    pub by_error: BTreeMap<String, u64>,
+    /// Time to first byte.
+    pub ttfb: Latency,
+    /// DNS phase.
+    pub dns: Latency,
+    /// Whole fetch.
+    pub total: Latency,
+}
+
+impl FetchTally {
+    /// Counts one record.
+    pub fn add(&mut self, timing: &Timing) {
+        self.urls += 1;
+        let class = timing.class.as_deref().unwrap_or("ok");
+        *self.by_class.entry(class.to_owned()).or_default() += 1;
+        if let Some(error) = &timing.error {
+            *self.by_error.entry(error.clone()).or_default() += 1;
+        }
+        if let Some(ms) = timing.ttfb_ms {
+            self.ttfb.record_ms(ms);
+        }
+        if let Some(ms) = timing.dns_ms {
+            self.dns.record_ms(ms);
+        }
+        if timing.class.as_deref() != Some("url") {
+            self.total.record_ms(timing.total_ms);
+        }
+    }
+
+    /// Records without error.
+    pub fn ok(&self) -> u64 {
+        self.by_class.get("ok").copied().unwrap_or(0)
+    }
+
+    /// Records with an error.
+    pub fn failed(&self) -> u64 {
+        self.urls - self.ok()
+    }
+
+    /// `dns/nxdomain 1, http_status/500 2`, or `none`.
+    pub fn errors_line(&self) -> String {
+        if self.by_error.is_empty() {
+            return "none".to_owned();
+        }
+        self.by_error
+            .iter()
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Writes records to stdout and counts them; shared by the URL source (for
+/// invalid lines) and the result sink.
+struct RecordWriter {
+    out: Output,
+    tally: Arc<Mutex<FetchTally>>,
+    invalid_lines: u64,
+    /// The first write error; every later write fails with it.
+    failed: Option<String>,
+}
+
+impl RecordWriter {
+    fn write(&mut self, record: &FetchRecord) -> io::Result<()> {
+        if let Some(failed) = &self.failed {
+            return Err(io::Error::other(failed.clone()));
+        }
+        let line = serde_json::to_string(record).map_err(io::Error::other)?;
+        if let Err(e) = self.out.line(&line) {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        lock(&self.tally).add(&Timing::from(record));
+        self.out.progress().inc();
+        Ok(())
+    }
+
+    /// A line that is not a URL: reported on stderr, and a `url` record.
+    fn invalid(&mut self, number: u64, text: &str, why: &str) {
+        self.invalid_lines += 1;
+        self.out
+            .progress()
+            .eprintln(&format!("line {number}: {text:?}: {why}"));
+        let record = FetchRecord {
+            url: text.to_owned(),
+            final_url: text.to_owned(),
+            host: String::new(),
+            status: None,
+            bytes: 0,
+            redirects: 0,
+            reused_connection: false,
+            phases: Phases::default(),
+            error: Some(FetchError {
+                class: ErrorClass::Url,
+                message: format!("line {number}: {why}"),
+            }),
+        };
+        // A failure is kept in `failed` and ends the crawl at the next record.
+        let _ = self.write(&record);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why `text` is not a URL the fetcher can fetch, as the fetcher decides it.
+fn check_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "not an http(s) URL: unsupported scheme {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("not a URL: no host".to_owned());
+    }
+    Ok(())
+}
+
+/// URLs from the input, with invalid lines turned into `url` records.
+struct LineSource {
+    entries: mpsc::Receiver<Entry>,
+    writer: Arc<Mutex<RecordWriter>>,
+}
+
+impl LineSource {
+    /// Handles one entry: the URL to fetch, or `None` after reporting it.
+    fn accept(&self, entry: Entry) -> Option<String> {
+        let mut writer = lock(&self.writer);
+        match entry {
+            Entry::Line { number, text } => match check_url(&text) {
+                Ok(()) => Some(text),
+                Err(why) => {
+                    writer.invalid(number, &text, &why);
+                    None
+                }
+            },
+            Entry::NotUtf8 { number, lossy } => {
+                writer.invalid(number, &lossy, "the line is not valid UTF-8");
+                None
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        lock(&self.writer).failed.is_some()
+    }
+}
+
+impl UrlSource for LineSource {
+    fn next_url(&mut self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            loop {
+                if self.stopped() {
+                    return None;
+                }
+                let entry = self.entries.recv().await?;
+                if let Some(url) = self.accept(entry) {
+                    return Some(url);
+                }
+            }
+        })
+    }
+}
+
+/// Records to the writer.
+struct Sink {
+    writer: Arc<Mutex<RecordWriter>>,
+}
+
+impl ResultSink for Sink {
+    fn record(&mut self, record: FetchRecord) -> BoxFuture<'_, io::Result<()>> {
+        let result = lock(&self.writer).write(&record);
+        Box::pin(async move { result })
+    }
+}
+
+/// Runs `crawldns fetch`.
+pub async fn run(args: FetchArgs) -> Result<Outcome> {
+    let config = args.limits.config()?;
+    let (host_resolver, resolver): (Arc<dyn HostResolver>, _) = if args.system_resolver {
+        let pool = crawldns_fetch::gai::GaiPool::new(GAI_THREADS)
+            .context("cannot start the getaddrinfo threads")?;
+        (Arc::new(pool), None)
+    } else {
+        let resolver = args.dns.resolver(args.dns_timeout_ms)?;
+        (Arc::new(resolver.clone()), Some(resolver))
+    };
+    let fetcher =
+        Arc::new(Fetcher::new(config, host_resolver).context("cannot set up the fetcher")?);
+
+    let source = Source::from_arg(args.file.as_deref());
+    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let input = Input::open(source, show_progress)?;
+    let tally = Arc::new(Mutex::new(FetchTally::default()));
+    let metrics = args
+        .metrics
+        .start(Sources {
+            resolver: resolver.clone(),
+            fetch: Some((fetcher.clone(), tally.clone())),
+        })
+        .await?;
+
+    let progress = Progress::new(input.total, "URLs");
+    let writer = Arc::new(Mutex::new(RecordWriter {
+        out: Output::stdout(progress),
+        tally: tally.clone(),
+        invalid_lines: 0,
+        failed: None,
+    }));
+    let (entries, reader) = input.into_parts();
+    let mut source = LineSource {
+        entries,
+        writer: writer.clone(),
+    };
+    let mut sink = Sink {
+        writer: writer.clone(),
+    };
+    let started = Instant::now();
+    let crawled = fetcher
+        .crawl(&mut source, &mut sink, to_usize(args.limits.batch))
+        .await;
+    let elapsed = started.elapsed();
+    crawled.context("cannot write to stdout")?;
+    let invalid_lines = finish_output(&writer)?;
+    let read = reader.finish();
+    let tally = lock(&tally).clone();
+
+    let resolver_name = if args.system_resolver {
+        format!("getaddrinfo on {GAI_THREADS} threads")
+    } else {
+        "crawldns".to_owned()
+    };
+    eprint!(
+        "{}",
+        summary(&tally, invalid_lines, elapsed, &fetcher, &resolver_name)
+    );
+    args.metrics.finish(metrics).await;
+    read?;
+    Ok(if tally.failed() == 0 {
+        Outcome::Success
+    } else {
+        Outcome::SomeFailed
+    })
+}
+
+/// After the crawl: fails if a write failed, flushes stdout, and returns
+/// the number of invalid lines.
+fn finish_output(writer: &Mutex<RecordWriter>) -> Result<u64> {
+    let mut writer = lock(writer);
+    if let Some(failed) = &writer.failed {
+        anyhow::bail!("cannot write to stdout: {failed}");
+    }
+    writer.out.finish()?;
+    Ok(writer.invalid_lines)
+}
+
+/// The summary table printed on stderr at the end.
+fn summary(
+    tally: &FetchTally,
+    invalid_lines: u64,
+    elapsed: Duration,
+    fetcher: &Fetcher,
+    resolver: &str,
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "fetched {} URLs in {:.2} s: {} ok, {} failed",
+        tally.urls,
+        elapsed.as_secs_f64(),
+        tally.ok(),
+        tally.failed()
+    );
+    let _ = writeln!(text, "errors: {}", tally.errors_line());
+    if invalid_lines > 0 {
+        let _ = writeln!(
+            text,
+            "invalid lines: {invalid_lines} (reported above with their line numbers)"
+        );
+    }
+    let _ = writeln!(
+        text,
+        "{:<8} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "", "p50", "p90", "p99", "max", "count"
+    );
+    for (name, latency) in [
+        ("ttfb", &tally.ttfb),
+        ("dns", &tally.dns),
+        ("total", &tally.total),
+    ] {
+        let _ = writeln!(
+            text,
+            "{:<8} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            name,
+            fmt_opt_ms(latency.quantile(0.5)),
+            fmt_opt_ms(latency.quantile(0.9)),
+            fmt_opt_ms(latency.quantile(0.99)),
+            fmt_opt_ms(latency.max()),
+            latency.count()
+        );
+    }
+    let pool = fetcher.pool_stats();
+    let _ = writeln!(
+        text,
+        "connections: {} opened, {} reused; resolver: {resolver}; pre-warm {}",
+        pool.opened,
+        pool.reused,
+        if fetcher.config().prewarm {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_like_the_fetcher_does() {
+        assert!(check_url("http://h1.crawl.test:8080/").is_ok());
+        assert!(check_url("https://example.com/a?b=c").is_ok());
+        assert!(check_url("ftp://example.com/")
+            .unwrap_err()
+            .contains("unsupported scheme \"ftp\""));
+        assert!(check_url("h1.crawl.test/page")
+            .unwrap_err()
+            .contains("not a URL"));
+        assert!(check_url("http://").unwrap_err().contains("not a URL"));
+    }
+
+    #[test]
+    fn rates_must_be_positive() {
+        assert_eq!(parse_rate("2"), Ok(2.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "inf", "NaN", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tally_counts_outcomes_and_phases() {
+        let mut tally = FetchTally::default();
+        let ok = Timing {
+            class: None,
+            error: None,
+            ttfb_ms: Some(25.0),
+            dns_ms: Some(20.0),
+            total_ms: 26.0,
+        };
+        let nx = Timing {
+            class: Some("dns".into()),
+            error: Some("dns/nxdomain".into()),
+            ttfb_ms: None,
+            dns_ms: Some(20.0),
+            total_ms: 20.0,
+        };
+        tally.add(&ok);
+        tally.add(&ok);
+        tally.add(&nx);
+        assert_eq!((tally.urls, tally.ok(), tally.failed()), (3, 2, 1));
+        assert_eq!(tally.errors_line(), "dns/nxdomain 1");
+        assert_eq!(tally.ttfb.count(), 2);
+        assert_eq!(tally.dns.count(), 3);
+    }
+}

@@ -1,0 +1,508 @@
+//! `crawldns resolve`: bulk resolution of a list of names with the crawldns
+//! resolver, one JSON line (or text line) per name and record type, and a
+//! summary on stderr.
+//!
+//! Results are written as lookups finish, not in input order; each carries
+//! the input line number. A name that is not a valid host name is reported
+//! on stderr with its line number and gets a record with the error
+//! `invalid_name`; the run goes on.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use crawldns::{ErrorKind, QueryType, Resolver};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::dns_args::DnsArgs;
+use crate::input::{Entry, Input, Source};
+use crate::metrics_http::{MetricsArgs, Sources};
+use crate::output::{Output, Progress};
+use crate::stats::{fmt_opt_ms, json_ms, Latency};
+use crate::Outcome;
+
+/// Options of `crawldns resolve`.
+#[derive(Debug, Clone, Args)]
+pub struct ResolveArgs {
+    /// The names to resolve, one per line (blank lines and lines starting
+    /// with # are skipped). Without FILE, or with -, names are read from
+    /// stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Record type to look up for every name; repeat for several. IP is an
+    /// address lookup: A and AAAA per --strategy, ordered for connecting.
+    #[arg(long = "type", value_enum, value_name = "TYPE", ignore_case = true,
+          default_values_t = [RecordKind::Ip])]
+    pub types: Vec<RecordKind>,
+
+    /// Lookups in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: u64,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
+    pub format: Format,
+
+    /// Which nameservers to ask, and how.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+
+    /// Time to wait for one attempt at one server, in milliseconds (default
+    /// 2000, or resolv.conf's timeout). It adapts down to the measured RTT.
+    #[arg(long, value_name = "MS", help_heading = "DNS",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: Option<u64>,
+
+    /// The metrics endpoint.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// `--type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordKind {
+    /// IPv4 addresses.
+    #[value(name = "A")]
+    A,
+    /// IPv6 addresses.
+    #[value(name = "AAAA")]
+    Aaaa,
+    /// The name's own CNAME record.
+    #[value(name = "CNAME")]
+    Cname,
+    /// The addresses to connect to: A and AAAA per --strategy.
+    #[value(name = "IP")]
+    Ip,
+}
+
+impl RecordKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+            Self::Ip => "IP",
+        }
+    }
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line: line, name, type, addresses, ttl, rcode,
+    /// error, ms (and target/chain for CNAMEs, message for errors).
+    Json,
+    /// One line per lookup: NAME TYPE RESULT ttl=TTL TIME.
+    Text,
+}
+
+/// One lookup's result, as printed.
+#[derive(Debug, Clone, Serialize)]
+struct ResolveRecord {
+    /// The input line number.
+    line: u64,
+    /// The name as given.
+    name: String,
+    /// A, AAAA, CNAME or IP.
+    #[serde(rename = "type")]
+    query_type: &'static str,
+    /// Addresses found (empty for CNAME lookups and errors).
+    addresses: Vec<IpAddr>,
+    /// The CNAME target, for CNAME lookups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    /// CNAMEs followed to reach the addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    chain: Vec<String>,
+    /// Seconds the answer may be cached.
+    ttl: Option<u32>,
+    /// The response code the answer carried, when one did.
+    rcode: Option<&'static str>,
+    /// The error kind (`nxdomain`, `timeout`, ...), when the lookup failed.
+    error: Option<&'static str>,
+    /// What went wrong, for errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// Time the lookup took, in milliseconds.
+    ms: f64,
+}
+
+impl ResolveRecord {
+    fn failed(
+        line: u64,
+        name: String,
+        kind: RecordKind,
+        error: ErrorKind,
+        message: String,
+    ) -> Self {
+        Self {
+            line,
+            name,
+            query_type: kind.label(),
+            addresses: Vec::new(),
+            target: None,
+            chain: Vec::new(),
+            ttl: None,
+            rcode: rcode_of(error),
+            error: Some(error.as_str()),
+            message: Some(message),
+            ms: 0.0,
+        }
+    }
+
+    /// The outcome label the summary counts: `ok` or the error kind.
+    fn outcome(&self) -> &'static str {
+        self.error.unwrap_or("ok")
+    }
+
+    fn text(&self) -> String {
+        let mut line = format!("{} {} ", self.name, self.query_type);
+        match (self.error, &self.target) {
+            (Some(error), _) => {
+                let _ = write!(line, "error={error}");
+                if let Some(rcode) = self.rcode {
+                    let _ = write!(line, " rcode={rcode}");
+                }
+            }
+            (None, Some(target)) => line.push_str(target),
+            (None, None) => {
+                let addrs: Vec<String> = self.addresses.iter().map(IpAddr::to_string).collect();
+                line.push_str(&addrs.join(","));
+            }
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(line, " ttl={ttl}");
+        }
+        let _ = write!(line, " {:.1}ms", self.ms);
+        line
+    }
+}
+
+/// The RCODE behind an error kind, when the server sent one.
+fn rcode_of(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::NxDomain => Some("NXDOMAIN"),
+        ErrorKind::NoData => Some("NOERROR"),
+        ErrorKind::ServFail => Some("SERVFAIL"),
+        ErrorKind::Refused => Some("REFUSED"),
+        _ => None,
+    }
+}
+
+/// `Display` of a resolver error without the leading `NAME: `.
+fn error_text(name: &str, error: &crawldns::Error) -> String {
+    let text = error.to_string();
+    match text.strip_prefix(&format!("{name}: ")) {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    }
+}
+
+/// One lookup.
+async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -> ResolveRecord {
+    let started = Instant::now();
+    let result = match kind {
+        RecordKind::Ip => resolver
+            .lookup_ip(&name)
+            .await
+            .map(|found| (found.addrs.to_vec(), None, Vec::new(), found.ttl)),
+        RecordKind::A | RecordKind::Aaaa | RecordKind::Cname => {
+            let query_type = match kind {
+                RecordKind::A => QueryType::A,
+                RecordKind::Aaaa => QueryType::Aaaa,
+                _ => QueryType::Cname,
+            };
+            resolver
+                .lookup(&name, query_type)
+                .await
+                .map(|found| (found.ips.to_vec(), found.target, found.chain, found.ttl))
+        }
+    };
+    let ms = json_ms(started.elapsed());
+    match result {
+        Ok((addresses, target, chain, ttl)) => ResolveRecord {
+            line,
+            name,
+            query_type: kind.label(),
+            addresses,
+            target,
+            chain,
+            ttl: Some(ttl),
+            rcode: Some("NOERROR"),
+            error: None,
+            message: None,
+            ms,
+        },
+        Err(error) => {
+            let message = error_text(&name, &error);
+            ResolveRecord {
+                ms,
+                ..ResolveRecord::failed(line, name, kind, error.kind(), message)
+            }
+        }
+    }
+}
+
+/// What the run counted.
+#[derive(Default)]
+struct Tally {
+    names: u64,
+    invalid_lines: u64,
+    by_outcome: BTreeMap<&'static str, u64>,
+    latency: Latency,
+}
+
+/// Writes records and counts them.
+struct Writer {
+    out: Output,
+    format: Format,
+    tally: Tally,
+}
+
+impl Writer {
+    fn record(&mut self, record: &ResolveRecord) -> Result<()> {
+        let line = match self.format {
+            Format::Json => serde_json::to_string(record).context("cannot encode a record")?,
+            Format::Text => record.text(),
+        };
+        self.out.line(&line).context("cannot write to stdout")?;
+        *self.tally.by_outcome.entry(record.outcome()).or_default() += 1;
+        self.out.progress().inc();
+        Ok(())
+    }
+
+    fn lookup_done(&mut self, record: &ResolveRecord) -> Result<()> {
+        self.tally
+            .latency
+            .record(Duration::from_secs_f64(record.ms / 1e3));
+        self.record(record)
+    }
+}
+
+/// Runs `crawldns resolve`.
+pub async fn run(args: ResolveArgs) -> Result<Outcome> {
+    let resolver = args.dns.resolver(args.timeout_ms)?;
+    let mut types = args.types.clone();
+    dedup_in_order(&mut types);
+
+    let source = Source::from_arg(args.file.as_deref());
+    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut input = Input::open(source, show_progress)?;
+    let metrics = args
+        .metrics
+        .start(Sources {
+            resolver: Some(resolver.clone()),
+            fetch: None,
+        })
+        .await?;
+
+    let total = input.total.map(|n| n * types.len() as u64);
+    let mut writer = Writer {
+        out: Output::stdout(Progress::new(total, "lookups")),
+        format: args.format,
+        tally: Tally::default(),
+    };
+    let started = Instant::now();
+    let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
+    let mut tasks: JoinSet<ResolveRecord> = JoinSet::new();
+
+    while let Some(entry) = input.entries.recv().await {
+        let (number, name, invalid) = match entry {
+            Entry::Line { number, text } => {
+                let invalid = crawldns::name::normalize(&text)
+                    .err()
+                    .map(|e| (e.kind(), error_text(&text, &e)));
+                (number, text, invalid)
+            }
+            Entry::NotUtf8 { number, lossy } => (
+                number,
+                lossy,
+                Some((
+                    ErrorKind::InvalidName,
+                    "the line is not valid UTF-8".to_owned(),
+                )),
+            ),
+        };
+        writer.tally.names += 1;
+        if let Some((kind, message)) = invalid {
+            writer.tally.invalid_lines += 1;
+            writer
+                .out
+                .progress()
+                .eprintln(&format!("line {number}: {name:?}: {message}"));
+            for &t in &types {
+                writer.record(&ResolveRecord::failed(
+                    number,
+                    name.clone(),
+                    t,
+                    kind,
+                    message.clone(),
+                ))?;
+            }
+            continue;
+        }
+        for &t in &types {
+            while tasks.len() >= concurrency {
+                if let Some(done) = tasks.join_next().await {
+                    writer.lookup_done(&done.context("a lookup task failed")?)?;
+                }
+            }
+            tasks.spawn(lookup(resolver.clone(), number, name.clone(), t));
+        }
+        while let Some(done) = tasks.try_join_next() {
+            writer.lookup_done(&done.context("a lookup task failed")?)?;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        writer.lookup_done(&done.context("a lookup task failed")?)?;
+    }
+    let elapsed = started.elapsed();
+    writer.out.finish()?;
+    let read = input.finish();
+
+    eprint!(
+        "{}",
+        summary(&writer.tally, types.len(), elapsed, &resolver)
+    );
+    args.metrics.finish(metrics).await;
+    read?;
+
+    let ok = writer.tally.by_outcome.get("ok").copied().unwrap_or(0);
+    let lookups: u64 = writer.tally.by_outcome.values().sum();
+    Ok(if ok == lookups {
+        Outcome::Success
+    } else {
+        Outcome::SomeFailed
+    })
+}
+
+/// Removes repeated entries, keeping the first of each.
+fn dedup_in_order<T: PartialEq + Copy>(items: &mut Vec<T>) {
+    let mut seen = Vec::with_capacity(items.len());
+    items.retain(|item| {
+        if seen.contains(item) {
+            false
+        } else {
+            seen.push(*item);
+            true
+        }
+    });
+}
+
+/// The summary printed on stderr at the end.
+fn summary(tally: &Tally, types: usize, elapsed: Duration, resolver: &Resolver) -> String {
+    let lookups: u64 = tally.by_outcome.values().sum();
+    let mut outcomes: Vec<String> = Vec::new();
+    if let Some(ok) = tally.by_outcome.get("ok") {
+        outcomes.push(format!("{ok} ok"));
+    }
+    outcomes.extend(
+        tally
+            .by_outcome
+            .iter()
+            .filter(|(k, _)| **k != "ok")
+            .map(|(k, n)| format!("{n} {k}")),
+    );
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "resolved {} names ({} type{}, {lookups} lookups) in {:.2} s: {}",
+        tally.names,
+        types,
+        if types == 1 { "" } else { "s" },
+        elapsed.as_secs_f64(),
+        if outcomes.is_empty() {
+            "nothing to do".to_owned()
+        } else {
+            outcomes.join(", ")
+        }
+    );
+    if tally.invalid_lines > 0 {
+        let _ = writeln!(
+            text,
+            "invalid lines: {} (reported above with their line numbers)",
+            tally.invalid_lines
+        );
+    }
+    let l = &tally.latency;
+    let _ = writeln!(
+        text,
+        "latency: p50 {}, p99 {}, max {} over {} lookups",
+        fmt_opt_ms(l.quantile(0.5)),
+        fmt_opt_ms(l.quantile(0.99)),
+        fmt_opt_ms(l.max()),
+        l.count()
+    );
+    let m = resolver.metrics();
+    let _ = writeln!(
+        text,
+        "resolver: {} queries sent (udp {}, tcp {}), {} retries, {} timeouts; cache {} hits, {} misses, {} coalesced",
+        m.udp_sent + m.tcp_sent,
+        m.udp_sent,
+        m.tcp_sent,
+        m.retries,
+        m.timeouts,
+        m.cache_hits,
+        m.cache_misses,
+        m.coalesced
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rcodes_follow_the_error_kind() {
+        assert_eq!(rcode_of(ErrorKind::NxDomain), Some("NXDOMAIN"));
+        assert_eq!(rcode_of(ErrorKind::NoData), Some("NOERROR"));
+        assert_eq!(rcode_of(ErrorKind::ServFail), Some("SERVFAIL"));
+        assert_eq!(rcode_of(ErrorKind::Refused), Some("REFUSED"));
+        assert_eq!(rcode_of(ErrorKind::Timeout), None);
+    }
+
+    #[test]
+    fn text_lines() {
+        let ok = ResolveRecord {
+            line: 1,
+            name: "h1.crawl.test".into(),
+            query_type: "IP",
+            addresses: vec!["127.1.0.2".parse().unwrap(), "::1".parse().unwrap()],
+            target: None,
+            chain: Vec::new(),
+            ttl: Some(300),
+            rcode: Some("NOERROR"),
+            error: None,
+            message: None,
+            ms: 20.44,
+        };
+        assert_eq!(ok.text(), "h1.crawl.test IP 127.1.0.2,::1 ttl=300 20.4ms");
+        let nx = ResolveRecord::failed(
+            2,
+            "nope.crawl.test".into(),
+            RecordKind::A,
+            ErrorKind::NxDomain,
+            "name does not exist".into(),
+        );
+        assert_eq!(
+            nx.text(),
+            "nope.crawl.test A error=nxdomain rcode=NXDOMAIN 0.0ms"
+        );
+        assert_eq!(nx.outcome(), "nxdomain");
+    }
+
+    #[test]
+    fn repeated_types_are_asked_once() {
+        let mut types = vec![RecordKind::A, RecordKind::Ip, RecordKind::A];
+        dedup_in_order(&mut types);
+        assert_eq!(types, [RecordKind::A, RecordKind::Ip]);
+    }
+}

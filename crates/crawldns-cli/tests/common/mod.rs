@@ -1,0 +1,199 @@
+//! What the command tests share: the testbed started in the test process
+//! (on its own Tokio runtime, so the test itself can block on the binary),
+//! and running the built `crawldns` binary.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
+use crawldns_testbed::{Delay, DnsServer, DnsServerConfig, ZoneConfig};
+use tokio::runtime::Runtime;
+
+/// The built binary.
+pub fn crawldns() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_crawldns"))
+}
+
+/// Runs `crawldns ARGS` with `stdin` as its standard input.
+pub fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = crawldns()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("crawldns starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let input = stdin.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("crawldns runs");
+    let _ = writer.join();
+    out
+}
+
+/// Stdout and stderr as text, for assertions.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every stdout line parsed as JSON.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+        })
+        .collect()
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "crawldns-cli-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+
+    /// Writes `text` to `name` in the directory; returns its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write temp file");
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The testbed's DNS server and (optionally) HTTP farm, on loopback.
+pub struct Bed {
+    runtime: Runtime,
+    dns: Option<DnsServer>,
+    farm: Option<HttpFarm>,
+}
+
+/// How to start a [`Bed`].
+pub struct BedConfig {
+    pub hosts: u32,
+    pub dns_delay: Duration,
+    pub http: bool,
+    pub tls: bool,
+    pub body_size: usize,
+}
+
+impl Default for BedConfig {
+    fn default() -> Self {
+        Self {
+            hosts: 20,
+            dns_delay: Duration::ZERO,
+            http: true,
+            tls: false,
+            body_size: 1000,
+        }
+    }
+}
+
+impl Bed {
+    pub fn start(config: BedConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (dns, farm) = runtime.block_on(async {
+            let dns = DnsServer::start(DnsServerConfig {
+                zone: ZoneConfig {
+                    hosts: config.hosts,
+                    ..ZoneConfig::default()
+                },
+                delay: Delay::uniform(config.dns_delay),
+                ..DnsServerConfig::default()
+            })
+            .await
+            .expect("DNS server starts");
+            let farm = if config.http {
+                Some(
+                    HttpFarm::start(HttpFarmConfig {
+                        hosts: config.hosts,
+                        body_size: config.body_size,
+                        tls: config.tls,
+                        ..HttpFarmConfig::default()
+                    })
+                    .await
+                    .expect("HTTP farm starts"),
+                )
+            } else {
+                None
+            };
+            (dns, farm)
+        });
+        Self {
+            runtime,
+            dns: Some(dns),
+            farm,
+        }
+    }
+
+    /// `--nameserver` for this bed.
+    pub fn nameserver(&self) -> String {
+        self.dns_addr().to_string()
+    }
+
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.as_ref().expect("DNS is up").addr()
+    }
+
+    pub fn farm(&self) -> &HttpFarm {
+        self.farm.as_ref().expect("this bed has an HTTP farm")
+    }
+
+    /// `http://h<n>.crawl.test:<port><path>`.
+    pub fn url(&self, n: u32, path: &str) -> String {
+        self.farm().url(n, path)
+    }
+
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.farm().port()
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let dns = self.dns.take();
+        let farm = self.farm.take();
+        self.runtime.block_on(async move {
+            if let Some(farm) = farm {
+                farm.shutdown().await;
+            }
+            if let Some(dns) = dns {
+                dns.shutdown();
+            }
+        });
+    }
+}

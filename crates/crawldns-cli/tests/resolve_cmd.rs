@@ -1,0 +1,294 @@
+//! `crawldns resolve` as a user runs it: the built binary against the
+//! testbed's DNS server (started in this process, on loopback), including
+//! the bad-input cases and their exit codes.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{json_lines, run, texts, Bed, BedConfig, TempDir};
+use serde_json::Value;
+
+fn dns_only() -> Bed {
+    Bed::start(BedConfig {
+        http: false,
+        ..BedConfig::default()
+    })
+}
+
+/// The record of input line `line`.
+fn by_line(records: &[Value], line: u64) -> &Value {
+    records
+        .iter()
+        .find(|r| r["line"] == line)
+        .unwrap_or_else(|| panic!("no record for line {line} in {records:?}"))
+}
+
+#[test]
+fn json_lines_for_answers_nxdomain_and_an_invalid_line() {
+    let bed = dns_only();
+    let dir = TempDir::new("resolve-json");
+    let names = dir.file(
+        "names.txt",
+        "h1.crawl.test\n# a comment\n\nnope.crawl.test\na b.crawl.test\n  C7.crawl.test.  \n",
+    );
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            &bed.nameserver(),
+            "--strategy",
+            "v4",
+            names.to_str().unwrap(),
+        ],
+        "",
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 4, "{stdout}");
+
+    let h1 = by_line(&records, 1);
+    assert_eq!(h1["name"], "h1.crawl.test");
+    assert_eq!(h1["type"], "IP");
+    assert_eq!(h1["addresses"], serde_json::json!(["127.1.0.2"]));
+    assert_eq!(h1["ttl"], 300);
+    assert_eq!(h1["rcode"], "NOERROR");
+    assert_eq!(h1["error"], Value::Null);
+    assert!(h1["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{h1}");
+
+    let nope = by_line(&records, 4);
+    assert_eq!(nope["name"], "nope.crawl.test");
+    assert_eq!(nope["addresses"], serde_json::json!([]));
+    assert_eq!(nope["ttl"], Value::Null);
+    assert_eq!(nope["rcode"], "NXDOMAIN");
+    assert_eq!(nope["error"], "nxdomain");
+
+    let invalid = by_line(&records, 5);
+    assert_eq!(invalid["name"], "a b.crawl.test");
+    assert_eq!(invalid["error"], "invalid_name");
+    assert_eq!(invalid["rcode"], Value::Null);
+
+    // Trimmed, case and final dot as given; resolved all the same.
+    let c7 = by_line(&records, 6);
+    assert_eq!(c7["name"], "C7.crawl.test.");
+    assert_eq!(c7["addresses"], serde_json::json!(["127.1.0.8"]));
+
+    assert!(
+        stderr.contains("line 5: \"a b.crawl.test\": invalid name"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("resolved 4 names (1 type, 4 lookups)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(": 2 ok, 1 invalid_name, 1 nxdomain"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("latency: p50 "), "{stderr}");
+}
+
+#[test]
+fn text_format_from_stdin_with_several_types_exits_0() {
+    let bed = dns_only();
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            &bed.nameserver(),
+            "--format",
+            "text",
+            "--type",
+            "A",
+            "--type",
+            "cname",
+            "-",
+        ],
+        "c7.crawl.test\nh3.crawl.test\n",
+    );
+    let (stdout, stderr) = texts(&out);
+    // h3 has no CNAME (NODATA), so not everything succeeded.
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        lines[0].starts_with("c7.crawl.test A 127.1.0.8 ttl=300 "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("c7.crawl.test CNAME h7.crawl.test ttl=300 "),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("h3.crawl.test A 127.1.0.4 ttl=300 "),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].starts_with("h3.crawl.test CNAME error=nodata rcode=NOERROR "),
+        "{stdout}"
+    );
+    for line in &lines {
+        assert!(line.ends_with("ms"), "{line}");
+    }
+
+    let out = run(
+        &["resolve", "--nameserver", &bed.nameserver(), "--type", "A"],
+        "h1.crawl.test\nh2.crawl.test\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{:?}", texts(&out));
+    assert_eq!(json_lines(&out).len(), 2);
+}
+
+#[test]
+fn an_unreadable_file_is_exit_1_with_the_path() {
+    let missing = "/nonexistent/crawldns/names.txt";
+    let out = run(&["resolve", "--nameserver", "127.0.0.1:5353", missing], "");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!("error: cannot read {missing}: No such file")),
+        "{stderr}"
+    );
+
+    let dir = TempDir::new("resolve-dir");
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            "127.0.0.1:5353",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("it is a directory"), "{stderr}");
+}
+
+#[test]
+fn bad_nameservers_and_options_are_exit_2() {
+    for (args, expected) in [
+        (
+            vec!["resolve", "--nameserver", "dns.example"],
+            "invalid nameserver \"dns.example\"",
+        ),
+        (
+            vec!["resolve", "--nameserver", "127.0.0.1:99999"],
+            "invalid nameserver",
+        ),
+        (vec!["resolve"], "no nameserver"),
+        (
+            vec!["resolve", "--nameserver", "127.0.0.1", "--concurrency", "0"],
+            "--concurrency",
+        ),
+        (
+            vec!["resolve", "--nameserver", "127.0.0.1", "--type", "MX"],
+            "--type",
+        ),
+    ] {
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    }
+}
+
+#[test]
+fn a_resolv_conf_that_cannot_be_read_is_exit_1() {
+    let out = run(
+        &["resolve", "--resolv-conf=/nonexistent/resolv.conf"],
+        "h1.crawl.test\n",
+    );
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot use --resolv-conf=/nonexistent/resolv.conf"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn resolv_conf_brings_servers_and_options() {
+    let bed = dns_only();
+    let dir = TempDir::new("resolv-conf");
+    // Nothing listens on 127.77.0.1:53: queries there go unanswered. (A
+    // resolv.conf cannot name a port, so the testbed comes with
+    // --nameserver.)
+    let conf = dir.file(
+        "resolv.conf",
+        "nameserver 127.77.0.1\noptions timeout:1 attempts:1\n",
+    );
+    let resolv_conf = format!("--resolv-conf={}", conf.display());
+
+    // The silent server first, then the testbed; --timeout-ms overrides
+    // the file's timeout.
+    let out = run(
+        &[
+            "resolve",
+            &resolv_conf,
+            "--nameserver",
+            &bed.nameserver(),
+            "--type",
+            "A",
+            "--timeout-ms",
+            "300",
+        ],
+        "h5.crawl.test\n",
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records[0]["addresses"], serde_json::json!(["127.1.0.6"]));
+    let ms = records[0]["ms"].as_f64().unwrap();
+    assert!(
+        (250.0..950.0).contains(&ms),
+        "one 300 ms timeout, then the answer: {ms}"
+    );
+
+    // The file alone: its one server, its timeout (1 s) and attempts (1).
+    let out = run(&["resolve", &resolv_conf, "--type", "A"], "h5.crawl.test\n");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records[0]["error"], "timeout");
+    assert_eq!(records[0]["rcode"], Value::Null);
+    let message = records[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tried: 127.77.0.1:53 timeout)"),
+        "{message}"
+    );
+    let ms = records[0]["ms"].as_f64().unwrap();
+    assert!(ms >= 900.0, "resolv.conf's timeout:1: {ms}");
+    assert!(stderr.contains("1 timeout"), "{stderr}");
+}
+
+#[test]
+fn a_failed_write_to_stdout_is_reported_and_exit_1() {
+    let bed = dns_only();
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    };
+    let out = common::crawldns()
+        .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(b"h1.crawl.test\nh2.crawl.test\n")?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .expect("crawldns runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
