@@ -248,44 +248,67 @@ impl Fetcher {
         records.into_iter().flatten().collect()
     }
 
-    /// Crawls everything `source` yields into `sink`, in batches: each
-    /// batch's hosts are pre-warmed, then fetched under the limits. Stops
-    /// early only if the sink fails.
+    /// Crawls everything `source` yields into `sink`. URLs are taken in
+    /// chunks of up to `batch` (a chunk closes early when the source has
+    /// nothing ready for 20 ms, so a slow pipe is fetched as it comes); each
+    /// chunk's hosts are pre-warmed, then its URLs join the fetches already
+    /// running, at most [`FetcherConfig::concurrency`] at once. Records go
+    /// to the sink as fetches finish. Stops early only if the sink fails.
     pub async fn crawl(
         self: &Arc<Self>,
         source: &mut dyn UrlSource,
         sink: &mut dyn ResultSink,
         batch: usize,
     ) -> io::Result<CrawlSummary> {
+        const GATHER: Duration = Duration::from_millis(20);
         let started = Instant::now();
         let mut summary = CrawlSummary::default();
-        loop {
-            let mut urls = Vec::new();
-            while urls.len() < batch.max(1) {
-                match source.next_url().await {
-                    Some(url) => urls.push(url),
-                    None => break,
+        let mut tasks: JoinSet<FetchRecord> = JoinSet::new();
+        let mut exhausted = false;
+        while !exhausted {
+            // Deliver finished fetches while the source has nothing for us.
+            let first = loop {
+                tokio::select! {
+                    url = source.next_url() => break url,
+                    Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                        if let Ok(record) = joined {
+                            deliver(record, sink, &mut summary).await?;
+                        }
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            let mut chunk = vec![first];
+            let deadline = Instant::now() + GATHER;
+            while chunk.len() < batch.max(1) {
+                match tokio::time::timeout_at(deadline, source.next_url()).await {
+                    Ok(Some(url)) => chunk.push(url),
+                    Ok(None) => {
+                        exhausted = true;
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
-            if urls.is_empty() {
-                break;
-            }
-            self.prewarm_hosts(&urls).await;
-            let mut tasks = JoinSet::new();
-            let mut pending = urls.into_iter();
-            loop {
-                while tasks.len() < self.config.concurrency.max(1) {
-                    let Some(url) = pending.next() else { break };
-                    let this = self.clone();
-                    tasks.spawn(async move { this.fetch(&url).await });
+            self.prewarm_hosts(&chunk).await;
+            for url in chunk {
+                while tasks.len() >= self.config.concurrency.max(1) {
+                    if let Some(Ok(record)) = tasks.join_next().await {
+                        deliver(record, sink, &mut summary).await?;
+                    }
                 }
-                let Some(joined) = tasks.join_next().await else {
-                    break;
-                };
-                let Ok(record) = joined else { continue };
-                summary.urls += 1;
-                summary.ok += u64::from(record.is_ok());
-                sink.record(record).await?;
+                let this = self.clone();
+                tasks.spawn(async move { this.fetch(&url).await });
+            }
+            while let Some(joined) = tasks.try_join_next() {
+                if let Ok(record) = joined {
+                    deliver(record, sink, &mut summary).await?;
+                }
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(record) = joined {
+                deliver(record, sink, &mut summary).await?;
             }
         }
         summary.elapsed = started.elapsed();
@@ -508,6 +531,16 @@ impl Fetcher {
             .body(Empty::new())
             .map_err(|e| (ErrorClass::Url, e.to_string()))
     }
+}
+
+async fn deliver(
+    record: FetchRecord,
+    sink: &mut dyn ResultSink,
+    summary: &mut CrawlSummary,
+) -> io::Result<()> {
+    summary.urls += 1;
+    summary.ok += u64::from(record.is_ok());
+    sink.record(record).await
 }
 
 enum Retry {

@@ -7,7 +7,9 @@ use crate::record::FetchRecord;
 
 /// A source of URLs to fetch.
 pub trait UrlSource: Send {
-    /// The next URL, or `None` when the source is exhausted.
+    /// The next URL, or `None` when the source is exhausted. Must be
+    /// cancel-safe: a call dropped before it completes loses no URL (as
+    /// with a tokio channel's `recv`).
     fn next_url(&mut self) -> BoxFuture<'_, Option<String>>;
 }
 
@@ -22,8 +24,7 @@ pub struct IterSource<I>(pub I);
 
 impl<I: Iterator<Item = String> + Send> UrlSource for IterSource<I> {
     fn next_url(&mut self) -> BoxFuture<'_, Option<String>> {
-        let next = self.0.next();
-        Box::pin(async move { next })
+        Box::pin(async move { self.0.next() })
     }
 }
 

@@ -401,3 +401,58 @@ async fn https_measures_the_tls_phase_and_classifies_tls_failures() {
     }
     assert_eq!(farm.stats().tls_handshake_failures, 1);
 }
+
+/// A source fed by a channel, as a pipe or a stream consumer would be.
+struct ChannelSource(tokio::sync::mpsc::Receiver<String>);
+
+impl crawldns_fetch::UrlSource for ChannelSource {
+    fn next_url(&mut self) -> crawldns_fetch::host_resolver::BoxFuture<'_, Option<String>> {
+        Box::pin(self.0.recv())
+    }
+}
+
+/// Remembers when each record arrived.
+struct TimedSink(Vec<(Instant, crawldns_fetch::FetchRecord)>);
+
+impl crawldns_fetch::ResultSink for TimedSink {
+    fn record(
+        &mut self,
+        record: crawldns_fetch::FetchRecord,
+    ) -> crawldns_fetch::host_resolver::BoxFuture<'_, std::io::Result<()>> {
+        self.0.push((Instant::now(), record));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn crawl_fetches_a_slow_source_as_it_comes() {
+    let bed = bed(5, Duration::ZERO).await;
+    let f = fetcher(&bed.dns, FetcherConfig::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    for h in 0..5 {
+        tx.send(bed.farm.url(h, "/")).await.unwrap();
+    }
+    let late = bed.farm.url(4, "/late");
+    let started = Instant::now();
+    tokio::spawn(async move {
+        // The producer pauses long before its last URL and the end.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tx.send(late).await.unwrap();
+    });
+    let mut sink = TimedSink(Vec::new());
+    let summary = f
+        .crawl(&mut ChannelSource(rx), &mut sink, 10_000)
+        .await
+        .unwrap();
+    assert_eq!((summary.urls, summary.ok), (6, 6));
+    let early = sink
+        .0
+        .iter()
+        .filter(|(at, _)| at.duration_since(started) < Duration::from_millis(1000))
+        .count();
+    assert_eq!(
+        early, 5,
+        "the first five were fetched while the producer paused"
+    );
+    assert!(sink.0.iter().any(|(_, r)| r.url.ends_with("/late")));
+}
