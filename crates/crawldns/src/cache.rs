@@ -8,7 +8,6 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,27 +127,30 @@ impl Equivalent<Key> for KeyRef<'_> {
     }
 }
 
-/// What an entry holds.
+/// What an entry holds (the large variants boxed, so an entry of the
+/// common kind, `Ips`, stays small).
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A typed answer.
-    Lookup(Lookup),
+    Lookup(Arc<Lookup>),
     /// `lookup_ip` addresses, ordered.
     Ips(Arc<[IpAddr]>),
     /// A negative answer or a remembered failure.
-    Error(Error),
+    Error(Arc<Error>),
 }
 
-/// One cached answer.
-#[derive(Debug)]
+/// One cached answer, stored inline in the cache's slots and cloned out
+/// on a hit (a reference-count increment). Kept small: at a million
+/// entries every byte here is a megabyte; the stale window is the cache's,
+/// not stored per entry.
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// The answer.
     pub value: Value,
     expires: Instant,
-    /// Until when a stale positive answer may still be served.
-    stale_until: Instant,
-    prefetch_at: Instant,
-    prefetch_claimed: AtomicBool,
+    /// The TTL kept, in seconds (the prefetch window is its last 10%).
+    ttl: u32,
+    prefetch_claimed: bool,
 }
 
 impl Entry {
@@ -163,11 +165,11 @@ impl Entry {
         now >= self.expires
     }
 
-    /// Claims the one prefetch this entry gets, if it is in its window.
-    pub fn claim_prefetch(&self, now: Instant) -> bool {
-        now >= self.prefetch_at
-            && !self.expired(now)
-            && !self.prefetch_claimed.swap(true, Ordering::AcqRel)
+    /// Whether `now` is in the entry's prefetch window (its last 10%) and
+    /// its one prefetch has not been claimed.
+    fn prefetch_due(&self, now: Instant) -> bool {
+        let window = Duration::from_secs(u64::from(self.ttl)) / 10;
+        !self.prefetch_claimed && now + window >= self.expires && !self.expired(now)
     }
 
     /// True for a remembered SERVFAIL, REFUSED, timeout or the like (not
@@ -185,9 +187,9 @@ impl Entry {
 #[derive(Debug)]
 pub enum Hit {
     /// A live entry.
-    Fresh(Arc<Entry>),
+    Fresh(Entry),
     /// An expired positive entry inside the serve-stale window.
-    Stale(Arc<Entry>),
+    Stale(Entry),
     /// Nothing usable.
     Miss,
 }
@@ -195,7 +197,7 @@ pub enum Hit {
 /// The cache.
 pub struct Cache {
     config: CacheConfig,
-    store: quick_cache::sync::Cache<Key, Arc<Entry>>,
+    store: quick_cache::sync::Cache<Key, Entry>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -240,7 +242,12 @@ impl Cache {
         };
         if !entry.expired(now) {
             Hit::Fresh(entry)
-        } else if entry.positive() && now < entry.stale_until {
+        } else if entry.positive()
+            && self
+                .config
+                .serve_stale
+                .is_some_and(|stale| now < entry.expires + stale)
+        {
             Hit::Stale(entry)
         } else {
             Hit::Miss
@@ -254,9 +261,7 @@ impl Cache {
             self.config.min_ttl,
             self.config.max_ttl.max(self.config.min_ttl),
         );
-        let stale = self.config.serve_stale.unwrap_or(Duration::ZERO);
-        self.store
-            .insert(key, Arc::new(entry(value, now, ttl, stale)));
+        self.store.insert(key, entry(value, now, ttl));
         u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX)
     }
 
@@ -294,15 +299,28 @@ impl Cache {
         if ttl.is_zero() {
             return false;
         }
-        self.store.insert(
-            key,
-            Arc::new(entry(Value::Error(error.clone()), now, ttl, Duration::ZERO)),
-        );
+        self.store
+            .insert(key, entry(Value::Error(Arc::new(error.clone())), now, ttl));
         true
     }
 
+    /// Claims the one background refresh `entry` (just read for
+    /// `name`/`slot`) gets when hit in the last 10% of its TTL. Two racing
+    /// claimers may both win; single-flight makes that one query anyway.
+    pub fn claim_prefetch(&self, name: &str, slot: Slot, entry: &Entry, now: Instant) -> bool {
+        if !self.config.prefetch || !entry.prefetch_due(now) {
+            return false;
+        }
+        let mut claimed = entry.clone();
+        claimed.prefetch_claimed = true;
+        // Soft: an entry evicted meanwhile is not brought back.
+        self.store
+            .replace(Key::new(name, slot), claimed, true)
+            .is_ok()
+    }
+
     /// The stale positive entry for `name`/`slot`, if one may be served.
-    pub fn stale(&self, name: &str, slot: Slot, now: Instant) -> Option<Arc<Entry>> {
+    pub fn stale(&self, name: &str, slot: Slot, now: Instant) -> Option<Entry> {
         match self.get(name, slot, now) {
             Hit::Stale(entry) => Some(entry),
             _ => None,
@@ -310,15 +328,12 @@ impl Cache {
     }
 }
 
-fn entry(value: Value, now: Instant, ttl: Duration, stale: Duration) -> Entry {
-    let expires = now + ttl;
+fn entry(value: Value, now: Instant, ttl: Duration) -> Entry {
     Entry {
         value,
-        expires,
-        stale_until: expires + stale,
-        // The last 10% of the TTL.
-        prefetch_at: now + ttl.mul_f64(0.9),
-        prefetch_claimed: AtomicBool::new(false),
+        expires: now + ttl,
+        ttl: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
+        prefetch_claimed: false,
     }
 }
 
@@ -329,14 +344,14 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     fn lookup(ttl: u32) -> Value {
-        Value::Lookup(Lookup {
+        Value::Lookup(Arc::new(Lookup {
             name: "a.test".into(),
             query_type: QueryType::A,
             ips: Arc::from([IpAddr::from([127, 0, 0, 2])]),
             target: None,
             chain: Vec::new(),
             ttl,
-        })
+        }))
     }
 
     fn key() -> Key {
@@ -448,9 +463,13 @@ mod tests {
         let Hit::Fresh(e) = c.get("a.test", Slot::Type(QueryType::A), t0) else {
             panic!()
         };
-        assert!(!e.claim_prefetch(t0 + 89 * S));
-        assert!(e.claim_prefetch(t0 + 91 * S));
-        assert!(!e.claim_prefetch(t0 + 92 * S));
+        let slot = Slot::Type(QueryType::A);
+        assert!(!c.claim_prefetch("a.test", slot, &e, t0 + 89 * S));
+        assert!(c.claim_prefetch("a.test", slot, &e, t0 + 91 * S));
+        let Hit::Fresh(e) = c.get("a.test", slot, t0 + 92 * S) else {
+            panic!()
+        };
+        assert!(!c.claim_prefetch("a.test", slot, &e, t0 + 92 * S));
     }
 
     #[test]

@@ -333,7 +333,7 @@ impl Inner {
                     if freshness == Freshness::SkipFailures && entry.is_transient_failure() => {}
                 Hit::Fresh(entry) => {
                     metrics.cache_hits.add();
-                    if cache.config().prefetch && entry.claim_prefetch(now) {
+                    if cache.claim_prefetch(name, Slot::Type(query_type), &entry, now) {
                         Metrics::add(&metrics.prefetches);
                         self.refresh_in_background(name, query_type);
                     }
@@ -417,7 +417,7 @@ impl Inner {
         match result {
             Ok(lookup) => {
                 let ttl = lookup.ttl;
-                cache.insert_positive(key, Value::Lookup(lookup.clone()), ttl, now);
+                cache.insert_positive(key, Value::Lookup(Arc::new(lookup.clone())), ttl, now);
                 Ok(lookup)
             }
             Err(err) => {
@@ -442,8 +442,11 @@ impl Inner {
     }
 
     fn maybe_prefetch_ip(self: &Arc<Self>, entry: &Entry, name: &str, now: Instant) {
-        let prefetch = self.cache.as_ref().is_some_and(|c| c.config().prefetch);
-        if prefetch && entry.claim_prefetch(now) {
+        let claimed = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.claim_prefetch(name, Slot::Ip, entry, now));
+        if claimed {
             Metrics::add(&self.core.metrics.prefetches);
             self.refresh_ip_in_background(name);
         }
@@ -533,9 +536,9 @@ fn from_entry(entry: &Entry, ttl: u32) -> Result<Lookup, Error> {
     match &entry.value {
         Value::Lookup(lookup) => Ok(Lookup {
             ttl,
-            ..lookup.clone()
+            ..Lookup::clone(lookup)
         }),
-        Value::Error(err) => Err(err.clone()),
+        Value::Error(err) => Err(Error::clone(err)),
         Value::Ips(_) => Err(Error::new(ErrorKind::Malformed, "").with_detail("cache slot mix-up")),
     }
 }
