@@ -33,6 +33,15 @@ pub enum Command {
     Smoke(OutputArgs),
     /// One workload with chosen peers and counts (for profiling).
     Run(RunArgs),
+    /// W4 (hot-cache hit cost) and Herd, caches on; prints Markdown.
+    Cache {
+        /// Rounds (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Timed lookups per thread (c-ares does a tenth of them).
+        #[arg(long, default_value_t = 2_000_000)]
+        per_thread: u32,
+    },
     /// Internal: run a job inside the network namespace, print JSON.
     #[command(hide = true)]
     NetnsChild {
@@ -138,6 +147,10 @@ pub fn main() -> Result<()> {
             output.json.as_deref(),
         ),
         Command::Run(args) => run_one(&args),
+        Command::Cache { rounds, per_thread } => {
+            println!("{}", crate::cache_suite::run(rounds, per_thread)?);
+            Ok(())
+        }
         Command::NetnsChild { job } => {
             let job: Job = serde_json::from_str(&job).context("decoding the job")?;
             let result = run_job(&job)?;

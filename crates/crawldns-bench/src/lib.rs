@@ -9,11 +9,13 @@
 //! - [`servers`]: the testbed DNS server on its own thread, Knot, dnsperf.
 //! - [`netns`]: the network namespace that points glibc at a test server.
 //! - [`suite`]: jobs, rounds and plans (`full`, `smoke`).
+//! - [`cache_suite`]: W4 (hot-cache hits) and Herd, with caches on.
 //! - [`report`]: medians, ratios, targets, Markdown.
 //!
 //! Every load is bounded in count and time, and all traffic stays on
 //! loopback (the host's, or the namespace's).
 
+pub mod cache_suite;
 pub mod cli;
 pub mod env_info;
 pub mod measure;

@@ -26,6 +26,11 @@ impl std::fmt::Debug for HickoryPeer {
 impl HickoryPeer {
     /// Builds the resolver. Must be called inside a tokio runtime.
     pub fn new(setup: PeerSetup) -> Result<Self> {
+        Self::with_cache(setup, 0)
+    }
+
+    /// The same with a cache of `cache_size` entries (W4, Herd).
+    pub fn with_cache(setup: PeerSetup, cache_size: u64) -> Result<Self> {
         let mut server = NameServerConfig::udp(setup.server.ip());
         for connection in &mut server.connections {
             connection.port = setup.server.port();
@@ -34,7 +39,7 @@ impl HickoryPeer {
         let mut options = ResolverOpts::default();
         options.timeout = setup.timeout;
         options.attempts = setup.attempts;
-        options.cache_size = 0;
+        options.cache_size = cache_size;
         options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         options.use_hosts_file = ResolveHosts::Never;
         options.num_concurrent_reqs = 1;
