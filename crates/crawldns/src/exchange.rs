@@ -75,12 +75,10 @@ impl Core {
     /// Resolves `name` (normalized) for one type, following CNAMEs across
     /// queries when an answer stops at a target it does not resolve.
     pub(crate) async fn resolve(self: &Arc<Self>, name: &str, query_type: QueryType) -> Resolved {
-        let started = Instant::now();
         let mut negative_ttl = None;
         let result = self
             .resolve_chain(name, query_type, &mut negative_ttl)
             .await;
-        self.metrics.record_latency(started.elapsed());
         if let Err(err) = &result {
             self.metrics.failure(err.kind());
         }
@@ -169,6 +167,19 @@ impl Core {
             self.slots.acquire().await.map_err(|_| {
                 Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")
             })?;
+        // Latency is the wire's: it starts once the query holds its slot,
+        // so a queue behind max_in_flight does not read as a slow server.
+        let started = Instant::now();
+        let result = self.exchange_in_slot(name, question).await;
+        self.metrics.record_latency(started.elapsed());
+        result
+    }
+
+    async fn exchange_in_slot(
+        self: &Arc<Self>,
+        name: &str,
+        question: &Question,
+    ) -> Result<hickory_proto::op::Message, Error> {
         let mut attempts: Vec<Attempt> = Vec::new();
         for _round in 0..self.config.attempts {
             let order = self.health.lock().order();
@@ -224,7 +235,15 @@ impl Core {
                     server: server.addr,
                     outcome,
                 });
-                if self.health.lock().failure(index) {
+                let went_down = {
+                    let mut health = self.health.lock();
+                    if outcome == ErrorKind::Timeout {
+                        health.timed_out(index)
+                    } else {
+                        health.failure(index)
+                    }
+                };
+                if went_down {
                     self.start_probing();
                 }
             }

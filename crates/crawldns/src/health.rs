@@ -116,6 +116,18 @@ impl Health {
         s.down && !was_down
     }
 
+    /// Server `i` did not answer in time: a failure, and its timeout
+    /// doubles (RFC 6298 §5.5) up to the configured one, so a server that
+    /// slowed down is waited for long enough again; the next answer
+    /// recomputes the timeout from the SRTT. Returns true when this made
+    /// the server down.
+    pub fn timed_out(&mut self, i: usize) -> bool {
+        if let Some(s) = self.servers.get_mut(i) {
+            s.timeout = (s.timeout * 2).min(self.max_timeout);
+        }
+        self.failure(i)
+    }
+
     /// A probe of server `i` came back after `rtt`: it is up again, and its
     /// RTT estimate restarts from this sample.
     pub fn probe_succeeded(&mut self, i: usize, rtt: Duration) {
@@ -188,6 +200,28 @@ mod tests {
         h.probe_succeeded(0, 5 * MS);
         assert_eq!(h.order(), [0]);
         assert_eq!(h.servers()[0].srtt, Some(5 * MS));
+    }
+
+    #[test]
+    fn timeouts_back_off_to_the_configured_timeout() {
+        let mut h = table(1);
+        for _ in 0..3 {
+            h.success(0, 10 * MS);
+        }
+        assert_eq!(h.timeout(0), 250 * MS);
+        h.timed_out(0);
+        assert_eq!(h.timeout(0), 500 * MS);
+        h.timed_out(0);
+        assert_eq!(h.timeout(0), 1000 * MS);
+        h.timed_out(0);
+        h.timed_out(0);
+        assert_eq!(h.timeout(0), 2000 * MS, "capped at the configured timeout");
+        h.success(0, 10 * MS);
+        assert_eq!(
+            h.timeout(0),
+            250 * MS,
+            "an answer brings it back to the SRTT's"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl Striped {
 }
 
 /// Live counters, updated with relaxed atomics; latency is recorded once per
-/// wire resolution (never on a cache hit).
+/// wire exchange (never on a cache hit).
 #[derive(Debug)]
 pub struct Metrics {
     pub(crate) lookups: Striped,
@@ -146,7 +146,7 @@ pub struct MetricsSnapshot {
     pub coalesced: u64,
     /// Failed wire resolutions by error kind, as (kind, count), non-zero only.
     pub failures: Vec<(ErrorKind, u64)>,
-    /// Latency of wire resolutions.
+    /// Latency of wire exchanges (one question, all its attempts), from the moment it held an in-flight slot.
     pub latency: LatencySummary,
 }
 

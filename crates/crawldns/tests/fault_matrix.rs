@@ -298,7 +298,6 @@ async fn a_flood_of_distinct_names_stays_within_its_bounds() {
 /// Proposed fix: double the server's timeout on each timeout, up to
 /// `timeout` (RFC 6298 §5.5), and restore it from the SRTT on success.
 #[tokio::test]
-#[ignore = "resolver bug: adaptive timeout without backoff (RELIABILITY.md, known issues)"]
 async fn a_server_that_slows_down_within_the_configured_timeout_still_answers() {
     let s = matrix::server(100, Duration::ZERO, Faults::default()).await;
     let r = Resolver::new(
