@@ -681,7 +681,7 @@ pub fn markdown(results: &RunResults, env: &EnvInfo) -> String {
             let _ = writeln!(out, "\nNote: {note}.");
         }
     }
-    let _ = writeln!(out, "\n## Not measured yet\n");
+    let _ = writeln!(out, "\n## Measured by other commands\n");
     header(&mut out, &["workload", "measures", "status"]);
     for p in PENDING {
         row(
@@ -702,7 +702,7 @@ pub fn markdown(results: &RunResults, env: &EnvInfo) -> String {
         let verdict = match v.met {
             Some(true) => "met",
             Some(false) => "**missed**",
-            None => "not measured",
+            None => "see the notes below",
         };
         row(&mut out, &[v.target, v.measured, verdict.to_string()]);
     }
