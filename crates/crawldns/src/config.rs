@@ -81,6 +81,11 @@ pub struct ResolverConfig {
     pub recv_buffer: usize,
     /// Most queries in flight at once; more wait for a slot (default 10,000).
     pub max_in_flight: usize,
+    /// Most distinct names being resolved at once, waiting for a slot or on
+    /// the wire (default 100,000; each costs about 5 KiB while pending).
+    /// Past it, a lookup that would start another fails at once with
+    /// [`ErrorKind::Resource`] instead of growing memory without bound.
+    pub max_pending: usize,
     /// Longest CNAME chain followed (default 8).
     pub max_cname_depth: usize,
     /// Consecutive failures after which a server counts as down and is
@@ -110,6 +115,7 @@ impl Default for ResolverConfig {
             queries_per_socket: 50_000,
             recv_buffer: 4 << 20,
             max_in_flight: 10_000,
+            max_pending: 100_000,
             max_cname_depth: 8,
             down_after_failures: 3,
             probe_interval: Duration::from_secs(1),
@@ -230,6 +236,8 @@ impl ResolverConfigBuilder {
         recv_buffer: usize);
     setter!(/// Most queries in flight.
         max_in_flight: usize);
+    setter!(/// Most distinct names pending at once.
+        max_pending: usize);
     setter!(/// Longest CNAME chain followed.
         max_cname_depth: usize);
     setter!(/// Failures before a server counts as down.

@@ -359,6 +359,13 @@ impl Inner {
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
         let key = Key::new(name, Slot::Type(query_type));
+        let max_pending = self.core.config.max_pending;
+        if self.flights.in_flight() >= max_pending && !self.flights.contains(&key) {
+            self.core.metrics.failure(ErrorKind::Resource);
+            return Err(Error::new(ErrorKind::Resource, name).with_detail(format!(
+                "{max_pending} names are already pending (max_pending)"
+            )));
+        }
         let this = self.clone();
         let owned = name.to_string();
         let (result, role) = self

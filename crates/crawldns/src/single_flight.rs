@@ -83,6 +83,11 @@ where
     pub fn in_flight(&self) -> usize {
         self.flights.lock().len()
     }
+
+    /// Whether a flight for `key` is in progress (joining it costs nothing).
+    pub fn contains(&self, key: &K) -> bool {
+        self.flights.lock().contains_key(key)
+    }
 }
 
 /// Removes a flight from the table when its task ends, however it ends.

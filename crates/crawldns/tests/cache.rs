@@ -500,3 +500,45 @@ async fn dropping_the_first_caller_does_not_strand_the_others() {
     assert_eq!(&*got.ips, &[v4(9)]);
     assert_eq!(queries(&s, "h9.crawl.test", RecordType::A), 1);
 }
+
+#[tokio::test]
+async fn pending_names_are_bounded_and_the_excess_fails_fast() {
+    let s = testbed(ZoneConfig::default(), Duration::from_millis(300)).await;
+    let r = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(s.addr())
+            .max_pending(10)
+            .build(),
+    )
+    .unwrap();
+    let answers = herd(20, || {
+        let r = r.clone();
+        // 20 distinct names.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move { (i, r.lookup(&format!("h{i}.crawl.test"), QueryType::A).await) }
+    })
+    .await;
+    let ok = answers.iter().filter(|(_, a)| a.is_ok()).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().err())
+        .collect();
+    assert_eq!(ok + refused.len(), 20);
+    assert!(ok >= 10, "{ok} answered");
+    assert!(!refused.is_empty(), "the bound was never hit");
+    for err in &refused {
+        assert_eq!(err.kind(), ErrorKind::Resource);
+        assert!(err.to_string().contains("max_pending"), "{err}");
+    }
+    for (i, answer) in &answers {
+        if let Ok(lookup) = answer {
+            assert_eq!(&*lookup.ips, &[v4(*i)]);
+        }
+    }
+    // Joining a name already pending is always allowed.
+    assert_eq!(
+        r.metrics().failures_of(ErrorKind::Resource),
+        refused.len() as u64
+    );
+}
