@@ -17,10 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use crawldns_fetch::host_resolver::BoxFuture;
-use crawldns_fetch::{
-    ErrorClass, FetchError, FetchRecord, Fetcher, FetcherConfig, HostResolver, Phases, ResultSink,
-    UrlSource,
-};
+use crawldns_fetch::{FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -306,20 +303,7 @@ impl RecordWriter {
         self.out
             .progress()
             .eprintln(&format!("line {number}: {text:?}: {why}"));
-        let record = FetchRecord {
-            url: text.to_owned(),
-            final_url: text.to_owned(),
-            host: String::new(),
-            status: None,
-            bytes: 0,
-            redirects: 0,
-            reused_connection: false,
-            phases: Phases::default(),
-            error: Some(FetchError {
-                class: ErrorClass::Url,
-                message: format!("line {number}: {why}"),
-            }),
-        };
+        let record = FetchRecord::url_error(text, format!("line {number}: {why}"));
         // A failure is kept in `failed` and ends the crawl at the next record.
         let _ = self.write(&record);
     }

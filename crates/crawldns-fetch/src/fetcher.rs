@@ -187,7 +187,7 @@ impl Fetcher {
     pub async fn fetch(&self, url: &str) -> FetchRecord {
         let parsed = match parse_url(url) {
             Ok(parsed) => parsed,
-            Err(message) => return url_error(url, message),
+            Err(message) => return FetchRecord::url_error(url, message),
         };
         let started = Instant::now();
         let mut progress = Progress {
@@ -572,23 +572,6 @@ fn origin_of(url: &Url) -> Result<Origin, Failure> {
         host,
         port,
     })
-}
-
-fn url_error(url: &str, message: String) -> FetchRecord {
-    FetchRecord {
-        url: url.to_string(),
-        final_url: url.to_string(),
-        host: String::new(),
-        status: None,
-        bytes: 0,
-        redirects: 0,
-        reused_connection: false,
-        phases: Phases::default(),
-        error: Some(FetchError {
-            class: ErrorClass::Url,
-            message,
-        }),
-    }
 }
 
 /// The request deadline ran out: in the DNS phase that is a DNS timeout,

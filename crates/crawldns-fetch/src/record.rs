@@ -131,6 +131,24 @@ pub struct FetchRecord {
 }
 
 impl FetchRecord {
+    /// The record of a URL that could not be fetched at all (class `url`).
+    pub fn url_error(url: &str, message: String) -> Self {
+        Self {
+            url: url.to_string(),
+            final_url: url.to_string(),
+            host: String::new(),
+            status: None,
+            bytes: 0,
+            redirects: 0,
+            reused_connection: false,
+            phases: Phases::default(),
+            error: Some(FetchError {
+                class: ErrorClass::Url,
+                message,
+            }),
+        }
+    }
+
     /// True when a 2xx/3xx response arrived with its whole body.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
