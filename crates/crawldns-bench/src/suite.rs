@@ -680,16 +680,13 @@ pub fn run_plan(plan: &Plan) -> Result<RunResults> {
             child_job.dnsperf_secs = 0;
             let limit =
                 Duration::from_secs(plan.limit_s * plan.reps as u64 * system.len() as u64 + 120);
-            eprintln!(
-                "  (getaddrinfo peers, in network namespace {})",
-                netns::NAME
-            );
+            eprintln!("  (getaddrinfo peers, in network namespace {})", ns.name());
             match ns.run_job(&child_job, limit) {
                 Ok(child) => {
                     result.peers.extend(child.peers);
                     result.notes.push(format!(
                         "the getaddrinfo peers ran in network namespace `{}` against their own instance of the same server ({}), listening on 127.0.0.1:53 there (glibc only uses port 53)",
-                        netns::NAME,
+                        ns.name(),
                         child.server
                     ));
                 }

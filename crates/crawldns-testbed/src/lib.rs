@@ -17,6 +17,7 @@ pub mod dns_server;
 pub mod faults;
 pub mod hosts;
 pub mod http_farm;
+pub mod netns;
 pub mod sockbuf;
 pub mod tls;
 pub mod zone;
