@@ -96,15 +96,20 @@ impl Core {
     ) -> Result<Lookup, Error> {
         let rtype = query_type.wire();
         let max_depth = self.config.max_cname_depth;
-        let mut current = name.to_string();
+        let randomize = self.config.case_randomization;
+        let mut question = Question::new(name, rtype, randomize)
+            .map_err(|why| Error::new(ErrorKind::InvalidName, name).with_detail(why))?;
         let mut chain: Vec<String> = Vec::new();
         let mut ttl = u32::MAX;
         while chain.len() <= max_depth {
-            let question = Question::new(&current, rtype, self.config.case_randomization)
-                .map_err(|why| Error::new(ErrorKind::InvalidName, name).with_detail(why))?;
             let message = self.exchange(name, &question).await?;
             let remaining = max_depth - chain.len();
-            match answer::read(&message, &question.name, rtype, remaining) {
+            // `judge` let through only answers that echo exactly one
+            // question, the one sent.
+            let Some(echoed) = message.queries.first() else {
+                return Err(Error::new(ErrorKind::Malformed, name));
+            };
+            match answer::read(&message, echoed.name(), rtype, remaining) {
                 Reading::Records {
                     chain: more,
                     data,
@@ -135,7 +140,10 @@ impl Core {
                 } => {
                     chain.extend(more.iter().map(display_name));
                     ttl = ttl.min(t);
-                    current = display_name(&target);
+                    question = Question::for_name(&target, rtype, randomize).map_err(|why| {
+                        Error::new(ErrorKind::CnameChain, name)
+                            .with_detail(format!("CNAME target {target}: {why}"))
+                    })?;
                 }
                 Reading::NxDomain { negative_ttl: t } => {
                     *negative_ttl = t;

@@ -1,66 +1,164 @@
 //! The wire format boundary: encoding queries, and checking that an answer
-//! belongs to the question it claims to answer. Built on hickory-proto.
+//! belongs to the question it claims to answer.
+//!
+//! A stub resolver only ever sends one shape of message: a header, one
+//! question and an EDNS0 OPT record. That shape is written here directly,
+//! into a stack buffer, and an answer's header and question are checked
+//! against the bytes that were sent before hickory-proto parses the rest
+//! once. Going through a hickory `Message` for both cost about a third of a
+//! cold lookup's user-space instructions (see BENCHMARKS.md, "Profile").
+//! Round-trip tests below hold the encoder to hickory's decoder.
 
-use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 
-/// A question as it was put on the wire (with 0x20 case, when enabled).
+/// Longest possible query: header, a 255-byte name, type and class, OPT.
+pub const MAX_QUERY_LEN: usize = HEADER_LEN + MAX_NAME_LEN + 4 + OPT_LEN;
+
+const HEADER_LEN: usize = 12;
+const MAX_NAME_LEN: usize = 255;
+const MAX_LABEL_LEN: usize = 63;
+const OPT_LEN: usize = 11;
+const CLASS_IN: u16 = 1;
+const TYPE_OPT: u16 = 41;
+
+/// A question as it goes on the wire: QNAME (with 0x20 case when enabled),
+/// QTYPE and QCLASS IN. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
-    /// The name exactly as sent.
-    pub name: Name,
-    /// The type asked for.
-    pub rtype: RecordType,
+    wire: Arc<[u8]>,
+    rtype: RecordType,
 }
 
 impl Question {
-    /// A question for `name` (lower-case ASCII, no final dot), optionally with
-    /// DNS 0x20 case randomization applied.
+    /// A question for `name`: lower-case ASCII labels separated by dots, no
+    /// escapes, an optional final dot; `""` or `"."` is the root. With
+    /// `randomize_case`, letters get DNS 0x20 random case.
     pub fn new(name: &str, rtype: RecordType, randomize_case: bool) -> Result<Self, String> {
-        let mut text = String::with_capacity(name.len() + 1);
-        if randomize_case {
-            let mut rng = rand::rng();
-            let mut bits: u64 = rng.random();
-            let mut left = 64;
-            for c in name.chars() {
-                if c.is_ascii_alphabetic() {
-                    if left == 0 {
-                        bits = rng.random();
-                        left = 64;
-                    }
-                    text.push(if bits & 1 == 1 {
-                        c.to_ascii_uppercase()
-                    } else {
-                        c
-                    });
-                    bits >>= 1;
-                    left -= 1;
-                } else {
-                    text.push(c);
-                }
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let labels = if name.is_empty() { 0 } else { usize::MAX };
+        let labels = name.split('.').take(labels).map(str::as_bytes);
+        Self::from_labels(labels, rtype, randomize_case)
+    }
+
+    /// A question for a name read from an answer (a CNAME target), label by
+    /// label, so no byte of it is reinterpreted.
+    pub fn for_name(name: &Name, rtype: RecordType, randomize_case: bool) -> Result<Self, String> {
+        Self::from_labels(name.iter(), rtype, randomize_case)
+    }
+
+    fn from_labels<'a>(
+        labels: impl Iterator<Item = &'a [u8]>,
+        rtype: RecordType,
+        randomize_case: bool,
+    ) -> Result<Self, String> {
+        let mut wire = Vec::with_capacity(32);
+        for label in labels {
+            if label.is_empty() {
+                return Err("empty label".into());
             }
-        } else {
-            text.push_str(name);
+            if label.len() > MAX_LABEL_LEN {
+                return Err(format!("label longer than {MAX_LABEL_LEN} bytes"));
+            }
+            wire.push(label.len() as u8);
+            wire.extend_from_slice(label);
         }
-        text.push('.');
-        let name = Name::from_ascii(&text).map_err(|e| e.to_string())?;
-        Ok(Self { name, rtype })
+        wire.push(0);
+        if wire.len() > MAX_NAME_LEN {
+            return Err(format!("name longer than {MAX_NAME_LEN} bytes"));
+        }
+        if randomize_case {
+            randomize_letter_case(&mut wire);
+        }
+        wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
+        wire.extend_from_slice(&CLASS_IN.to_be_bytes());
+        Ok(Self {
+            wire: wire.into(),
+            rtype,
+        })
+    }
+
+    /// The type asked for.
+    pub fn rtype(&self) -> RecordType {
+        self.rtype
+    }
+
+    /// The name exactly as sent (case included).
+    pub fn name(&self) -> Name {
+        let mut labels = Vec::new();
+        let mut rest = self.qname();
+        while let Some((&len, tail)) = rest.split_first() {
+            if len == 0 {
+                break;
+            }
+            let (label, tail) = tail.split_at(usize::from(len));
+            labels.push(label);
+            rest = tail;
+        }
+        // The labels were validated when the question was built.
+        Name::from_labels(labels).unwrap_or_else(|_| Name::root())
+    }
+
+    /// The QNAME in wire form.
+    fn qname(&self) -> &[u8] {
+        &self.wire[..self.wire.len() - 4]
     }
 }
 
-/// Encodes a recursive query with EDNS0 advertising `payload` bytes.
-pub fn encode_query(id: u16, question: &Question, payload: u16) -> Vec<u8> {
-    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message.add_query(Query::query(question.name.clone(), question.rtype));
-    let mut edns = Edns::new();
-    edns.set_max_payload(payload);
-    message.set_edns(edns);
-    // Encoding a message we built ourselves from a valid Name cannot fail
-    // short of allocation failure; an empty packet would simply time out.
-    message.to_vec().unwrap_or_default()
+/// Flips ASCII letters of a wire-form name to random case (DNS 0x20). Length
+/// octets are at most 63, below every letter, so they are never touched.
+fn randomize_letter_case(wire: &mut [u8]) {
+    let mut rng = rand::rng();
+    let mut bits: u64 = 0;
+    let mut left = 0;
+    for byte in wire.iter_mut().filter(|b| b.is_ascii_alphabetic()) {
+        if left == 0 {
+            bits = rng.random();
+            left = 64;
+        }
+        if bits & 1 == 1 {
+            byte.make_ascii_uppercase();
+        }
+        bits >>= 1;
+        left -= 1;
+    }
+}
+
+/// An encoded query, on the stack.
+pub struct QueryPacket {
+    bytes: [u8; MAX_QUERY_LEN],
+    len: usize,
+}
+
+impl Deref for QueryPacket {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Encodes a recursive query (RD set) with EDNS0 advertising `payload` bytes.
+pub fn encode_query(id: u16, question: &Question, payload: u16) -> QueryPacket {
+    let mut bytes = [0u8; MAX_QUERY_LEN];
+    bytes[..2].copy_from_slice(&id.to_be_bytes());
+    bytes[2] = 0x01; // RD
+    bytes[5] = 1; // QDCOUNT
+    bytes[11] = 1; // ARCOUNT: the OPT record
+    let end = HEADER_LEN + question.wire.len();
+    bytes[HEADER_LEN..end].copy_from_slice(&question.wire);
+    // OPT: root owner, type, CLASS = payload size, TTL = 0 (extended rcode,
+    // version 0, no DO), RDLENGTH = 0.
+    bytes[end + 1..end + 3].copy_from_slice(&TYPE_OPT.to_be_bytes());
+    bytes[end + 3..end + 5].copy_from_slice(&payload.to_be_bytes());
+    QueryPacket {
+        bytes,
+        len: end + OPT_LEN,
+    }
 }
 
 /// How an incoming datagram relates to an outstanding question.
@@ -81,25 +179,30 @@ pub fn peek_id(bytes: &[u8]) -> Option<u16> {
 }
 
 /// Checks `bytes` against the outstanding `question` (whose ID and source
-/// address the caller has already matched). With `exact_case` (0x20 on), the
-/// name must echo the sent case byte for byte.
+/// address the caller has already matched): a standard-query response with
+/// exactly one question, the one sent, with the name uncompressed. With
+/// `exact_case` (0x20 on), the name must echo the sent case byte for byte.
 pub fn judge(bytes: &[u8], question: &Question, exact_case: bool) -> Verdict {
-    let mut decoder = BinDecoder::new(bytes);
-    let Ok(header) = Header::read(&mut decoder) else {
+    let Some(header) = bytes.get(..HEADER_LEN) else {
         return Verdict::Mismatch;
     };
-    if header.metadata.message_type != MessageType::Response || header.counts.queries != 1 {
+    let is_response = header[2] & 0x80 != 0;
+    let opcode = (header[2] >> 3) & 0x0f;
+    let questions = u16::from_be_bytes([header[4], header[5]]);
+    if !is_response || opcode != 0 || questions != 1 {
         return Verdict::Mismatch;
     }
-    let Ok(query) = Query::read(&mut decoder) else {
+    let Some(echo) = bytes.get(HEADER_LEN..HEADER_LEN + question.wire.len()) else {
         return Verdict::Mismatch;
     };
+    let (echo_name, echo_type_class) = echo.split_at(echo.len() - 4);
+    let (sent_name, sent_type_class) = question.wire.split_at(question.wire.len() - 4);
     let same_name = if exact_case {
-        query.name().eq_case(&question.name)
+        echo_name == sent_name
     } else {
-        query.name() == &question.name
+        echo_name.eq_ignore_ascii_case(sent_name)
     };
-    if !same_name || query.query_type() != question.rtype || query.query_class() != DNSClass::IN {
+    if !same_name || echo_type_class != sent_type_class {
         return Verdict::Mismatch;
     }
     match Message::from_vec(bytes) {
@@ -111,7 +214,7 @@ pub fn judge(bytes: &[u8], question: &Question, exact_case: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::ResponseCode;
+    use hickory_proto::op::{Edns, MessageType, OpCode, Query, ResponseCode};
 
     fn response_to(query: &[u8], f: impl FnOnce(&mut Message)) -> Vec<u8> {
         let mut m = Message::from_vec(query).unwrap();
@@ -119,6 +222,64 @@ mod tests {
         m.metadata.response_code = ResponseCode::NoError;
         f(&mut m);
         m.to_vec().unwrap()
+    }
+
+    /// The same query built through hickory-proto's `Message`.
+    fn hickory_query(id: u16, name: &str, rtype: RecordType, payload: u16) -> Vec<u8> {
+        let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        message.set_edns(edns);
+        message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn encodes_byte_for_byte_what_hickory_encodes() {
+        let long_label = "a".repeat(63);
+        let longest = [long_label.as_str(); 4].join(".")[..253].to_string();
+        for (name, rtype, payload) in [
+            ("h1.crawl.test", RecordType::A, 1232),
+            ("xn--bcher-kva.example", RecordType::AAAA, 512),
+            ("_dmarc.a-b.c0", RecordType::CNAME, 4096),
+            ("", RecordType::NS, 1232),
+            (long_label.as_str(), RecordType::A, 1232),
+            (longest.as_str(), RecordType::A, 1232),
+        ] {
+            let q = Question::new(name, rtype, false).unwrap();
+            let ours = encode_query(0xbeef, &q, payload);
+            let theirs = hickory_query(0xbeef, &format!("{name}."), rtype, payload);
+            assert_eq!(&*ours, theirs.as_slice(), "{name:?} {rtype}");
+            assert_eq!(q.name(), Name::from_ascii(format!("{name}.")).unwrap());
+            assert_eq!(q.rtype(), rtype);
+        }
+        let dotted = Question::new("h1.crawl.test.", RecordType::A, false).unwrap();
+        assert_eq!(
+            dotted,
+            Question::new("h1.crawl.test", RecordType::A, false).unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_names_that_cannot_go_on_the_wire() {
+        let long_label = "a".repeat(64);
+        let too_long = ["a".repeat(63).as_str(); 4].join(".");
+        for bad in ["a..b", ".a", long_label.as_str(), too_long.as_str(), ".."] {
+            assert!(
+                Question::new(bad, RecordType::A, false).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn questions_for_answer_names_keep_every_byte() {
+        let target = Name::from_labels(vec![&b"we.ird"[..], b"crawl", b"test"]).unwrap();
+        let q = Question::for_name(&target, RecordType::A, false).unwrap();
+        assert_eq!(q.name(), target);
+        let sent = encode_query(1, &q, 1232);
+        assert_eq!(&sent[12..20], b"\x06we.ird\x05");
     }
 
     #[test]
@@ -132,26 +293,61 @@ mod tests {
         );
         let ok = response_to(&query, |_| {});
         assert!(matches!(judge(&ok, &q, false), Verdict::Answer(_)));
+        let upper = response_to(&query, |m| {
+            m.queries[0].set_name(Name::from_ascii("H1.Crawl.TEST.").unwrap());
+        });
+        assert!(matches!(judge(&upper, &q, false), Verdict::Answer(_)));
         let other_type = response_to(&query, |m| {
             m.queries[0].set_query_type(RecordType::AAAA);
         });
         assert!(matches!(judge(&other_type, &q, false), Verdict::Mismatch));
+        // 'A' (65) and 'a' (97) as type numbers must not match by case folding.
+        let q65 = Question::new("h1.crawl.test", RecordType::from(65), false).unwrap();
+        let q97 = Question::new("h1.crawl.test", RecordType::from(97), false).unwrap();
+        let answer97 = response_to(&encode_query(7, &q97, 1232), |_| {});
+        assert!(matches!(judge(&answer97, &q65, false), Verdict::Mismatch));
+        let other_class = response_to(&query, |m| {
+            m.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+        });
+        assert!(matches!(judge(&other_class, &q, false), Verdict::Mismatch));
         let other_name = response_to(&query, |m| {
             m.queries[0].set_name(Name::from_ascii("h2.crawl.test.").unwrap());
         });
         assert!(matches!(judge(&other_name, &q, false), Verdict::Mismatch));
+        let two_questions = response_to(&query, |m| {
+            let again = m.queries[0].clone();
+            m.add_query(again);
+        });
+        assert!(matches!(
+            judge(&two_questions, &q, false),
+            Verdict::Mismatch
+        ));
+        let mut notify = ok.clone();
+        notify[2] |= 4 << 3; // opcode NOTIFY
+        assert!(matches!(judge(&notify, &q, false), Verdict::Mismatch));
         let mut garbage = ok.clone();
         garbage.truncate(ok.len() - 3);
         garbage[7] = 5; // claims answers it does not have
         assert!(matches!(judge(&garbage, &q, false), Verdict::Malformed));
+        assert!(matches!(judge(&ok[..20], &q, false), Verdict::Mismatch));
         assert!(matches!(judge(&[1, 2, 3], &q, false), Verdict::Mismatch));
+    }
+
+    #[test]
+    fn a_compressed_echo_is_not_the_question() {
+        let q = Question::new("h1.crawl.test", RecordType::A, false).unwrap();
+        let ok = response_to(&encode_query(7, &q, 1232), |_| {});
+        // Replace the echoed name by a pointer to offset 12 (itself).
+        let mut pointer = ok[..12].to_vec();
+        pointer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert!(matches!(judge(&pointer, &q, false), Verdict::Mismatch));
     }
 
     #[test]
     fn case_randomization_requires_an_exact_echo() {
         let q =
             Question::new("abcdefghijklmnopqrstuvwxyz.crawl.test", RecordType::A, true).unwrap();
-        let sent = q.name.to_ascii();
+        let sent = q.name().to_ascii();
         assert_eq!(
             sent.to_ascii_lowercase(),
             "abcdefghijklmnopqrstuvwxyz.crawl.test."
@@ -167,5 +363,20 @@ mod tests {
             assert!(matches!(judge(&lowered, &q, true), Verdict::Mismatch));
         }
         assert!(matches!(judge(&lowered, &q, false), Verdict::Answer(_)));
+    }
+
+    #[test]
+    fn case_randomization_varies_and_touches_only_letters() {
+        let names: std::collections::HashSet<String> = (0..16)
+            .map(|_| {
+                let q =
+                    Question::new("abcdefghijklmnop.crawl-1.test", RecordType::A, true).unwrap();
+                q.name().to_ascii()
+            })
+            .collect();
+        assert!(names.len() > 1, "16 questions all had the same case");
+        for name in names {
+            assert_eq!(name.to_ascii_lowercase(), "abcdefghijklmnop.crawl-1.test.");
+        }
     }
 }
