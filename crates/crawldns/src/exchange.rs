@@ -268,9 +268,12 @@ impl Core {
         timeout: std::time::Duration,
     ) -> Exchange {
         let payload = self.config.edns_payload;
+        // The TCP exchange is boxed: it is rare, and inline its state
+        // would make every lookup's future (and single-flight's copy of
+        // it) several times larger.
         if protocol == Protocol::Tcp {
             Metrics::add(&self.metrics.tcp_sent);
-            return tcp::query(server, question, payload, timeout).await;
+            return Box::pin(tcp::query(server, question, payload, timeout)).await;
         }
         let started = Instant::now();
         match self.udp.query(server, question, timeout).await {
@@ -280,7 +283,7 @@ impl Core {
                 // The TCP exchange gets what is left of this attempt's time,
                 // and at least the whole timeout again for the handshake.
                 let left = timeout.saturating_sub(started.elapsed()).max(timeout);
-                tcp::query(server, question, payload, left).await
+                Box::pin(tcp::query(server, question, payload, left)).await
             }
             other => other,
         }

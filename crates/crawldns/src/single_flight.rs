@@ -1,21 +1,28 @@
 //! Single-flight: concurrent requests for one key share one piece of work.
 //!
-//! The work runs in its own task, so dropping the first caller's future does
-//! not cancel it for the others; every waiter gets a clone of the one
-//! result; a guard removes the flight even if the work panics, and waiters
-//! of a flight that ended without a result get `None`, never a hang.
+//! The first caller (the leader) runs the work inline, in its own task: no
+//! task is spawned for an uncontended lookup. Should the leader's future be
+//! dropped before the work ends, the work moves into a task of its own and
+//! finishes there, so the callers that joined it (and the cache it fills)
+//! still get its result. Every follower gets a clone of the one result; a
+//! guard removes the flight however it ends, and followers of a flight that
+//! ended without a result (it panicked, or the runtime is shutting down) get
+//! `None`, never a hang.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+type Table<K, V> = Arc<Mutex<HashMap<K, watch::Receiver<Option<V>>>>>;
+
 /// Flights in progress, by key.
 pub struct SingleFlight<K, V> {
-    flights: Arc<Mutex<HashMap<K, watch::Receiver<Option<V>>>>>,
+    flights: Table<K, V>,
 }
 
 impl<K, V> Default for SingleFlight<K, V> {
@@ -35,48 +42,60 @@ pub enum Role {
     Follower,
 }
 
+/// What a caller found in the table.
+enum Joined<V> {
+    Leader(watch::Sender<Option<V>>),
+    Follower(watch::Receiver<Option<V>>),
+}
+
 impl<K, V> SingleFlight<K, V>
 where
     K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// Runs `work` for `key`, unless a flight for `key` is in progress, in
-    /// which case it waits for that one. `None` means the work ended without
-    /// a result (it panicked or the runtime is shutting down).
+    /// which case it waits for that one. `None` means the flight joined
+    /// ended without a result. A panic in `work` reaches the leader.
     pub async fn run<F>(&self, key: K, work: impl FnOnce() -> F) -> (Option<V>, Role)
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let (mut receiver, role) = {
+        let joined = {
             let mut flights = self.flights.lock();
             match flights.get(&key) {
-                Some(receiver) => (receiver.clone(), Role::Follower),
+                Some(receiver) => Joined::Follower(receiver.clone()),
                 None => {
                     let (sender, receiver) = watch::channel(None);
-                    flights.insert(key.clone(), receiver.clone());
-                    let guard = FlightGuard {
-                        flights: self.flights.clone(),
-                        key: Some(key),
-                    };
-                    let work = work();
-                    tokio::spawn(async move {
-                        let value = work.await;
-                        // Leave the table before publishing, so a caller
-                        // arriving now finds the result where `work` put it
-                        // (the cache) instead of a finished flight.
-                        drop(guard);
-                        let _ = sender.send(Some(value));
-                    });
-                    (receiver, Role::Leader)
+                    flights.insert(key.clone(), receiver);
+                    Joined::Leader(sender)
                 }
             }
         };
-        let value = receiver
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|v| v.clone());
-        (value, role)
+        match joined {
+            Joined::Follower(mut receiver) => {
+                let value = receiver
+                    .wait_for(Option::is_some)
+                    .await
+                    .ok()
+                    .and_then(|v| v.clone());
+                (value, Role::Follower)
+            }
+            Joined::Leader(sender) => {
+                let mut flight = Flight {
+                    flights: self.flights.clone(),
+                    key: Some(key),
+                    sender: Some(sender),
+                    work: Some(Box::pin(work())),
+                };
+                let value = match flight.work.as_mut() {
+                    Some(work) => work.await,
+                    None => unreachable!("the work was set just above"),
+                };
+                flight.work = None;
+                flight.land(&value);
+                (Some(value), Role::Leader)
+            }
+        }
     }
 
     /// Flights in progress.
@@ -90,14 +109,69 @@ where
     }
 }
 
-/// Removes a flight from the table when its task ends, however it ends.
-struct FlightGuard<K: Hash + Eq, V> {
-    flights: Arc<Mutex<HashMap<K, watch::Receiver<Option<V>>>>>,
+/// A leader's flight: its table entry, the channel to its followers, and
+/// the work while it has not finished.
+struct Flight<K, V, F>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = V> + Send + 'static,
+{
+    flights: Table<K, V>,
     key: Option<K>,
+    sender: Option<watch::Sender<Option<V>>>,
+    work: Option<Pin<Box<F>>>,
 }
 
-impl<K: Hash + Eq, V> Drop for FlightGuard<K, V> {
+impl<K, V, F> Flight<K, V, F>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = V> + Send + 'static,
+{
+    /// Leaves the table, then publishes `value` to the followers, if any.
+    /// Leaving first means a caller arriving now finds the result where the
+    /// work put it (the cache) instead of a finished flight.
+    fn land(&mut self, value: &V) {
+        if let Some(key) = self.key.take() {
+            self.flights.lock().remove(&key);
+        }
+        if let Some(sender) = self.sender.take() {
+            // The table's receiver is gone: what is left are followers.
+            if sender.receiver_count() > 0 {
+                let _ = sender.send(Some(value.clone()));
+            }
+        }
+    }
+}
+
+impl<K, V, F> Drop for Flight<K, V, F>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = V> + Send + 'static,
+{
+    /// The leader went away before the work ended: the work finishes in a
+    /// task of its own. Unless the work panicked or there is no runtime to
+    /// run it; then the flight ends, and its followers get `None`.
     fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            if !std::thread::panicking() {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let mut rest: Flight<K, V, F> = Flight {
+                        flights: self.flights.clone(),
+                        key: self.key.take(),
+                        sender: self.sender.take(),
+                        work: None,
+                    };
+                    runtime.spawn(async move {
+                        let value = work.await;
+                        rest.land(&value);
+                    });
+                    return;
+                }
+            }
+        }
         if let Some(key) = self.key.take() {
             self.flights.lock().remove(&key);
         }
@@ -159,10 +233,58 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_flight_leaves_no_one_hanging() {
         let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
-        let (value, _) = flights.run(1, || async { panic!("work failed") }).await;
-        assert_eq!(value, None);
+        let f = flights.clone();
+        let leader = tokio::spawn(async move {
+            f.run(1, || async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                panic!("work failed")
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (value, role) = flights.run(1, || async { unreachable!("joins") }).await;
+        assert_eq!((value, role), (None, Role::Follower));
+        assert!(
+            leader.await.unwrap_err().is_panic(),
+            "the leader sees the panic"
+        );
         assert_eq!(flights.in_flight(), 0);
         let (value, role) = flights.run(1, || async { 3 }).await;
         assert_eq!((value, role), (Some(3), Role::Leader));
+    }
+
+    #[tokio::test]
+    async fn work_abandoned_by_every_caller_still_finishes() {
+        let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let done = finished.clone();
+        let leader = flights.run(1, move || async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            done.fetch_add(1, Ordering::SeqCst);
+            5
+        });
+        // Polled once, then dropped: the work is handed to a task.
+        assert!(tokio::time::timeout(Duration::from_millis(5), leader)
+            .await
+            .is_err());
+        assert_eq!(flights.in_flight(), 1);
+        let (value, role) = flights.run(1, || async { unreachable!("joins") }).await;
+        assert_eq!((value, role), (Some(5), Role::Follower));
+        assert_eq!(finished.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lone_leader_runs_the_work_without_a_task() {
+        let flights: SingleFlight<u8, usize> = SingleFlight::default();
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        let (during, role) = flights.run(1, || async move { tasks() }).await;
+        assert_eq!((during, role), (Some(before), Role::Leader));
+        assert_eq!(flights.in_flight(), 0);
     }
 }
