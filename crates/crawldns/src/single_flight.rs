@@ -18,7 +18,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-type Table<K, V> = Arc<Mutex<HashMap<K, watch::Receiver<Option<V>>>>>;
+/// foldhash with a per-process random seed: fast, and keys (host names)
+/// cannot be chosen to collide without knowing the seed.
+type Table<K, V> = Arc<Mutex<HashMap<K, watch::Receiver<Option<V>>, foldhash::fast::RandomState>>>;
 
 /// Flights in progress, by key.
 pub struct SingleFlight<K, V> {

@@ -66,7 +66,8 @@ struct Pending {
 
 struct PooledSocket {
     socket: UdpSocket,
-    in_flight: Mutex<HashMap<(SocketAddr, u16), Pending>>,
+    /// Keyed by our own random IDs: a fast hasher is safe here.
+    in_flight: Mutex<HashMap<(SocketAddr, u16), Pending, foldhash::fast::RandomState>>,
     sent: AtomicU64,
     tickets: AtomicU64,
     retired: AtomicBool,
@@ -160,7 +161,7 @@ impl UdpPool {
         }
         let fresh = Arc::new(PooledSocket {
             socket: open_socket(set.family, self.settings.recv_buffer)?,
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::default()),
             sent: AtomicU64::new(1),
             tickets: AtomicU64::new(0),
             retired: AtomicBool::new(false),
