@@ -212,6 +212,7 @@ fn w1_section(out: &mut String, job: &JobResult) {
                 "queries lost",
                 "server CPU busy",
                 "server CPU µs/query",
+                "dnsperf's own CPU µs/query",
             ],
         );
         for outstanding in DNSPERF_OUTSTANDING {
@@ -232,6 +233,10 @@ fn w1_section(out: &mut String, job: &JobResult) {
                         .map_or("—".into(), |b| format!("{:.0}%", b * 100.0)),
                     num(
                         median(runs.iter().filter_map(|d| d.server_us_per_query())),
+                        1,
+                    ),
+                    num(
+                        median(runs.iter().filter_map(|d| d.client_us_per_query())),
                         1,
                     ),
                 ],

@@ -23,6 +23,10 @@ pub struct DnsperfRun {
     pub run_s: f64,
     /// The server's CPU time during the run, seconds, when known.
     pub server_cpu_s: Option<f64>,
+    /// dnsperf's own CPU time (user + system), seconds, when known: what a
+    /// bare load generator spends on this kernel, a floor for any client.
+    #[serde(default)]
+    pub client_cpu_s: Option<f64>,
 }
 
 impl DnsperfRun {
@@ -30,6 +34,12 @@ impl DnsperfRun {
     pub fn server_us_per_query(&self) -> Option<f64> {
         let completed = (self.qps * self.run_s).max(1.0);
         self.server_cpu_s.map(|s| s * 1e6 / completed)
+    }
+
+    /// dnsperf's own CPU microseconds per completed query, when known.
+    pub fn client_us_per_query(&self) -> Option<f64> {
+        let completed = (self.qps * self.run_s).max(1.0);
+        self.client_cpu_s.map(|s| s * 1e6 / completed)
     }
 
     /// Fraction of the run the server spent on a CPU, when known.
@@ -95,11 +105,18 @@ pub fn run(
         .arg(outstanding.to_string())
         .stdin(Stdio::null());
     let deadline = Duration::from_secs(seconds + 30);
+    // dnsperf is the only child reaped while it runs (the server is reaped
+    // only when it stops), so the growth of RUSAGE_CHILDREN is dnsperf's.
+    let children_before = crate::measure::children_cpu().ok();
     let output =
         crate::process::output_with_timeout(&mut command, deadline).context("running dnsperf")?;
+    let children_after = crate::measure::children_cpu().ok();
     let text = String::from_utf8_lossy(&output.stdout);
     let mut run = parse(&text).with_context(|| format!("unexpected dnsperf output:\n{text}"))?;
     run.outstanding = outstanding;
+    if let (Some(before), Some(after)) = (children_before, children_after) {
+        run.client_cpu_s = Some(after.saturating_sub(before).as_secs_f64());
+    }
     Ok(run)
 }
 
@@ -123,6 +140,7 @@ pub fn parse(text: &str) -> Result<DnsperfRun> {
         lost,
         run_s,
         server_cpu_s: None,
+        client_cpu_s: None,
     })
 }
 
