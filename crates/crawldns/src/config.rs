@@ -72,7 +72,7 @@ pub struct ResolverConfig {
     /// Whether this machine can reach IPv6 destinations. `None` (default):
     /// detect it once, without sending traffic; `Some` overrides.
     pub ipv6_egress: Option<bool>,
-    /// UDP sockets per address family (default 4).
+    /// UDP sockets per nameserver, each connected to it (default 4).
     pub udp_sockets: usize,
     /// Queries sent on a socket before it is replaced by one on a fresh
     /// random port (default 50,000).

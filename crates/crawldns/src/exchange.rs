@@ -43,7 +43,9 @@ impl Core {
     /// Opens nothing yet: sockets are opened on first use.
     pub fn new(config: ResolverConfig) -> Self {
         let metrics = Arc::new(Metrics::default());
+        let servers: Vec<_> = config.nameservers.iter().map(|s| s.addr).collect();
         let udp = UdpPool::new(
+            &servers,
             UdpSettings {
                 sockets: config.udp_sockets,
                 queries_per_socket: config.queries_per_socket.max(1),

@@ -1,13 +1,20 @@
-//! The UDP transport: a small pool of long-lived sockets on random ports,
-//! many queries in flight on each, answers demultiplexed by (server, ID) and
-//! then checked against the exact question.
+//! The UDP transport: for each nameserver, a small pool of long-lived
+//! sockets on random ports, connected to that server; many queries in flight
+//! on each, answers demultiplexed by ID and then checked against the exact
+//! question.
+//!
+//! Connected sockets (as Unbound's `udp-connect` and c-ares do) let the
+//! kernel drop datagrams from any other address or port before we read
+//! them, cache the route (cheaper sends), and report ICMP port unreachable:
+//! a server that is not listening fails its queries at once instead of
+//! after a timeout.
 //!
 //! Each socket has one receive task. A query registers itself in its socket's
-//! in-flight table under a random ID that is free for that server, sends, and
-//! waits on a oneshot channel; a guard removes the entry however the wait
-//! ends (answer, timeout, or the caller dropping the future). A datagram that
-//! matches no entry, or whose question differs, is dropped and counted; the
-//! entry keeps waiting for the genuine answer.
+//! in-flight table under a random free ID, sends, and waits on a oneshot
+//! channel; a guard removes the entry however the wait ends (answer,
+//! timeout, or the caller dropping the future). A datagram that matches no
+//! entry, or whose question differs, is dropped and counted; the entry keeps
+//! waiting for the genuine answer.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,7 +36,7 @@ use crate::wire::{encode_query, judge, peek_id, Question, Verdict};
 /// Settings the pool needs from the resolver configuration.
 #[derive(Debug, Clone)]
 pub struct UdpSettings {
-    /// Sockets per address family.
+    /// Sockets per nameserver.
     pub sockets: usize,
     /// Queries per socket before it is replaced.
     pub queries_per_socket: u64,
@@ -41,16 +48,16 @@ pub struct UdpSettings {
     pub exact_case: bool,
 }
 
-/// Sockets for both address families.
+/// Sockets for each nameserver.
 pub struct UdpPool {
-    v4: SocketSet,
-    v6: SocketSet,
+    sets: Vec<SocketSet>,
     settings: UdpSettings,
     metrics: Arc<Metrics>,
 }
 
+/// The sockets connected to one server.
 struct SocketSet {
-    family: IpAddr,
+    server: SocketAddr,
     slots: Vec<Mutex<Option<Arc<PooledSocket>>>>,
     next: AtomicUsize,
 }
@@ -67,7 +74,7 @@ struct Pending {
 struct PooledSocket {
     socket: UdpSocket,
     /// Keyed by our own random IDs: a fast hasher is safe here.
-    in_flight: Mutex<HashMap<(SocketAddr, u16), Pending, foldhash::fast::RandomState>>,
+    in_flight: Mutex<HashMap<u16, Pending, foldhash::fast::RandomState>>,
     sent: AtomicU64,
     tickets: AtomicU64,
     retired: AtomicBool,
@@ -77,18 +84,24 @@ struct PooledSocket {
 }
 
 impl UdpPool {
-    /// A pool; sockets are opened on first use (inside a tokio runtime).
-    pub fn new(settings: UdpSettings, metrics: Arc<Metrics>) -> Self {
-        let set = |family| SocketSet {
-            family,
-            slots: (0..settings.sockets.max(1))
-                .map(|_| Mutex::new(None))
-                .collect(),
-            next: AtomicUsize::new(0),
-        };
+    /// A pool for `servers`; sockets are opened on first use (inside a
+    /// tokio runtime).
+    pub fn new(servers: &[SocketAddr], settings: UdpSettings, metrics: Arc<Metrics>) -> Self {
+        let mut sets: Vec<SocketSet> = Vec::with_capacity(servers.len());
+        for &server in servers {
+            if sets.iter().any(|set| set.server == server) {
+                continue;
+            }
+            sets.push(SocketSet {
+                server,
+                slots: (0..settings.sockets.max(1))
+                    .map(|_| Mutex::new(None))
+                    .collect(),
+                next: AtomicUsize::new(0),
+            });
+        }
         Self {
-            v4: set(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            v6: set(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            sets,
             settings,
             metrics,
         }
@@ -101,22 +114,27 @@ impl UdpPool {
         question: &Question,
         timeout: Duration,
     ) -> Exchange {
-        let set = if server.is_ipv4() { &self.v4 } else { &self.v6 };
+        let Some(set) = self.sets.iter().find(|set| set.server == server) else {
+            return Err(TransportError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{server} is not a configured nameserver"),
+            )));
+        };
         let socket = self.socket(set).map_err(TransportError::Io)?;
-        let Some((id, ticket, receiver)) = socket.register(server, question) else {
+        let Some((id, ticket, receiver)) = socket.register(question) else {
             return Err(TransportError::Io(io::Error::from_raw_os_error(
                 libc::ENOBUFS,
             )));
         };
         let _guard = Registration {
             socket: &socket,
-            key: (server, id),
+            id,
             ticket,
         };
         let packet = encode_query(id, question, self.settings.payload);
         socket
             .socket
-            .send_to(&packet, server)
+            .send(&packet)
             .await
             .map_err(TransportError::Io)?;
         self.metrics.udp_sent.fetch_add(1, Ordering::Relaxed);
@@ -130,7 +148,7 @@ impl UdpPool {
 
     /// Open UDP sockets right now (for tests of resource use).
     pub fn open_sockets(&self) -> usize {
-        [&self.v4, &self.v6]
+        self.sets
             .iter()
             .flat_map(|set| set.slots.iter())
             .filter(|slot| slot.lock().is_some())
@@ -139,7 +157,7 @@ impl UdpPool {
 
     /// Datagrams the kernel dropped on the open sockets (full buffers).
     pub fn kernel_drops(&self) -> u64 {
-        [&self.v4, &self.v6]
+        self.sets
             .iter()
             .flat_map(|set| set.slots.iter())
             .filter_map(|slot| slot.lock().as_ref().and_then(|s| udp_drops(&s.socket)))
@@ -160,7 +178,7 @@ impl UdpPool {
                 .fetch_add(1, Ordering::Relaxed);
         }
         let fresh = Arc::new(PooledSocket {
-            socket: open_socket(set.family, self.settings.recv_buffer)?,
+            socket: open_socket(set.server, self.settings.recv_buffer)?,
             in_flight: Mutex::new(HashMap::default()),
             sent: AtomicU64::new(1),
             tickets: AtomicU64::new(0),
@@ -178,7 +196,7 @@ impl UdpPool {
 impl Drop for UdpPool {
     /// Lets every receive task end once its in-flight queries are done.
     fn drop(&mut self) {
-        for slot in self.v4.slots.iter().chain(&self.v6.slots) {
+        for slot in self.sets.iter().flat_map(|set| set.slots.iter()) {
             if let Some(socket) = slot.lock().take() {
                 socket.retire();
             }
@@ -187,8 +205,13 @@ impl Drop for UdpPool {
 }
 
 /// Binds a non-blocking UDP socket on a random port of the unspecified
-/// address of `family`, with a burst-sized receive buffer.
-fn open_socket(family: IpAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+/// address of `server`'s family, with a burst-sized receive buffer, and
+/// connects it to `server`.
+fn open_socket(server: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+    let family = match server {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
     let domain = if family.is_ipv4() {
         socket2::Domain::IPV4
     } else {
@@ -214,24 +237,21 @@ fn open_socket(family: IpAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     if !bound {
         socket.bind(&SocketAddr::new(family, 0).into())?;
     }
+    socket.connect(&server.into())?;
     UdpSocket::from_std(socket.into())
 }
 
 impl PooledSocket {
-    /// Registers a query for `server` under a random ID free for that server.
-    fn register(
-        &self,
-        server: SocketAddr,
-        question: &Question,
-    ) -> Option<(u16, u64, oneshot::Receiver<Exchange>)> {
+    /// Registers a query under a random free ID.
+    fn register(&self, question: &Question) -> Option<(u16, u64, oneshot::Receiver<Exchange>)> {
         let mut rng = rand::rng();
         let mut in_flight = self.in_flight.lock();
-        // Random probing finds a free ID at once unless this server has
-        // tens of thousands of queries in flight on this one socket; then
-        // give up rather than spin (the caller reports local exhaustion).
+        // Random probing finds a free ID at once unless there are tens of
+        // thousands of queries in flight on this one socket; then give up
+        // rather than spin (the caller reports local exhaustion).
         let id = (0..64)
             .map(|_| rng.random::<u16>())
-            .find(|id| !in_flight.contains_key(&(server, *id)))?;
+            .find(|id| !in_flight.contains_key(id))?;
         let (reply, receiver) = oneshot::channel();
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let pending = Pending {
@@ -239,7 +259,7 @@ impl PooledSocket {
             question: question.clone(),
             reply,
         };
-        in_flight.insert((server, id), pending);
+        in_flight.insert(id, pending);
         Some((id, ticket, receiver))
     }
 
@@ -252,14 +272,15 @@ impl PooledSocket {
         self.retired.load(Ordering::Acquire) && self.in_flight.lock().is_empty()
     }
 
-    /// Delivers a datagram from `from` to the query it answers, if any.
-    fn deliver(&self, from: SocketAddr, bytes: &[u8]) {
+    /// Delivers a datagram (from the server: the socket is connected) to
+    /// the query it answers, if any.
+    fn deliver(&self, bytes: &[u8]) {
         let Some(id) = peek_id(bytes) else {
             self.metrics.mismatched.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let mut in_flight = self.in_flight.lock();
-        let Some(pending) = in_flight.get(&(from, id)) else {
+        let Some(pending) = in_flight.get(&id) else {
             drop(in_flight);
             self.metrics.mismatched.fetch_add(1, Ordering::Relaxed);
             return;
@@ -274,8 +295,19 @@ impl PooledSocket {
                 return;
             }
         };
-        if let Some(pending) = in_flight.remove(&(from, id)) {
+        if let Some(pending) = in_flight.remove(&id) {
             let _ = pending.reply.send(result);
+        }
+    }
+
+    /// The server's port is unreachable (ICMP): every query in flight on
+    /// this socket went to it, and fails now rather than at its timeout.
+    fn refused(&self) {
+        let pending: Vec<Pending> = self.in_flight.lock().drain().map(|(_, p)| p).collect();
+        for p in pending {
+            let _ = p.reply.send(Err(TransportError::Io(io::Error::from(
+                io::ErrorKind::ConnectionRefused,
+            ))));
         }
     }
 }
@@ -283,7 +315,7 @@ impl PooledSocket {
 /// Removes its in-flight entry when the query ends, however it ends.
 struct Registration<'a> {
     socket: &'a PooledSocket,
-    key: (SocketAddr, u16),
+    id: u16,
     ticket: u64,
 }
 
@@ -291,10 +323,10 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut in_flight = self.socket.in_flight.lock();
         if in_flight
-            .get(&self.key)
+            .get(&self.id)
             .is_some_and(|p| p.ticket == self.ticket)
         {
-            in_flight.remove(&self.key);
+            in_flight.remove(&self.id);
         }
         if in_flight.is_empty() && self.socket.retired.load(Ordering::Acquire) {
             self.socket.idle.notify_one();
@@ -310,10 +342,11 @@ async fn receive_loop(socket: Arc<PooledSocket>) {
             return;
         }
         tokio::select! {
-            received = socket.socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => socket.deliver(from, &buf[..len]),
-                // ICMP port unreachable and the like: the query times out or
-                // the server is marked failed by its own timeout.
+            received = socket.socket.recv(&mut buf) => match received {
+                Ok(len) => socket.deliver(&buf[..len]),
+                Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => socket.refused(),
+                // Other ICMP errors (host or net unreachable) are left to
+                // the queries' timeouts: they can be transient.
                 Err(_) => continue,
             },
             _ = socket.idle.notified() => {}
