@@ -56,7 +56,8 @@ impl Question {
         rtype: RecordType,
         randomize_case: bool,
     ) -> Result<Self, String> {
-        let mut wire = Vec::with_capacity(32);
+        let mut wire = [0u8; MAX_NAME_LEN + 4];
+        let mut len = 0;
         for label in labels {
             if label.is_empty() {
                 return Err("empty label".into());
@@ -64,20 +65,22 @@ impl Question {
             if label.len() > MAX_LABEL_LEN {
                 return Err(format!("label longer than {MAX_LABEL_LEN} bytes"));
             }
-            wire.push(label.len() as u8);
-            wire.extend_from_slice(label);
+            // Room for this label, its length octet and the root's.
+            if len + 1 + label.len() + 1 > MAX_NAME_LEN {
+                return Err(format!("name longer than {MAX_NAME_LEN} bytes"));
+            }
+            wire[len] = label.len() as u8;
+            wire[len + 1..len + 1 + label.len()].copy_from_slice(label);
+            len += 1 + label.len();
         }
-        wire.push(0);
-        if wire.len() > MAX_NAME_LEN {
-            return Err(format!("name longer than {MAX_NAME_LEN} bytes"));
-        }
+        len += 1; // the root label
         if randomize_case {
-            randomize_letter_case(&mut wire);
+            randomize_letter_case(&mut wire[..len]);
         }
-        wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
-        wire.extend_from_slice(&CLASS_IN.to_be_bytes());
+        wire[len..len + 2].copy_from_slice(&u16::from(rtype).to_be_bytes());
+        wire[len + 2..len + 4].copy_from_slice(&CLASS_IN.to_be_bytes());
         Ok(Self {
-            wire: wire.into(),
+            wire: Arc::from(&wire[..len + 4]),
             rtype,
         })
     }
