@@ -292,3 +292,45 @@ fn a_failed_write_to_stdout_is_reported_and_exit_1() {
     assert!(stderr.contains("cannot write to stdout"), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
+
+#[test]
+fn bulk_mode_resolves_a_list_like_the_default() {
+    let bed = dns_only();
+    let dir = TempDir::new("resolve-bulk");
+    let list: String = (0..300).map(|i| format!("h{i}.crawl.test\n")).collect();
+    let names = dir.file("names.txt", &format!("{list}nope.crawl.test\n"));
+    let nameserver = bed.nameserver();
+    let resolve = |bulk: bool| {
+        let mut args = vec![
+            "resolve",
+            "--nameserver",
+            &nameserver,
+            "--strategy",
+            "v4",
+        ];
+        if bulk {
+            args.push("--bulk");
+        }
+        args.push(names.to_str().unwrap());
+        let out = run(&args, "");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+        let mut records: Vec<(u64, Value, Value)> = json_lines(&out)
+            .into_iter()
+            .map(|r| {
+                (
+                    r["line"].as_u64().unwrap(),
+                    r["addresses"].clone(),
+                    r["error"].clone(),
+                )
+            })
+            .collect();
+        records.sort_by_key(|r| r.0);
+        records
+    };
+    let bulk = resolve(true);
+    assert_eq!(bulk.len(), 301);
+    assert_eq!(bulk[1].1, serde_json::json!(["127.1.0.2"]), "h1");
+    assert_eq!(bulk[300].2, "nxdomain");
+    assert_eq!(bulk, resolve(false));
+}

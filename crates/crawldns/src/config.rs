@@ -77,6 +77,15 @@ pub struct ResolverConfig {
     /// Queries sent on a socket before it is replaced by one on a fresh
     /// random port (default 50,000).
     pub queries_per_socket: u64,
+    /// Bulk sending (default false). Queries that become ready together
+    /// leave in one system call: each is padded with EDNS(0) Padding
+    /// (RFC 7830) to a multiple of 64 bytes, and those of one size go out as
+    /// one UDP GSO send, which the kernel splits into datagrams. That about
+    /// halves the kernel's CPU per query under crawl-scale fan-out, for up
+    /// to 63 extra bytes per query and one scheduler hop before sending.
+    /// Linux only; elsewhere, or where the kernel refuses GSO, queries are
+    /// sent one by one.
+    pub bulk: bool,
     /// Receive buffer asked for each UDP socket (default 4 MiB).
     pub recv_buffer: usize,
     /// Most queries in flight at once; more wait for a slot (default 10,000).
@@ -113,6 +122,7 @@ impl Default for ResolverConfig {
             ipv6_egress: None,
             udp_sockets: 4,
             queries_per_socket: 50_000,
+            bulk: false,
             recv_buffer: 4 << 20,
             max_in_flight: 10_000,
             max_pending: 100_000,
@@ -228,10 +238,12 @@ impl ResolverConfigBuilder {
         resolution_delay: Duration);
     setter!(/// Override IPv6 egress detection.
         ipv6_egress: Option<bool>);
-    setter!(/// UDP sockets per family.
+    setter!(/// UDP sockets per nameserver.
         udp_sockets: usize);
     setter!(/// Queries per socket before rotation.
         queries_per_socket: u64);
+    setter!(/// Bulk sending: padded queries, batched with UDP GSO.
+        bulk: bool);
     setter!(/// Receive buffer per UDP socket.
         recv_buffer: usize);
     setter!(/// Most queries in flight.

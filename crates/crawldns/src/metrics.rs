@@ -42,6 +42,7 @@ impl Striped {
 pub struct Metrics {
     pub(crate) lookups: Striped,
     pub(crate) udp_sent: AtomicU64,
+    pub(crate) udp_send_calls: AtomicU64,
     pub(crate) tcp_sent: AtomicU64,
     pub(crate) answers: AtomicU64,
     pub(crate) retries: AtomicU64,
@@ -66,6 +67,7 @@ impl Default for Metrics {
         Self {
             lookups: Striped::default(),
             udp_sent: AtomicU64::new(0),
+            udp_send_calls: AtomicU64::new(0),
             tcp_sent: AtomicU64::new(0),
             answers: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -112,6 +114,9 @@ pub struct MetricsSnapshot {
     pub lookups: u64,
     /// UDP queries sent.
     pub udp_sent: u64,
+    /// System calls that sent them: fewer than `udp_sent` when bulk mode
+    /// batched queries into GSO sends.
+    pub udp_send_calls: u64,
     /// TCP queries sent.
     pub tcp_sent: u64,
     /// Usable answers received (NOERROR or NXDOMAIN).
@@ -177,6 +182,7 @@ impl Metrics {
         MetricsSnapshot {
             lookups: self.lookups.sum(),
             udp_sent: get(&self.udp_sent),
+            udp_send_calls: get(&self.udp_send_calls),
             tcp_sent: get(&self.tcp_sent),
             answers: get(&self.answers),
             retries: get(&self.retries),

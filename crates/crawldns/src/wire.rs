@@ -16,8 +16,16 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 
-/// Longest possible query: header, a 255-byte name, type and class, OPT.
-pub const MAX_QUERY_LEN: usize = HEADER_LEN + MAX_NAME_LEN + 4 + OPT_LEN;
+/// Block size of padded queries (bulk mode): EDNS(0) Padding (RFC 7830)
+/// brings every query to a multiple of it, so most queries share one size
+/// and can leave together in one UDP GSO send.
+pub const PAD_BLOCK: usize = 64;
+
+/// Longest possible query: header, a 255-byte name, type and class, OPT,
+/// and padding up to the next block.
+pub const MAX_QUERY_LEN: usize = (HEADER_LEN + MAX_NAME_LEN + 4 + OPT_LEN + PADDING_OPTION_HEADER)
+    .div_ceil(PAD_BLOCK)
+    * PAD_BLOCK;
 
 const HEADER_LEN: usize = 12;
 const MAX_NAME_LEN: usize = 255;
@@ -25,6 +33,8 @@ const MAX_LABEL_LEN: usize = 63;
 const OPT_LEN: usize = 11;
 const CLASS_IN: u16 = 1;
 const TYPE_OPT: u16 = 41;
+const OPTION_PADDING: u16 = 12;
+const PADDING_OPTION_HEADER: usize = 4;
 
 /// A question as it goes on the wire: QNAME (with 0x20 case when enabled),
 /// QTYPE and QCLASS IN. Cheap to clone.
@@ -147,6 +157,16 @@ impl Deref for QueryPacket {
 
 /// Encodes a recursive query (RD set) with EDNS0 advertising `payload` bytes.
 pub fn encode_query(id: u16, question: &Question, payload: u16) -> QueryPacket {
+    encode(id, question, payload, false)
+}
+
+/// [`encode_query`], padded with an EDNS(0) Padding option (RFC 7830) to a
+/// multiple of [`PAD_BLOCK`] bytes.
+pub fn encode_padded_query(id: u16, question: &Question, payload: u16) -> QueryPacket {
+    encode(id, question, payload, true)
+}
+
+fn encode(id: u16, question: &Question, payload: u16, padded: bool) -> QueryPacket {
     let mut bytes = [0u8; MAX_QUERY_LEN];
     bytes[..2].copy_from_slice(&id.to_be_bytes());
     bytes[2] = 0x01; // RD
@@ -155,13 +175,21 @@ pub fn encode_query(id: u16, question: &Question, payload: u16) -> QueryPacket {
     let end = HEADER_LEN + question.wire.len();
     bytes[HEADER_LEN..end].copy_from_slice(&question.wire);
     // OPT: root owner, type, CLASS = payload size, TTL = 0 (extended rcode,
-    // version 0, no DO), RDLENGTH = 0.
+    // version 0, no DO), then RDLENGTH and the options.
     bytes[end + 1..end + 3].copy_from_slice(&TYPE_OPT.to_be_bytes());
     bytes[end + 3..end + 5].copy_from_slice(&payload.to_be_bytes());
-    QueryPacket {
-        bytes,
-        len: end + OPT_LEN,
+    let mut len = end + OPT_LEN;
+    if padded {
+        let total = (len + PADDING_OPTION_HEADER).div_ceil(PAD_BLOCK) * PAD_BLOCK;
+        let padding = total - len - PADDING_OPTION_HEADER;
+        let rdlength = (PADDING_OPTION_HEADER + padding) as u16;
+        bytes[len - 2..len].copy_from_slice(&rdlength.to_be_bytes());
+        bytes[len..len + 2].copy_from_slice(&OPTION_PADDING.to_be_bytes());
+        bytes[len + 2..len + 4].copy_from_slice(&(padding as u16).to_be_bytes());
+        // The padding octets are zero already (RFC 7830 §3).
+        len = total;
     }
+    QueryPacket { bytes, len }
 }
 
 /// How an incoming datagram relates to an outstanding question.
@@ -262,6 +290,37 @@ mod tests {
             dotted,
             Question::new("h1.crawl.test", RecordType::A, false).unwrap()
         );
+    }
+
+    #[test]
+    fn padded_queries_fill_whole_blocks_and_parse_as_the_same_query() {
+        let long = format!("{}.crawl.test", "a".repeat(60));
+        for name in ["h1.crawl.test", "h12345.crawl.test", long.as_str(), ""] {
+            let q = Question::new(name, RecordType::A, false).unwrap();
+            let plain = Message::from_vec(&encode_query(9, &q, 1232)).unwrap();
+            let bytes = encode_padded_query(9, &q, 1232);
+            assert_eq!(
+                bytes.len() % PAD_BLOCK,
+                0,
+                "{name:?}: {} bytes",
+                bytes.len()
+            );
+            assert!(bytes.len() >= encode_query(9, &q, 1232).len() + 4);
+            let padded = Message::from_vec(&bytes).unwrap();
+            assert_eq!(padded.queries, plain.queries, "{name:?}");
+            assert_eq!(padded.metadata, plain.metadata, "{name:?}");
+            let edns = padded.edns.as_ref().expect("OPT present");
+            assert_eq!(edns.max_payload(), 1232);
+            let option = edns
+                .options()
+                .as_ref()
+                .iter()
+                .find(|(code, _)| u16::from(*code) == OPTION_PADDING);
+            assert!(option.is_some(), "{name:?}: no padding option");
+        }
+        let longest = [&*"a".repeat(63); 4].join(".")[..253].to_string();
+        let q = Question::new(&longest, RecordType::AAAA, true).unwrap();
+        assert!(encode_padded_query(1, &q, 1232).len() <= MAX_QUERY_LEN);
     }
 
     #[test]

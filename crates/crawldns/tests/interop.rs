@@ -289,20 +289,59 @@ fn questions() -> Vec<(String, QueryType, &'static str)> {
     ]
 }
 
-/// Compares crawldns with dig for every question through `server`.
-async fn compare(label: &str, server: SocketAddr, case_randomization: bool) -> Resolver {
-    let resolver = Resolver::new(
-        ResolverConfig::builder()
-            .nameserver(server)
-            .timeout(Duration::from_secs(3))
-            .min_timeout(Duration::from_secs(3))
-            .attempts(2)
-            .case_randomization(case_randomization)
-            .ipv6_egress(Some(true))
-            .cache(Some(CacheConfig::default()))
-            .build(),
-    )
-    .unwrap();
+fn config(server: SocketAddr, case_randomization: bool, bulk: bool) -> ResolverConfig {
+    ResolverConfig::builder()
+        .nameserver(server)
+        .timeout(Duration::from_secs(3))
+        .min_timeout(Duration::from_secs(3))
+        .attempts(2)
+        .case_randomization(case_randomization)
+        .bulk(bulk)
+        .ipv6_egress(Some(true))
+        .cache(Some(CacheConfig::default()))
+        .build()
+}
+
+/// What a lookup came to, comparable across resolvers (addresses sorted:
+/// Unbound rotates the order of an RRset).
+fn outcome(got: &Result<crawldns::Lookup, crawldns::Error>) -> String {
+    match got {
+        Ok(l) => {
+            let ips: BTreeSet<IpAddr> = l.ips.iter().copied().collect();
+            format!("{ips:?} {:?} {:?}", l.target, l.chain)
+        }
+        Err(e) => format!("{:?}", e.kind()),
+    }
+}
+
+/// Compares crawldns with dig for every question through `server`. In bulk
+/// mode (padded queries) the questions are also asked all at once, so they
+/// leave in GSO batches, and must come back as they do one by one.
+async fn compare(
+    label: &str,
+    server: SocketAddr,
+    case_randomization: bool,
+    bulk: bool,
+) -> Resolver {
+    let concurrent = if bulk {
+        let resolver = Resolver::new(config(server, case_randomization, bulk)).unwrap();
+        let mut lookups = tokio::task::JoinSet::new();
+        for (i, (name, query_type, _)) in questions().into_iter().enumerate() {
+            let resolver = resolver.clone();
+            lookups.spawn(async move { (i, outcome(&resolver.lookup(&name, query_type).await)) });
+        }
+        let mut results = vec![String::new(); questions().len()];
+        while let Some(done) = lookups.join_next().await {
+            let (i, result) = done.unwrap();
+            results[i] = result;
+        }
+        let m = resolver.metrics();
+        assert_eq!(m.mismatched, 0, "{label}: {m:?}");
+        Some(results)
+    } else {
+        None
+    };
+    let resolver = Resolver::new(config(server, case_randomization, bulk)).unwrap();
     for (name, query_type, expected) in questions() {
         let dig_type = query_type.as_str();
         let want = {
@@ -316,7 +355,7 @@ async fn compare(label: &str, server: SocketAddr, case_randomization: bool) -> R
             "{label}: dig {name} {dig_type}: {want:?}"
         );
         let got = resolver.lookup(&name, query_type).await;
-        let what = format!("{label} (0x20 {case_randomization}): {name} {dig_type}");
+        let what = format!("{label} (0x20 {case_randomization}, bulk {bulk}): {name} {dig_type}");
         match (want.status.as_str(), &got) {
             ("NXDOMAIN", Err(e)) => assert_eq!(e.kind(), ErrorKind::NxDomain, "{what}: {e}"),
             ("NOERROR", Err(e)) if want.addrs.is_empty() && want.cnames.is_empty() => {
@@ -350,6 +389,15 @@ async fn compare(label: &str, server: SocketAddr, case_randomization: bool) -> R
             _ => panic!("{what}: dig says {want:?}, crawldns {got:?}"),
         }
         println!("  {what}: {} ok", want.status);
+    }
+    if let Some(concurrent) = concurrent {
+        for ((name, query_type, _), at_once) in questions().into_iter().zip(concurrent) {
+            let one_by_one = outcome(&resolver.lookup(&name, query_type).await);
+            assert_eq!(
+                at_once, one_by_one,
+                "{label}: {name} {query_type:?} asked at once"
+            );
+        }
     }
     // lookup_ip: the union of both families, in happy-eyeballs order.
     let both = resolver.lookup_ip(&format!("multi.{ZONE}")).await.unwrap();
@@ -431,9 +479,9 @@ async fn crawldns_agrees_with_dig_through_knot_and_unbound() {
     assert!(dig(knot_addr, &format!("big.{ZONE}"), "A").truncated);
 
     for (label, addr) in [("knot", knot_addr), ("unbound", unbound_addr)] {
-        for case_randomization in [false, true] {
-            println!("{label} at {addr}, 0x20 {case_randomization}:");
-            compare(label, addr, case_randomization).await;
+        for (case_randomization, bulk) in [(false, false), (true, false), (true, true)] {
+            println!("{label} at {addr}, 0x20 {case_randomization}, bulk {bulk}:");
+            compare(label, addr, case_randomization, bulk).await;
         }
         if std::env::var("CRAWLDNS_WRITE_FUZZ_SEEDS").as_deref() == Ok("1") {
             write_seeds(label, addr);

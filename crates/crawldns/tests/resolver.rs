@@ -624,3 +624,48 @@ async fn a_server_that_is_not_listening_fails_at_once_not_at_the_timeout() {
     let m = r.metrics();
     assert_eq!((m.timeouts, m.udp_sent, m.answers), (0, 2, 1), "{m:?}");
 }
+
+#[tokio::test]
+async fn bulk_mode_batches_padded_queries_and_loses_none() {
+    let s = testbed(ZoneConfig {
+        hosts: 2_000,
+        ..Default::default()
+    })
+    .await;
+    let r = Resolver::new(
+        builder(&[&s])
+            .ip_strategy(IpStrategy::V4Only)
+            .bulk(true)
+            .build(),
+    )
+    .unwrap();
+    // Names of 1 to 4 digits: different lengths, one padded size.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..2_000u32 {
+        let r = r.clone();
+        tasks.spawn(async move { (i, r.lookup(&format!("h{i}.crawl.test"), QueryType::A).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, got) = joined.unwrap();
+        assert_eq!(&*got.unwrap().ips, &[v4(i)], "h{i}");
+    }
+    let m = r.metrics();
+    assert_eq!(m.udp_sent, 2_000, "no retries were needed: {m:?}");
+    assert_eq!(m.mismatched, 0, "{m:?}");
+    // Each query reached the server as its own datagram, once.
+    let t = s.counters().totals();
+    assert_eq!((t.udp_queries, t.unparsable), (2_000, 0), "{t:?}");
+    // Started together, they left in batches: far fewer send calls than
+    // queries (GSO sends of up to 32).
+    assert!(
+        m.udp_send_calls * 4 <= m.udp_sent,
+        "{} send calls for {} queries",
+        m.udp_send_calls,
+        m.udp_sent
+    );
+
+    // One query alone still goes out at once.
+    let one = r.lookup("h1.crawl.test", QueryType::Cname).await;
+    assert_eq!(one.unwrap_err().kind(), ErrorKind::NoData);
+    assert_eq!(r.metrics().udp_sent, 2_001);
+}

@@ -16,8 +16,9 @@ pub struct CrawldnsPeer {
 }
 
 impl CrawldnsPeer {
-    /// Builds the resolver. Must be called inside a tokio runtime.
-    pub fn new(setup: PeerSetup) -> Result<Self> {
+    /// Builds the resolver, in bulk mode or not. Must be called inside a
+    /// tokio runtime.
+    pub fn new(setup: PeerSetup, bulk: bool) -> Result<Self> {
         let config = ResolverConfig::builder()
             .nameserver(setup.server)
             .timeout(setup.timeout)
@@ -25,6 +26,7 @@ impl CrawldnsPeer {
             .ip_strategy(IpStrategy::Both)
             .ipv6_egress(Some(true))
             .cache(None)
+            .bulk(bulk)
             .build();
         let resolver = Resolver::new(config).context("building the crawldns resolver")?;
         Ok(Self { resolver })

@@ -56,6 +56,9 @@ pub enum PeerKind {
     /// crawldns, the resolver of this workspace.
     #[value(name = "crawldns")]
     Crawldns,
+    /// crawldns in bulk mode: padded queries, batched with UDP GSO.
+    #[value(name = "crawldns-bulk")]
+    CrawldnsBulk,
     /// hickory-resolver (tokio, UDP, cache size 0).
     #[value(name = "hickory")]
     Hickory,
@@ -75,8 +78,9 @@ pub enum PeerKind {
 
 impl PeerKind {
     /// The peers compared in a full run, crawldns first.
-    pub const COMPARED: [PeerKind; 5] = [
+    pub const COMPARED: [PeerKind; 6] = [
         PeerKind::Crawldns,
+        PeerKind::CrawldnsBulk,
         PeerKind::Hickory,
         PeerKind::Cares,
         PeerKind::GaiTokio,
@@ -87,6 +91,7 @@ impl PeerKind {
     pub fn label(self) -> &'static str {
         match self {
             PeerKind::Crawldns => "crawldns",
+            PeerKind::CrawldnsBulk => "crawldns, bulk mode",
             PeerKind::Hickory => "hickory-resolver",
             PeerKind::Cares => "c-ares",
             PeerKind::GaiTokio => "getaddrinfo, tokio blocking pool",
@@ -118,7 +123,11 @@ macro_rules! with_peer {
         use $crate::peers::PeerKind;
         match $kind {
             PeerKind::Crawldns => {
-                let $peer = Arc::new($crate::peers::crawldns::CrawldnsPeer::new($setup)?);
+                let $peer = Arc::new($crate::peers::crawldns::CrawldnsPeer::new($setup, false)?);
+                $body
+            }
+            PeerKind::CrawldnsBulk => {
+                let $peer = Arc::new($crate::peers::crawldns::CrawldnsPeer::new($setup, true)?);
                 $body
             }
             PeerKind::Hickory => {

@@ -1,6 +1,7 @@
 //! Getting one question answered by one server: UDP with many queries per
 //! socket, and TCP for truncated answers or TCP-only servers.
 
+pub mod gso;
 pub mod sockbuf;
 pub mod tcp;
 pub mod udp;

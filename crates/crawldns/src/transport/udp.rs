@@ -15,6 +15,10 @@
 //! timeout, or the caller dropping the future). A datagram that matches no
 //! entry, or whose question differs, is dropped and counted; the entry keeps
 //! waiting for the genuine answer.
+//!
+//! In bulk mode a query does not send itself: it queues its (padded)
+//! packet, and the socket's task, woken once per batch, sends the queue in
+//! as few system calls as sizes allow (UDP GSO, [`super::gso`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -25,13 +29,17 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::Rng;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Notify};
 
+use super::gso;
 use super::sockbuf::{size_recv_buffer, udp_drops};
 use super::{Exchange, TransportError};
 use crate::metrics::Metrics;
-use crate::wire::{encode_query, judge, peek_id, Question, Verdict};
+use crate::wire::{
+    encode_padded_query, encode_query, judge, peek_id, QueryPacket, Question, Verdict,
+};
 
 /// Settings the pool needs from the resolver configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +54,8 @@ pub struct UdpSettings {
     pub payload: u16,
     /// Whether answers must echo the question's case exactly (0x20).
     pub exact_case: bool,
+    /// Bulk mode: padded queries, sent in batches with GSO.
+    pub bulk: bool,
 }
 
 /// Sockets for each nameserver.
@@ -71,6 +81,12 @@ struct Pending {
     reply: oneshot::Sender<Exchange>,
 }
 
+/// A query waiting in a bulk-mode socket's queue.
+struct Outgoing {
+    id: u16,
+    packet: QueryPacket,
+}
+
 struct PooledSocket {
     socket: UdpSocket,
     /// Keyed by our own random IDs: a fast hasher is safe here.
@@ -81,6 +97,13 @@ struct PooledSocket {
     idle: Notify,
     exact_case: bool,
     metrics: Arc<Metrics>,
+    /// Bulk mode: queries waiting to be sent, and the wake-up for the
+    /// socket's task when the queue stops being empty.
+    bulk: bool,
+    outbox: Mutex<Vec<Outgoing>>,
+    flush: Notify,
+    /// Whether GSO sends work here (cleared on the first refusal).
+    gso: AtomicBool,
 }
 
 impl UdpPool {
@@ -131,13 +154,20 @@ impl UdpPool {
             id,
             ticket,
         };
-        let packet = encode_query(id, question, self.settings.payload);
-        socket
-            .socket
-            .send(&packet)
-            .await
-            .map_err(TransportError::Io)?;
-        self.metrics.udp_sent.fetch_add(1, Ordering::Relaxed);
+        if self.settings.bulk {
+            // Sent (and counted) by the socket's task; a send error comes
+            // back through the reply channel.
+            socket.enqueue(id, encode_padded_query(id, question, self.settings.payload));
+        } else {
+            let packet = encode_query(id, question, self.settings.payload);
+            socket
+                .socket
+                .send(&packet)
+                .await
+                .map_err(TransportError::Io)?;
+            Metrics::add(&self.metrics.udp_sent);
+            Metrics::add(&self.metrics.udp_send_calls);
+        }
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(result)) => result,
             // The sender is never dropped while the entry exists; treat a
@@ -186,8 +216,12 @@ impl UdpPool {
             idle: Notify::new(),
             exact_case: self.settings.exact_case,
             metrics: self.metrics.clone(),
+            bulk: self.settings.bulk,
+            outbox: Mutex::new(Vec::new()),
+            flush: Notify::new(),
+            gso: AtomicBool::new(true),
         });
-        tokio::spawn(receive_loop(fresh.clone()));
+        tokio::spawn(socket_task(fresh.clone()));
         *slot = Some(fresh.clone());
         Ok(fresh)
     }
@@ -300,6 +334,95 @@ impl PooledSocket {
         }
     }
 
+    /// Queues a bulk-mode query; the first in an empty queue wakes the
+    /// socket's task, which runs after the other tasks ready now have
+    /// queued theirs.
+    fn enqueue(&self, id: u16, packet: QueryPacket) {
+        let mut outbox = self.outbox.lock();
+        outbox.push(Outgoing { id, packet });
+        let first = outbox.len() == 1;
+        drop(outbox);
+        if first {
+            self.flush.notify_one();
+        }
+    }
+
+    /// Sends what is queued: grouped by size, each group in GSO sends of up
+    /// to [`gso::MAX_SEGMENTS`] datagrams.
+    async fn flush_outbox(&self, batch: &mut Vec<Outgoing>, buf: &mut Vec<u8>) {
+        std::mem::swap(&mut *self.outbox.lock(), batch);
+        {
+            // Queries that ended while queued (timed out, dropped) are not
+            // sent: their answers would only be dropped.
+            let in_flight = self.in_flight.lock();
+            batch.retain(|o| in_flight.contains_key(&o.id));
+        }
+        batch.sort_unstable_by_key(|o| o.packet.len());
+        for group in batch.chunk_by(|a, b| a.packet.len() == b.packet.len()) {
+            for chunk in group.chunks(gso::MAX_SEGMENTS) {
+                self.send_chunk(chunk, buf).await;
+            }
+        }
+        batch.clear();
+    }
+
+    /// Sends datagrams of one size, in one GSO send where possible.
+    async fn send_chunk(&self, chunk: &[Outgoing], buf: &mut Vec<u8>) {
+        if chunk.len() > 1 && self.gso.load(Ordering::Relaxed) {
+            buf.clear();
+            for outgoing in chunk {
+                buf.extend_from_slice(&outgoing.packet);
+            }
+            let segment = chunk[0].packet.len() as u16;
+            let sent = loop {
+                if let Err(err) = self.socket.writable().await {
+                    break Err(err);
+                }
+                match self.socket.try_io(Interest::WRITABLE, || {
+                    gso::send_segments(&self.socket, buf, segment)
+                }) {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                    other => break other,
+                }
+            };
+            match sent {
+                Ok(_) => {
+                    (self.metrics.udp_sent).fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    Metrics::add(&self.metrics.udp_send_calls);
+                    return;
+                }
+                Err(err) if gso::unsupported(&err) => self.gso.store(false, Ordering::Relaxed),
+                Err(err) => {
+                    for outgoing in chunk {
+                        self.fail(outgoing.id, &err);
+                    }
+                    return;
+                }
+            }
+        }
+        for outgoing in chunk {
+            match self.socket.send(&outgoing.packet).await {
+                Ok(_) => {
+                    Metrics::add(&self.metrics.udp_sent);
+                    Metrics::add(&self.metrics.udp_send_calls);
+                }
+                Err(err) => self.fail(outgoing.id, &err),
+            }
+        }
+    }
+
+    /// Ends the query `id` with a send error.
+    fn fail(&self, id: u16, err: &io::Error) {
+        let Some(pending) = self.in_flight.lock().remove(&id) else {
+            return;
+        };
+        let copy = match err.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(err.kind(), err.to_string()),
+        };
+        let _ = pending.reply.send(Err(TransportError::Io(copy)));
+    }
+
     /// The server's port is unreachable (ICMP): every query in flight on
     /// this socket went to it, and fails now rather than at its timeout.
     fn refused(&self) {
@@ -334,14 +457,23 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Reads datagrams until the socket is retired and has nothing in flight.
-async fn receive_loop(socket: Arc<PooledSocket>) {
+/// Reads datagrams (and, in bulk mode, sends queued queries) until the
+/// socket is retired and has nothing in flight.
+async fn socket_task(socket: Arc<PooledSocket>) {
     let mut buf = vec![0u8; 65_535];
+    let mut batch = Vec::new();
+    let mut gso_buf = Vec::new();
     loop {
         if socket.finished() {
             return;
         }
         tokio::select! {
+            biased;
+            _ = socket.flush.notified(), if socket.bulk => {
+                // Let the other tasks that are ready now queue theirs first.
+                tokio::task::yield_now().await;
+                socket.flush_outbox(&mut batch, &mut gso_buf).await;
+            }
             received = socket.socket.recv(&mut buf) => match received {
                 Ok(len) => socket.deliver(&buf[..len]),
                 Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => socket.refused(),
