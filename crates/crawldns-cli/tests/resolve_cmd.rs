@@ -215,17 +215,16 @@ fn a_resolv_conf_that_cannot_be_read_is_exit_1() {
 fn resolv_conf_brings_servers_and_options() {
     let bed = dns_only();
     let dir = TempDir::new("resolv-conf");
-    // Nothing listens on 127.77.0.1:53: queries there go unanswered. (A
-    // resolv.conf cannot name a port, so the testbed comes with
-    // --nameserver.)
+    // Nothing listens on 127.77.0.1:53: the kernel answers with ICMP port
+    // unreachable, and crawldns moves on at once. (A resolv.conf cannot name
+    // a port, so the testbed comes with --nameserver.)
     let conf = dir.file(
         "resolv.conf",
         "nameserver 127.77.0.1\noptions timeout:1 attempts:1\n",
     );
     let resolv_conf = format!("--resolv-conf={}", conf.display());
 
-    // The silent server first, then the testbed; --timeout-ms overrides
-    // the file's timeout.
+    // The refusing server first, then the testbed: no timeout is waited.
     let out = run(
         &[
             "resolve",
@@ -235,7 +234,7 @@ fn resolv_conf_brings_servers_and_options() {
             "--type",
             "A",
             "--timeout-ms",
-            "300",
+            "3000",
         ],
         "h5.crawl.test\n",
     );
@@ -244,12 +243,35 @@ fn resolv_conf_brings_servers_and_options() {
     let records = json_lines(&out);
     assert_eq!(records[0]["addresses"], serde_json::json!(["127.1.0.6"]));
     let ms = records[0]["ms"].as_f64().unwrap();
-    assert!(
-        (250.0..950.0).contains(&ms),
-        "one 300 ms timeout, then the answer: {ms}"
-    );
+    assert!(ms < 2500.0, "the refusal was not waited out: {ms}");
+    assert!(stderr.contains("0 timeouts"), "{stderr}");
 
-    // The file alone: its one server, its timeout (1 s) and attempts (1).
+    // The file alone: its one server, refusing.
+    let out = run(&["resolve", &resolv_conf, "--type", "A"], "h5.crawl.test\n");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records[0]["error"], "io");
+    assert_eq!(records[0]["rcode"], Value::Null);
+    let message = records[0]["message"].as_str().unwrap();
+    assert!(message.contains("refused"), "{message}");
+    assert!(message.contains("tried: 127.77.0.1:53 io)"), "{message}");
+}
+
+#[test]
+fn resolv_conf_timeout_and_attempts_apply_to_a_silent_server() {
+    // A server that receives and never answers, on port 53 (resolv.conf
+    // cannot name another port): binding it needs root.
+    let Ok(silent) = std::net::UdpSocket::bind("127.77.0.2:53") else {
+        eprintln!("skipped: binding 127.77.0.2:53 needs root");
+        return;
+    };
+    let dir = TempDir::new("resolv-conf-silent");
+    let conf = dir.file(
+        "resolv.conf",
+        "nameserver 127.77.0.2\noptions timeout:1 attempts:1\n",
+    );
+    let resolv_conf = format!("--resolv-conf={}", conf.display());
     let out = run(&["resolve", &resolv_conf, "--type", "A"], "h5.crawl.test\n");
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
@@ -258,12 +280,20 @@ fn resolv_conf_brings_servers_and_options() {
     assert_eq!(records[0]["rcode"], Value::Null);
     let message = records[0]["message"].as_str().unwrap();
     assert!(
-        message.contains("tried: 127.77.0.1:53 timeout)"),
+        message.contains("tried: 127.77.0.2:53 timeout)"),
         "{message}"
     );
     let ms = records[0]["ms"].as_f64().unwrap();
     assert!(ms >= 900.0, "resolv.conf's timeout:1: {ms}");
     assert!(stderr.contains("1 timeout"), "{stderr}");
+    // Exactly one query reached the silent server (attempts:1).
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    let mut received = 0;
+    while silent.recv(&mut buf).is_ok() {
+        received += 1;
+    }
+    assert_eq!(received, 1);
 }
 
 #[test]
@@ -301,13 +331,7 @@ fn bulk_mode_resolves_a_list_like_the_default() {
     let names = dir.file("names.txt", &format!("{list}nope.crawl.test\n"));
     let nameserver = bed.nameserver();
     let resolve = |bulk: bool| {
-        let mut args = vec![
-            "resolve",
-            "--nameserver",
-            &nameserver,
-            "--strategy",
-            "v4",
-        ];
+        let mut args = vec!["resolve", "--nameserver", &nameserver, "--strategy", "v4"];
         if bulk {
             args.push("--bulk");
         }

@@ -192,6 +192,9 @@ impl Core {
         question: &Question,
     ) -> Result<hickory_proto::op::Message, Error> {
         let mut attempts: Vec<Attempt> = Vec::new();
+        // What the last I/O error said ("Connection refused"): the kind
+        // alone would not tell a user why.
+        let mut io_detail: Option<String> = None;
         for _round in 0..self.config.attempts {
             let order = self.health.lock().order();
             for index in order {
@@ -239,6 +242,7 @@ impl Core {
                                 .with_detail(err.to_string())
                                 .with_attempts(attempts));
                         }
+                        io_detail = Some(err.to_string());
                         kind
                     }
                 };
@@ -259,7 +263,13 @@ impl Core {
                 }
             }
         }
-        Err(Error::new(final_kind(&attempts), name).with_attempts(attempts))
+        let kind = final_kind(&attempts);
+        let error = Error::new(kind, name);
+        let error = match io_detail {
+            Some(detail) if kind == ErrorKind::Io => error.with_detail(detail),
+            _ => error,
+        };
+        Err(error.with_attempts(attempts))
     }
 
     /// One attempt at one server, falling back to TCP on truncation.
