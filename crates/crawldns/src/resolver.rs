@@ -7,16 +7,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
-use tokio::time::Instant;
 
-use crate::cache::{Cache, Entry, Hit, Key, Slot, Value};
+use crate::cache::{Cache, Entry, Found, Fresh, Hit, Key, Slot, Value};
 use crate::config::{IpStrategy, ResolverConfig};
 use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
 use crate::happy_eyeballs::interleave;
 use crate::health::ServerHealth;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::name::{is_localhost, normalize};
+use crate::name::{already_normal, is_localhost, normalize};
 use crate::single_flight::{Role, SingleFlight};
 
 /// The record types a lookup can ask for.
@@ -176,19 +175,30 @@ impl Resolver {
     /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
         let inner = &self.inner;
-        inner.core.metrics.lookups.add();
-        let name = normalize_host(host)?;
-        if let Some(ips) = local_answer(&name, query_type) {
-            return ips.map(|ips| Lookup {
-                name: name.into_owned(),
-                query_type,
-                ips: ips.into(),
-                target: None,
-                chain: Vec::new(),
-                ttl: 0,
-            });
+        // The hot path: a lower-case name, which is neither an IP literal
+        // nor `localhost`, straight to the cache.
+        let name = match already_normal(host) {
+            Some(name) if !is_localhost(name) => name,
+            _ => {
+                inner.core.metrics.lookups.add();
+                let name = normalize_host(host)?;
+                if let Some(ips) = local_answer(&name, query_type) {
+                    return ips.map(|ips| Lookup {
+                        name: name.into_owned(),
+                        query_type,
+                        ips: ips.into(),
+                        target: None,
+                        chain: Vec::new(),
+                        ttl: 0,
+                    });
+                }
+                return inner.lookup_type(&name, query_type).await;
+            }
+        };
+        match inner.cached_type(name, query_type, Freshness::Cached, Caller::Public) {
+            Some(found) => found,
+            None => inner.fetch(name, query_type, Freshness::Cached).await,
         }
-        inner.lookup_type(&name, query_type).await
     }
 
     /// The addresses of `host`, per the configured [`IpStrategy`]: A and AAAA
@@ -197,33 +207,49 @@ impl Resolver {
     /// the returned `Arc`'s reference count.
     pub async fn lookup_ip(&self, host: &str) -> Result<LookupIp, Error> {
         let inner = &self.inner;
-        inner.core.metrics.lookups.add();
-        if let Some(ip) = parse_ip_literal(host) {
-            return Ok(LookupIp {
-                addrs: Arc::from([ip]),
-                ttl: 0,
-            });
-        }
-        let name = normalize(host)?;
+        let metrics = &inner.core.metrics;
+        // The hot path: a lower-case name, which cannot be an IP literal,
+        // checked in one pass without allocating.
+        let name = match already_normal(host) {
+            Some(name) => Cow::Borrowed(name),
+            None => {
+                if let Some(ip) = parse_ip_literal(host) {
+                    metrics.lookups.add();
+                    return Ok(LookupIp {
+                        addrs: Arc::from([ip]),
+                        ttl: 0,
+                    });
+                }
+                match normalize(host) {
+                    Ok(name) => name,
+                    Err(err) => {
+                        metrics.lookups.add();
+                        return Err(err);
+                    }
+                }
+            }
+        };
         if is_localhost(&name) {
+            metrics.lookups.add();
             return Ok(localhost(inner.core.config.ip_strategy));
         }
         if let Some(cache) = &inner.cache {
             let now = cache.now();
-            match cache.get(&name, Slot::Ip, now) {
-                Hit::Fresh(entry) => {
-                    if let Value::Ips(addrs) = &entry.value {
-                        inner.core.metrics.cache_hits.add();
-                        inner.maybe_prefetch_ip(&entry, &name, now);
-                        return Ok(LookupIp {
-                            addrs: addrs.clone(),
-                            ttl: entry.remaining(now),
-                        });
+            match cache.find(&name, Slot::Ip, now) {
+                Found::Fresh(fresh) if matches!(fresh.entry.value, Value::Ips(_)) => {
+                    // One increment: a lookup, and a hit.
+                    metrics.fresh_hit_lookups.add();
+                    inner.maybe_prefetch_ip(&fresh, &name);
+                    let ttl = fresh.remaining();
+                    // The entry is this call's copy: its `Arc` is the answer.
+                    if let Value::Ips(addrs) = fresh.entry.value {
+                        return Ok(LookupIp { addrs, ttl });
                     }
                 }
-                Hit::Stale(entry) => {
+                Found::Stale(entry) => {
                     if let Value::Ips(addrs) = &entry.value {
-                        Metrics::add(&inner.core.metrics.stale_served);
+                        metrics.lookups.add();
+                        Metrics::add(&metrics.stale_served);
                         inner.refresh_ip_in_background(&name);
                         return Ok(LookupIp {
                             addrs: addrs.clone(),
@@ -231,10 +257,11 @@ impl Resolver {
                         });
                     }
                 }
-                Hit::Miss => {}
+                _ => {}
             }
-            Metrics::add(&inner.core.metrics.cache_misses);
+            Metrics::add(&metrics.cache_misses);
         }
+        metrics.lookups.add();
         let (result, _) = inner
             .clone()
             .resolve_ip(name.into_owned(), IpMode::INTERACTIVE)
@@ -275,6 +302,15 @@ impl Resolver {
                 .with_detail("one address family has no definitive answer yet")),
         }
     }
+}
+
+/// Who asks [`Inner::cached_type`]: a caller of the resolver (whose lookup
+/// is counted there) or the resolver itself (`lookup_ip`'s families,
+/// refreshes, pre-warming).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Public,
+    Internal,
 }
 
 /// Where `lookup_ip`'s per-family answers may come from.
@@ -325,29 +361,64 @@ impl Inner {
         query_type: QueryType,
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
+        match self.cached_type(name, query_type, freshness, Caller::Internal) {
+            Some(found) => found,
+            None => self.fetch(name, query_type, freshness).await,
+        }
+    }
+
+    /// The cache's answer to a typed lookup, if it has one `freshness`
+    /// allows (starting a prefetch or a stale refresh as due). A
+    /// [`Caller::Public`] lookup is counted here too: one increment when a
+    /// fresh entry answers it.
+    fn cached_type(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+        freshness: Freshness,
+        caller: Caller,
+    ) -> Option<Result<Lookup, Error>> {
         let metrics = &self.core.metrics;
-        if let Some(cache) = self.cache.as_ref().filter(|_| freshness != Freshness::Wire) {
-            let now = cache.now();
-            match cache.get(name, Slot::Type(query_type), now) {
-                Hit::Fresh(entry)
-                    if freshness == Freshness::SkipFailures && entry.is_transient_failure() => {}
-                Hit::Fresh(entry) => {
-                    metrics.cache_hits.add();
-                    if cache.claim_prefetch(name, Slot::Type(query_type), &entry, now) {
-                        Metrics::add(&metrics.prefetches);
-                        self.refresh_in_background(name, query_type);
-                    }
-                    return from_entry(&entry, entry.remaining(now));
+        let count_lookup = || {
+            if caller == Caller::Public {
+                metrics.lookups.add();
+            }
+        };
+        let Some(cache) = self.cache.as_ref().filter(|_| freshness != Freshness::Wire) else {
+            count_lookup();
+            return None;
+        };
+        let slot = Slot::Type(query_type);
+        match cache.find(name, slot, cache.now()) {
+            Found::Fresh(fresh)
+                if freshness == Freshness::SkipFailures && fresh.entry.is_transient_failure() =>
+            {
+                count_lookup();
+                None
+            }
+            Found::Fresh(fresh) => {
+                match caller {
+                    Caller::Public => metrics.fresh_hit_lookups.add(),
+                    Caller::Internal => metrics.cache_hits.add(),
                 }
-                Hit::Stale(entry) => {
-                    Metrics::add(&metrics.stale_served);
+                if cache.claim_prefetch_fresh(name, slot, &fresh) {
+                    Metrics::add(&metrics.prefetches);
                     self.refresh_in_background(name, query_type);
-                    return from_entry(&entry, cache.config().stale_answer_ttl);
                 }
-                Hit::Miss => Metrics::add(&metrics.cache_misses),
+                Some(from_entry(&fresh.entry, fresh.remaining()))
+            }
+            Found::Stale(entry) => {
+                count_lookup();
+                Metrics::add(&metrics.stale_served);
+                self.refresh_in_background(name, query_type);
+                Some(from_entry(&entry, cache.config().stale_answer_ttl))
+            }
+            Found::Miss => {
+                count_lookup();
+                Metrics::add(&metrics.cache_misses);
+                None
             }
         }
-        self.fetch(name, query_type, freshness).await
     }
 
     /// Asks the wire, sharing one query among concurrent callers, and
@@ -448,11 +519,11 @@ impl Inner {
         });
     }
 
-    fn maybe_prefetch_ip(self: &Arc<Self>, entry: &Entry, name: &str, now: Instant) {
+    fn maybe_prefetch_ip(self: &Arc<Self>, fresh: &Fresh, name: &str) {
         let claimed = self
             .cache
             .as_ref()
-            .is_some_and(|c| c.claim_prefetch(name, Slot::Ip, entry, now));
+            .is_some_and(|c| c.claim_prefetch_fresh(name, Slot::Ip, fresh));
         if claimed {
             Metrics::add(&self.core.metrics.prefetches);
             self.refresh_ip_in_background(name);
@@ -621,6 +692,12 @@ fn parse_ip_literal(host: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
+    // IPv4 literals are digits and dots, IPv6 ones have a ':': anything
+    // else is rejected here, before the (much slower) parsers run.
+    let maybe_ip = bare.contains(':') || bare.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !maybe_ip {
+        return None;
+    }
     bare.parse().ok()
 }
 
