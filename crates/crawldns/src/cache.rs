@@ -14,7 +14,7 @@ use std::time::Duration;
 use quick_cache::Equivalent;
 use tokio::time::Instant;
 
-use crate::clock::CacheClock;
+use crate::clock::{CacheClock, Tick};
 use crate::error::{Error, ErrorKind};
 use crate::resolver::{Lookup, QueryType};
 
@@ -154,7 +154,8 @@ pub enum Value {
 pub struct Entry {
     /// The answer.
     pub value: Value,
-    expires: Instant,
+    /// When it expires, on the cache's timeline.
+    expires: Tick,
     /// The TTL kept, in seconds (the prefetch window is its last 10%).
     ttl: u32,
     prefetch_claimed: bool,
@@ -163,23 +164,26 @@ pub struct Entry {
 impl Entry {
     /// Seconds left, rounded up; zero once expired.
     pub fn remaining(&self, now: Instant) -> u32 {
-        seconds_left(self.expires.saturating_duration_since(now))
+        seconds_left(self.expires.nanos_since(Tick::of(now)))
     }
 
     /// Whether the entry is past its TTL.
     pub fn expired(&self, now: Instant) -> bool {
-        now >= self.expires
+        Tick::of(now) >= self.expires
     }
 
     /// Whether `now` is in the entry's prefetch window (its last 10%) and
     /// its one prefetch has not been claimed.
     fn prefetch_due(&self, now: Instant) -> bool {
-        !self.prefetch_claimed && now + self.prefetch_window() >= self.expires && !self.expired(now)
+        // `now + window >= expires` and not expired.
+        let left = self.expires.nanos_since(Tick::of(now));
+        !self.prefetch_claimed && left > 0 && left <= self.prefetch_window()
     }
 
-    /// The last 10% of the TTL: `ttl` seconds ÷ 10, as a multiplication.
-    fn prefetch_window(&self) -> Duration {
-        Duration::from_millis(u64::from(self.ttl) * 100)
+    /// The last 10% of the TTL, in nanoseconds: `ttl` seconds ÷ 10, as a
+    /// multiplication.
+    fn prefetch_window(&self) -> u64 {
+        u64::from(self.ttl) * 100_000_000
     }
 
     /// True for a remembered SERVFAIL, REFUSED, timeout or the like (not
@@ -193,10 +197,11 @@ impl Entry {
     }
 }
 
-/// Seconds in `left`, rounded up after truncating to milliseconds (what
-/// `left.as_millis().div_ceil(1000)` gives, without a 128-bit division).
-fn seconds_left(left: Duration) -> u32 {
-    let seconds = left.as_secs() + u64::from(left.subsec_millis() > 0);
+/// Seconds in `left` nanoseconds, rounded up after truncating to
+/// milliseconds (what `as_millis().div_ceil(1000)` of the `Duration` gives,
+/// without a 128-bit division).
+fn seconds_left(left: u64) -> u32 {
+    let seconds = left / 1_000_000_000 + u64::from(left % 1_000_000_000 >= 1_000_000);
     u32::try_from(seconds).unwrap_or(u32::MAX)
 }
 
@@ -207,8 +212,8 @@ fn seconds_left(left: Duration) -> u32 {
 pub(crate) struct Fresh {
     /// The entry.
     pub(crate) entry: Entry,
-    /// Time to expiry; never zero.
-    left: Duration,
+    /// Nanoseconds to expiry; never zero.
+    left: u64,
 }
 
 impl Fresh {
@@ -271,6 +276,11 @@ impl Cache {
         self.config.clock.now()
     }
 
+    /// The current time on the cache's clock, for [`Cache::find`].
+    pub(crate) fn tick(&self) -> Tick {
+        self.config.clock.tick()
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.store.len()
@@ -283,7 +293,7 @@ impl Cache {
 
     /// Looks `name`/`slot` up at time `now`. Allocates nothing.
     pub fn get(&self, name: &str, slot: Slot, now: Instant) -> Hit {
-        match self.find(name, slot, now) {
+        match self.find(name, slot, Tick::of(now)) {
             Found::Fresh(fresh) => Hit::Fresh(fresh.entry),
             Found::Stale(entry) => Hit::Stale(entry),
             Found::Miss => Hit::Miss,
@@ -292,19 +302,19 @@ impl Cache {
 
     /// [`Cache::get`] for the resolver's hit paths: a fresh entry comes with
     /// the time it has left.
-    pub(crate) fn find(&self, name: &str, slot: Slot, now: Instant) -> Found {
+    pub(crate) fn find(&self, name: &str, slot: Slot, now: Tick) -> Found {
         let Some(entry) = self.store.get(&KeyRef(name, slot)) else {
             return Found::Miss;
         };
         // Zero exactly when `now >= expires` (expired).
-        let left = entry.expires.saturating_duration_since(now);
-        if !left.is_zero() {
+        let left = entry.expires.nanos_since(now);
+        if left > 0 {
             Found::Fresh(Fresh { entry, left })
         } else if entry.positive()
             && self
                 .config
                 .serve_stale
-                .is_some_and(|stale| now < entry.expires + stale)
+                .is_some_and(|stale| now < entry.expires.add(stale))
         {
             Found::Stale(entry)
         } else {
@@ -374,7 +384,7 @@ impl Cache {
 
     /// [`Cache::claim_prefetch`] for an entry just found fresh: the same
     /// test (`now + window >= expires` is `left <= window`), without
-    /// reading or adding times again.
+    /// reading the clock or converting times again.
     pub(crate) fn claim_prefetch_fresh(&self, name: &str, slot: Slot, fresh: &Fresh) -> bool {
         let entry = &fresh.entry;
         if !self.config.prefetch || entry.prefetch_claimed || fresh.left > entry.prefetch_window() {
@@ -404,7 +414,7 @@ impl Cache {
 fn entry(value: Value, now: Instant, ttl: Duration) -> Entry {
     Entry {
         value,
-        expires: now + ttl,
+        expires: Tick::of(now).add(ttl),
         ttl: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
         prefetch_claimed: false,
     }
@@ -554,8 +564,8 @@ mod tests {
                 Duration::from_secs(u64::from(ttl)),
             );
             assert_eq!(
-                e.prefetch_window(),
-                Duration::from_secs(u64::from(ttl)) / 10,
+                u128::from(e.prefetch_window()),
+                (Duration::from_secs(u64::from(ttl)) / 10).as_nanos(),
                 "{ttl}"
             );
         }
@@ -573,7 +583,8 @@ mod tests {
             Duration::from_secs(u64::from(u32::MAX) + 5),
         ] {
             let plain = u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
-            assert_eq!(seconds_left(left), plain, "{left:?}");
+            let nanos = u64::try_from(left.as_nanos()).unwrap();
+            assert_eq!(seconds_left(nanos), plain, "{left:?}");
         }
         // Around expiry and the prefetch window, `find` + the fresh claim
         // say what `get` + `claim_prefetch` say.
@@ -593,7 +604,7 @@ mod tests {
                 )),
                 _ => None,
             };
-            let fast_claim = match fast.find("a.test", slot, now) {
+            let fast_claim = match fast.find("a.test", slot, Tick::of(now)) {
                 Found::Fresh(f) => {
                     Some((f.remaining(), fast.claim_prefetch_fresh("a.test", slot, &f)))
                 }

@@ -70,23 +70,49 @@ pub(crate) fn already_normal(input: &str) -> Option<&str> {
     if bytes.is_empty() || bytes.len() > MAX_NAME {
         return None;
     }
+    // Per byte: one table load, one OR, one rarely taken branch (dots and
+    // anything the fast path does not take).
+    let mut seen = 0;
     let mut label_start = 0;
-    let mut numeric = true;
-    let mut previous = b'.';
     for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'a'..=b'z' | b'_' => numeric = false,
-            b'0'..=b'9' => {}
-            b'-' if previous != b'.' => numeric = false,
-            b'.' if previous != b'.' && previous != b'-' && i - label_start <= MAX_LABEL => {
-                label_start = i + 1;
+        let class = CLASS[usize::from(b)];
+        seen |= class;
+        if class >= DOT {
+            if class != DOT || !label_ok(bytes, label_start, i) {
+                return None;
             }
-            _ => return None,
+            label_start = i + 1;
         }
-        previous = b;
     }
-    let last_ok = previous != b'.' && previous != b'-' && bytes.len() - label_start <= MAX_LABEL;
-    (last_ok && !numeric).then_some(name)
+    (label_ok(bytes, label_start, bytes.len()) && seen & NON_DIGIT != 0).then_some(name)
+}
+
+/// Byte classes for [`already_normal`]; zero (or `OTHER`) for the rest.
+const NON_DIGIT: u8 = 1; // a-z, '_', '-'
+const DIGIT: u8 = 2;
+const DOT: u8 = 4;
+const OTHER: u8 = 8; // upper case, non-ASCII, invalid: the full path decides
+
+static CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' | b'_' | b'-' => NON_DIGIT,
+            b'0'..=b'9' => DIGIT,
+            b'.' => DOT,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// `bytes[start..end]` is a label: 1 to 63 bytes, neither starting nor
+/// ending with '-' (its bytes were checked by the caller).
+fn label_ok(bytes: &[u8], start: usize, end: usize) -> bool {
+    let len = end - start;
+    (1..=MAX_LABEL).contains(&len) && bytes[start] != b'-' && bytes[end - 1] != b'-'
 }
 
 /// True for `localhost` and names under it (RFC 6761 §6.3).

@@ -234,8 +234,7 @@ impl Resolver {
             return Ok(localhost(inner.core.config.ip_strategy));
         }
         if let Some(cache) = &inner.cache {
-            let now = cache.now();
-            match cache.find(&name, Slot::Ip, now) {
+            match cache.find(&name, Slot::Ip, cache.tick()) {
                 Found::Fresh(fresh) if matches!(fresh.entry.value, Value::Ips(_)) => {
                     // One increment: a lookup, and a hit.
                     metrics.fresh_hit_lookups.add();
@@ -389,7 +388,7 @@ impl Inner {
             return None;
         };
         let slot = Slot::Type(query_type);
-        match cache.find(name, slot, cache.now()) {
+        match cache.find(name, slot, cache.tick()) {
             Found::Fresh(fresh)
                 if freshness == Freshness::SkipFailures && fresh.entry.is_transient_failure() =>
             {
@@ -612,9 +611,19 @@ impl Inner {
 /// A typed answer from a cache entry, with `ttl` seconds left.
 fn from_entry(entry: &Entry, ttl: u32) -> Result<Lookup, Error> {
     match &entry.value {
+        // Field by field: the chain is nearly always empty, and cloning an
+        // empty `Vec` still costs a call.
         Value::Lookup(lookup) => Ok(Lookup {
+            name: lookup.name.clone(),
+            query_type: lookup.query_type,
+            ips: lookup.ips.clone(),
+            target: lookup.target.clone(),
+            chain: if lookup.chain.is_empty() {
+                Vec::new()
+            } else {
+                lookup.chain.clone()
+            },
             ttl,
-            ..Lookup::clone(lookup)
         }),
         Value::Error(err) => Err(Error::clone(err)),
         Value::Ips(_) => Err(Error::new(ErrorKind::Malformed, "").with_detail("cache slot mix-up")),
