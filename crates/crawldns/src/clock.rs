@@ -34,6 +34,7 @@ impl CacheClock {
     /// The current time on this clock as a [`Tick`]: what
     /// `Tick::of(self.now())` gives, in a few integer operations for the
     /// coarse clock (the cache reads it on every hit).
+    #[inline]
     pub(crate) fn tick(self) -> Tick {
         match self {
             Self::Tokio => Tick::of(Instant::now()),
@@ -84,6 +85,7 @@ struct Origin {
     coarse_nanos: i64,
 }
 
+#[inline]
 fn origin() -> &'static Origin {
     static ORIGIN: OnceLock<Origin> = OnceLock::new();
     ORIGIN.get_or_init(|| Origin {
@@ -95,6 +97,7 @@ fn origin() -> &'static Origin {
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds (zero if it cannot be read).
 // `time_t` and `c_long` are 32 bits on some targets.
 #[allow(clippy::useless_conversion)]
+#[inline]
 fn coarse_nanos() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

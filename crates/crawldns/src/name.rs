@@ -116,6 +116,7 @@ fn label_ok(bytes: &[u8], start: usize, end: usize) -> bool {
 }
 
 /// True for `localhost` and names under it (RFC 6761 §6.3).
+#[inline]
 pub fn is_localhost(normalized: &str) -> bool {
     normalized == "localhost" || normalized.ends_with(".localhost")
 }

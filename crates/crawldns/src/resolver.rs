@@ -175,6 +175,12 @@ impl Resolver {
     /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
         let inner = &self.inner;
+        // The hottest path: `host` is a key of the cache, and fresh.
+        if let Some(found) =
+            cache_probe_name(host).and_then(|name| inner.fresh_type(name, query_type))
+        {
+            return found;
+        }
         // The hot path: a lower-case name, which is neither an IP literal
         // nor `localhost`, straight to the cache.
         let name = match already_normal(host) {
@@ -208,6 +214,10 @@ impl Resolver {
     pub async fn lookup_ip(&self, host: &str) -> Result<LookupIp, Error> {
         let inner = &self.inner;
         let metrics = &inner.core.metrics;
+        // The hottest path: `host` is a key of the cache, and fresh.
+        if let Some(found) = cache_probe_name(host).and_then(|name| inner.fresh_ip(name)) {
+            return Ok(found);
+        }
         // The hot path: a lower-case name, which cannot be an IP literal,
         // checked in one pass without allocating.
         let name = match already_normal(host) {
@@ -236,13 +246,8 @@ impl Resolver {
         if let Some(cache) = &inner.cache {
             match cache.find(&name, Slot::Ip, cache.tick()) {
                 Found::Fresh(fresh) if matches!(fresh.entry.value, Value::Ips(_)) => {
-                    // One increment: a lookup, and a hit.
-                    metrics.fresh_hit_lookups.add();
-                    inner.maybe_prefetch_ip(&fresh, &name);
-                    let ttl = fresh.remaining();
-                    // The entry is this call's copy: its `Arc` is the answer.
-                    if let Value::Ips(addrs) = fresh.entry.value {
-                        return Ok(LookupIp { addrs, ttl });
+                    if let Some(found) = inner.answer_fresh_ip(fresh, &name) {
+                        return Ok(found);
                     }
                 }
                 Found::Stale(entry) => {
@@ -395,17 +400,7 @@ impl Inner {
                 count_lookup();
                 None
             }
-            Found::Fresh(fresh) => {
-                match caller {
-                    Caller::Public => metrics.fresh_hit_lookups.add(),
-                    Caller::Internal => metrics.cache_hits.add(),
-                }
-                if cache.claim_prefetch_fresh(name, slot, &fresh) {
-                    Metrics::add(&metrics.prefetches);
-                    self.refresh_in_background(name, query_type);
-                }
-                Some(from_entry(&fresh.entry, fresh.remaining()))
-            }
+            Found::Fresh(fresh) => Some(self.answer_fresh(cache, name, query_type, &fresh, caller)),
             Found::Stale(entry) => {
                 count_lookup();
                 Metrics::add(&metrics.stale_served);
@@ -428,6 +423,7 @@ impl Inner {
         query_type: QueryType,
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
+        debug_assert!(is_cache_key(name), "{name:?} would be a cache key");
         let key = Key::new(name, Slot::Type(query_type));
         let max_pending = self.core.config.max_pending;
         if self.flights.in_flight() >= max_pending && !self.flights.contains(&key) {
@@ -518,6 +514,74 @@ impl Inner {
         });
     }
 
+    /// A typed lookup's answer from a fresh entry, counted (for a
+    /// [`Caller::Public`] lookup, one increment counts the lookup and the
+    /// hit), starting the entry's prefetch when due.
+    fn answer_fresh(
+        self: &Arc<Self>,
+        cache: &Cache,
+        name: &str,
+        query_type: QueryType,
+        fresh: &Fresh,
+        caller: Caller,
+    ) -> Result<Lookup, Error> {
+        let metrics = &self.core.metrics;
+        match caller {
+            Caller::Public => metrics.fresh_hit_lookups.add(),
+            Caller::Internal => metrics.cache_hits.add(),
+        }
+        if cache.claim_prefetch_fresh(name, Slot::Type(query_type), fresh) {
+            Metrics::add(&metrics.prefetches);
+            self.refresh_in_background(name, query_type);
+        }
+        from_entry(&fresh.entry, fresh.remaining())
+    }
+
+    /// `lookup`'s answer when `name`, as given, is a key of the cache and
+    /// its entry is fresh (see [`cache_probe_name`]); `None` otherwise,
+    /// having counted nothing.
+    fn fresh_type(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+    ) -> Option<Result<Lookup, Error>> {
+        let cache = self.cache.as_ref()?;
+        match cache.find(name, Slot::Type(query_type), cache.tick()) {
+            Found::Fresh(fresh) => {
+                Some(self.answer_fresh(cache, name, query_type, &fresh, Caller::Public))
+            }
+            _ => None,
+        }
+    }
+
+    /// `lookup_ip`'s answer when `name`, as given, is a key of the cache
+    /// and its combined entry is fresh (see [`cache_probe_name`]); `None`
+    /// otherwise, having counted nothing.
+    fn fresh_ip(self: &Arc<Self>, name: &str) -> Option<LookupIp> {
+        let cache = self.cache.as_ref()?;
+        match cache.find(name, Slot::Ip, cache.tick()) {
+            Found::Fresh(fresh) => self.answer_fresh_ip(fresh, name),
+            _ => None,
+        }
+    }
+
+    /// `lookup_ip`'s answer from a fresh combined entry, counted (one
+    /// increment: a lookup and a hit), starting its prefetch when due;
+    /// `None`, having counted nothing, if the entry holds no addresses.
+    fn answer_fresh_ip(self: &Arc<Self>, fresh: Fresh, name: &str) -> Option<LookupIp> {
+        if !matches!(fresh.entry.value, Value::Ips(_)) {
+            return None;
+        }
+        self.core.metrics.fresh_hit_lookups.add();
+        self.maybe_prefetch_ip(&fresh, name);
+        let ttl = fresh.remaining();
+        // The entry is this call's copy: its `Arc` is the answer.
+        match fresh.entry.value {
+            Value::Ips(addrs) => Some(LookupIp { addrs, ttl }),
+            _ => None,
+        }
+    }
+
     fn maybe_prefetch_ip(self: &Arc<Self>, fresh: &Fresh, name: &str) {
         let claimed = self
             .cache
@@ -598,6 +662,7 @@ impl Inner {
             definitive(&a) && definitive(&aaaa) && (aaaa.is_some() || !self.families().1);
         let combined = combine(strategy, a, aaaa);
         if let (Some(cache), Ok(found), true) = (&self.cache, &combined, complete) {
+            debug_assert!(is_cache_key(&name), "{name:?} would be a cache key");
             let key = Key::new(&name, Slot::Ip);
             let ttl =
                 cache.insert_positive(key, Value::Ips(found.addrs.clone()), found.ttl, cache.now());
@@ -688,6 +753,31 @@ fn localhost(strategy: IpStrategy) -> LookupIp {
     }
 }
 
+/// The name to probe the cache with before `host` is checked at all, if
+/// any: `host` without one final dot, unless it is `localhost` (or under
+/// it) or starts with a digit.
+///
+/// Every key of the resolver's cache is a name [`normalize`] returned (see
+/// [`is_cache_key`], asserted where keys are made), which `normalize`
+/// returns unchanged and which has no ':' (so no IPv6 literal). When the
+/// probe finds an entry, `host` is therefore exactly the name the full path
+/// (IP literal, `normalize`, `localhost`, cache) would look up, and the
+/// answer is the same, with the name check skipped. Two kinds of key are
+/// answered otherwise by the full path and so are excluded here: `localhost`
+/// names and IPv4 literals, which pre-warming (which only normalizes) may
+/// have put in the cache; an IPv4 literal starts with a digit.
+fn cache_probe_name(host: &str) -> Option<&str> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let first = *name.as_bytes().first()?;
+    (!first.is_ascii_digit() && !is_localhost(name)).then_some(name)
+}
+
+/// Whether `name` may be a key of the resolver's cache: what [`normalize`]
+/// returns, unchanged by it. [`cache_probe_name`] relies on it.
+fn is_cache_key(name: &str) -> bool {
+    normalize(name).is_ok_and(|normal| normal == name)
+}
+
 fn normalize_host(host: &str) -> Result<Cow<'_, str>, Error> {
     if let Some(ip) = parse_ip_literal(host) {
         return Ok(Cow::Owned(ip.to_string()));
@@ -730,4 +820,49 @@ fn local_answer(name: &str, query_type: QueryType) -> Option<Result<Vec<IpAddr>,
     } else {
         Err(Error::new(ErrorKind::NoData, name))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_probe_skips_what_the_full_path_answers_locally() {
+        assert_eq!(cache_probe_name("h1.crawl.test"), Some("h1.crawl.test"));
+        assert_eq!(cache_probe_name("h1.crawl.test."), Some("h1.crawl.test"));
+        // Not keys, so a probe just misses.
+        assert_eq!(cache_probe_name("H1.Crawl.Test"), Some("H1.Crawl.Test"));
+        assert_eq!(cache_probe_name("::1"), Some("::1"));
+        // Never probed: the full path answers these without the cache.
+        for host in [
+            "",
+            ".",
+            "localhost",
+            "localhost.",
+            "a.localhost",
+            "127.0.0.1",
+            "1.2.3.4.",
+            "0x.test",
+        ] {
+            assert_eq!(cache_probe_name(host), None, "{host:?}");
+        }
+        for key in [
+            "h1.crawl.test",
+            "xn--bcher-kva.de",
+            "_dmarc.example.com",
+            "123",
+        ] {
+            assert!(is_cache_key(key), "{key:?}");
+        }
+        for not_key in [
+            "H1.crawl.test",
+            "h1.crawl.test.",
+            "bücher.de",
+            "a..b",
+            "::1",
+            "",
+        ] {
+            assert!(!is_cache_key(not_key), "{not_key:?}");
+        }
+    }
 }

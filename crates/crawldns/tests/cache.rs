@@ -608,3 +608,38 @@ async fn lookups_and_hits_are_counted_once_on_every_path() {
     let m = ipv4.metrics();
     assert_eq!((m.lookups, m.cache_hits, m.cache_misses), (2, 1, 2));
 }
+
+/// Pre-warming only normalizes, so `localhost` and IP-literal names can
+/// land in the cache (here as negative answers); lookups of them must still
+/// be answered locally, as without the cache.
+#[tokio::test]
+async fn prewarmed_localhost_and_ip_names_are_still_answered_locally() {
+    let s = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = resolver_with(&s, CacheConfig::default());
+    r.prewarm(
+        ["localhost", "a.localhost", "127.0.0.1", "h1.crawl.test"],
+        PrewarmOptions::default(),
+    )
+    .await;
+    assert!(r.cache_len() > 2, "{}", r.cache_len());
+    for _ in 0..2 {
+        let local = r.lookup("localhost", QueryType::A).await.unwrap();
+        assert_eq!(&*local.ips, [IpAddr::from([127, 0, 0, 1])]);
+        let local = r.lookup("a.localhost.", QueryType::Aaaa).await.unwrap();
+        assert_eq!(&*local.ips, [IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]);
+        let literal = r.lookup("127.0.0.1", QueryType::A).await.unwrap();
+        assert_eq!(&*literal.ips, [IpAddr::from([127, 0, 0, 1])]);
+        let literal = r.lookup_ip("127.0.0.1").await.unwrap();
+        assert_eq!(
+            (&*literal.addrs, literal.ttl),
+            (&[IpAddr::from([127, 0, 0, 1])][..], 0)
+        );
+        let local = r.lookup_ip("localhost").await.unwrap();
+        assert_eq!(local.ttl, 0);
+        assert!(local.addrs.contains(&IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(
+            r.lookup_ip("h1.crawl.test.").await.unwrap().addrs[..],
+            r.lookup_ip("h1.crawl.test").await.unwrap().addrs[..]
+        );
+    }
+}
