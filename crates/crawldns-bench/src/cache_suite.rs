@@ -95,6 +95,40 @@ fn build(kind: usize, server: SocketAddr) -> Result<Cached> {
 
 const PEERS: usize = 4;
 
+/// A peer of the cache suite, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CachedPeer {
+    /// crawldns through `lookup` (A).
+    Crawldns,
+    /// crawldns through `lookup_ip` (IPv4 only).
+    CrawldnsIp,
+    /// hickory-resolver with its cache.
+    Hickory,
+    /// c-ares with its cache.
+    Cares,
+}
+
+impl CachedPeer {
+    const ALL: [Self; PEERS] = [Self::Crawldns, Self::CrawldnsIp, Self::Hickory, Self::Cares];
+
+    fn kind(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the cache suite runs.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// Rounds (medians are reported).
+    pub rounds: usize,
+    /// Timed lookups per thread (c-ares does a tenth of them).
+    pub per_thread: u32,
+    /// Skip Herd.
+    pub w4_only: bool,
+    /// Peers to measure; empty means all.
+    pub peers: Vec<CachedPeer>,
+}
+
 fn check(name_index: u32, got: &[IpAddr]) -> Result<()> {
     let expected = IpAddr::V4(host_v4(name_index).ok_or_else(|| anyhow!("no host {name_index}"))?);
     if got == [expected] {
@@ -146,8 +180,27 @@ fn w4(
     Ok(worst.as_nanos() as f64 / f64::from(per_thread))
 }
 
-/// Runs W4 and Herd; returns Markdown.
+/// Runs W4 and Herd for every peer; returns Markdown.
 pub fn run(rounds: usize, per_thread: u32) -> Result<String> {
+    run_with(&CacheOptions {
+        rounds,
+        per_thread,
+        w4_only: false,
+        peers: Vec::new(),
+    })
+}
+
+/// Runs W4 and (unless `w4_only`) Herd for the chosen peers; returns
+/// Markdown.
+pub fn run_with(options: &CacheOptions) -> Result<String> {
+    let CacheOptions {
+        rounds, per_thread, ..
+    } = *options;
+    let peers: Vec<usize> = if options.peers.is_empty() {
+        CachedPeer::ALL.iter().map(|p| p.kind()).collect()
+    } else {
+        options.peers.iter().map(|p| p.kind()).collect()
+    };
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -159,7 +212,7 @@ pub fn run(rounds: usize, per_thread: u32) -> Result<String> {
 
     // W4: median over rounds of ns per hit, 1 and 2 threads.
     let mut w4_rows = Vec::new();
-    for kind in 0..PEERS {
+    for &kind in &peers {
         let mut one = Vec::new();
         let mut two = Vec::new();
         let mut label = "";
@@ -198,6 +251,10 @@ pub fn run(rounds: usize, per_thread: u32) -> Result<String> {
         ));
     }
 
+    if options.w4_only {
+        return Ok(out);
+    }
+
     // Herd: one cold name per peer, 10,000 lookups at once, 200 ms delay.
     let slow = server_rt.block_on(DnsServer::start(DnsServerConfig {
         zone: ZoneConfig::default(),
@@ -212,7 +269,7 @@ pub fn run(rounds: usize, per_thread: u32) -> Result<String> {
     out.push_str(
         "| peer | lookups | correct | queries on the wire |\n| --- | ---: | ---: | ---: |\n",
     );
-    for kind in 0..PEERS {
+    for &kind in &peers {
         let index = 900 + kind as u32;
         let name = format!("h{index}.crawl.test");
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -41,6 +41,14 @@ pub enum Command {
         /// Timed lookups per thread (c-ares does a tenth of them).
         #[arg(long, default_value_t = 2_000_000)]
         per_thread: u32,
+        /// Run W4 only (skip Herd): for quick before/after comparisons and
+        /// for profiling the hit path.
+        #[arg(long)]
+        w4_only: bool,
+        /// Peers to measure (default all): crawldns, crawldns-ip, hickory,
+        /// cares. The ratio column is relative to the first one listed.
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<crate::cache_suite::CachedPeer>,
     },
     /// Internal: run a job inside the network namespace, print JSON.
     #[command(hide = true)]
@@ -147,8 +155,19 @@ pub fn main() -> Result<()> {
             output.json.as_deref(),
         ),
         Command::Run(args) => run_one(&args),
-        Command::Cache { rounds, per_thread } => {
-            println!("{}", crate::cache_suite::run(rounds, per_thread)?);
+        Command::Cache {
+            rounds,
+            per_thread,
+            w4_only,
+            peers,
+        } => {
+            let options = crate::cache_suite::CacheOptions {
+                rounds,
+                per_thread,
+                w4_only,
+                peers,
+            };
+            println!("{}", crate::cache_suite::run_with(&options)?);
             Ok(())
         }
         Command::NetnsChild { job } => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use quick_cache::Equivalent;
 use tokio::time::Instant;
 
-use crate::clock::CacheClock;
+use crate::clock::{CacheClock, Tick};
 use crate::error::{Error, ErrorKind};
 use crate::resolver::{Lookup, QueryType};
 
@@ -116,8 +116,15 @@ struct KeyRef<'a>(&'a str, Slot);
 
 impl Hash for KeyRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-        self.1.hash(state);
+        // The name's bytes and one byte for the slot: every hit hashes
+        // this, and the derived `Slot` hash would be two more writes.
+        state.write(self.0.as_bytes());
+        state.write_u8(match self.1 {
+            Slot::Type(QueryType::A) => 0,
+            Slot::Type(QueryType::Aaaa) => 1,
+            Slot::Type(QueryType::Cname) => 2,
+            Slot::Ip => 3,
+        });
     }
 }
 
@@ -147,7 +154,8 @@ pub enum Value {
 pub struct Entry {
     /// The answer.
     pub value: Value,
-    expires: Instant,
+    /// When it expires, on the cache's timeline.
+    expires: Tick,
     /// The TTL kept, in seconds (the prefetch window is its last 10%).
     ttl: u32,
     prefetch_claimed: bool,
@@ -156,20 +164,26 @@ pub struct Entry {
 impl Entry {
     /// Seconds left, rounded up; zero once expired.
     pub fn remaining(&self, now: Instant) -> u32 {
-        let left = self.expires.saturating_duration_since(now);
-        u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX)
+        seconds_left(self.expires.nanos_since(Tick::of(now)))
     }
 
     /// Whether the entry is past its TTL.
     pub fn expired(&self, now: Instant) -> bool {
-        now >= self.expires
+        Tick::of(now) >= self.expires
     }
 
     /// Whether `now` is in the entry's prefetch window (its last 10%) and
     /// its one prefetch has not been claimed.
     fn prefetch_due(&self, now: Instant) -> bool {
-        let window = Duration::from_secs(u64::from(self.ttl)) / 10;
-        !self.prefetch_claimed && now + window >= self.expires && !self.expired(now)
+        // `now + window >= expires` and not expired.
+        let left = self.expires.nanos_since(Tick::of(now));
+        !self.prefetch_claimed && left > 0 && left <= self.prefetch_window()
+    }
+
+    /// The last 10% of the TTL, in nanoseconds: `ttl` seconds ÷ 10, as a
+    /// multiplication.
+    fn prefetch_window(&self) -> u64 {
+        u64::from(self.ttl) * 100_000_000
     }
 
     /// True for a remembered SERVFAIL, REFUSED, timeout or the like (not
@@ -181,6 +195,43 @@ impl Entry {
     fn positive(&self) -> bool {
         !matches!(self.value, Value::Error(_))
     }
+}
+
+/// Seconds in `left` nanoseconds, rounded up after truncating to
+/// milliseconds (what `as_millis().div_ceil(1000)` of the `Duration` gives,
+/// without a 128-bit division).
+fn seconds_left(left: u64) -> u32 {
+    let seconds = left / 1_000_000_000 + u64::from(left % 1_000_000_000 >= 1_000_000);
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+/// A live entry with the time it has left, so that a hit compares times
+/// once: expiry, the seconds reported and the prefetch window all follow
+/// from `left`.
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    /// The entry.
+    pub(crate) entry: Entry,
+    /// Nanoseconds to expiry; never zero.
+    left: u64,
+}
+
+impl Fresh {
+    /// Seconds left, rounded up (as [`Entry::remaining`]).
+    pub(crate) fn remaining(&self) -> u32 {
+        seconds_left(self.left)
+    }
+}
+
+/// [`Hit`], with the time a fresh entry has left.
+#[derive(Debug)]
+pub(crate) enum Found {
+    /// A live entry.
+    Fresh(Fresh),
+    /// An expired positive entry inside the serve-stale window.
+    Stale(Entry),
+    /// Nothing usable.
+    Miss,
 }
 
 /// The result of looking in the cache.
@@ -225,6 +276,11 @@ impl Cache {
         self.config.clock.now()
     }
 
+    /// The current time on the cache's clock, for [`Cache::find`].
+    pub(crate) fn tick(&self) -> Tick {
+        self.config.clock.tick()
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.store.len()
@@ -237,20 +293,32 @@ impl Cache {
 
     /// Looks `name`/`slot` up at time `now`. Allocates nothing.
     pub fn get(&self, name: &str, slot: Slot, now: Instant) -> Hit {
+        match self.find(name, slot, Tick::of(now)) {
+            Found::Fresh(fresh) => Hit::Fresh(fresh.entry),
+            Found::Stale(entry) => Hit::Stale(entry),
+            Found::Miss => Hit::Miss,
+        }
+    }
+
+    /// [`Cache::get`] for the resolver's hit paths: a fresh entry comes with
+    /// the time it has left.
+    pub(crate) fn find(&self, name: &str, slot: Slot, now: Tick) -> Found {
         let Some(entry) = self.store.get(&KeyRef(name, slot)) else {
-            return Hit::Miss;
+            return Found::Miss;
         };
-        if !entry.expired(now) {
-            Hit::Fresh(entry)
+        // Zero exactly when `now >= expires` (expired).
+        let left = entry.expires.nanos_since(now);
+        if left > 0 {
+            Found::Fresh(Fresh { entry, left })
         } else if entry.positive()
             && self
                 .config
                 .serve_stale
-                .is_some_and(|stale| now < entry.expires + stale)
+                .is_some_and(|stale| now < entry.expires.add(stale))
         {
-            Hit::Stale(entry)
+            Found::Stale(entry)
         } else {
-            Hit::Miss
+            Found::Miss
         }
     }
 
@@ -311,6 +379,21 @@ impl Cache {
         if !self.config.prefetch || !entry.prefetch_due(now) {
             return false;
         }
+        self.mark_prefetch_claimed(name, slot, entry)
+    }
+
+    /// [`Cache::claim_prefetch`] for an entry just found fresh: the same
+    /// test (`now + window >= expires` is `left <= window`), without
+    /// reading the clock or converting times again.
+    pub(crate) fn claim_prefetch_fresh(&self, name: &str, slot: Slot, fresh: &Fresh) -> bool {
+        let entry = &fresh.entry;
+        if !self.config.prefetch || entry.prefetch_claimed || fresh.left > entry.prefetch_window() {
+            return false;
+        }
+        self.mark_prefetch_claimed(name, slot, entry)
+    }
+
+    fn mark_prefetch_claimed(&self, name: &str, slot: Slot, entry: &Entry) -> bool {
         let mut claimed = entry.clone();
         claimed.prefetch_claimed = true;
         // Soft: an entry evicted meanwhile is not brought back.
@@ -331,7 +414,7 @@ impl Cache {
 fn entry(value: Value, now: Instant, ttl: Duration) -> Entry {
     Entry {
         value,
-        expires: now + ttl,
+        expires: Tick::of(now).add(ttl),
         ttl: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
         prefetch_claimed: false,
     }
@@ -470,6 +553,65 @@ mod tests {
             panic!()
         };
         assert!(!c.claim_prefetch("a.test", slot, &e, t0 + 92 * S));
+    }
+
+    #[test]
+    fn the_fast_forms_agree_with_the_plain_ones() {
+        for ttl in [0, 1, 7, 30, 99, 100, 86_400, u32::MAX] {
+            let e = entry(
+                lookup(ttl),
+                Instant::now(),
+                Duration::from_secs(u64::from(ttl)),
+            );
+            assert_eq!(
+                u128::from(e.prefetch_window()),
+                (Duration::from_secs(u64::from(ttl)) / 10).as_nanos(),
+                "{ttl}"
+            );
+        }
+        for left in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_micros(999),
+            Duration::from_millis(1),
+            Duration::from_millis(999),
+            Duration::from_millis(1000),
+            Duration::from_nanos(1_000_999_999),
+            Duration::from_millis(1001),
+            Duration::from_secs(59) + Duration::from_nanos(999_999_999),
+            Duration::from_secs(u64::from(u32::MAX)),
+            Duration::from_secs(u64::from(u32::MAX) + 5),
+        ] {
+            let plain = u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
+            let nanos = u64::try_from(left.as_nanos()).unwrap();
+            assert_eq!(seconds_left(nanos), plain, "{left:?}");
+        }
+        // Around expiry and the prefetch window, `find` + the fresh claim
+        // say what `get` + `claim_prefetch` say.
+        let t0 = Instant::now();
+        let slot = Slot::Type(QueryType::A);
+        let ms = Duration::from_millis(1);
+        for offset in [0, 1, 89_999, 90_000, 90_001, 99_999, 100_000, 100_001] {
+            let now = t0 + offset * ms;
+            let plain = cache(CacheConfig::default());
+            let fast = cache(CacheConfig::default());
+            plain.insert_positive(key(), lookup(100), 100, t0);
+            fast.insert_positive(key(), lookup(100), 100, t0);
+            let plain_claim = match plain.get("a.test", slot, now) {
+                Hit::Fresh(e) => Some((
+                    e.remaining(now),
+                    plain.claim_prefetch("a.test", slot, &e, now),
+                )),
+                _ => None,
+            };
+            let fast_claim = match fast.find("a.test", slot, Tick::of(now)) {
+                Found::Fresh(f) => {
+                    Some((f.remaining(), fast.claim_prefetch_fresh("a.test", slot, &f)))
+                }
+                _ => None,
+            };
+            assert_eq!(plain_claim, fast_claim, "at {offset} ms");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Counters and the wire-latency histogram, cheap enough to leave on.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,13 +22,17 @@ struct Padded(AtomicU64);
 
 impl Striped {
     pub(crate) fn add(&self) {
+        // A const-initialized thread-local has no lazy-init state to check
+        // on each access; `STRIPES` (out of range) means "not chosen yet".
         thread_local! {
-            static STRIPE: usize = {
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES
-            };
+            static STRIPE: Cell<usize> = const { Cell::new(STRIPES) };
         }
-        let stripe = STRIPE.with(|s| *s);
+        let mut stripe = STRIPE.get();
+        if stripe >= STRIPES {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            stripe = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES;
+            STRIPE.set(stripe);
+        }
         self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -40,7 +45,12 @@ impl Striped {
 /// wire exchange (never on a cache hit).
 #[derive(Debug)]
 pub struct Metrics {
+    /// Lookups asked of the resolver, except those in `fresh_hit_lookups`.
     pub(crate) lookups: Striped,
+    /// Lookups asked of the resolver and answered by a fresh cache entry:
+    /// each is a lookup and a cache hit, counted with one increment on the
+    /// hot path. The snapshot adds it to both.
+    pub(crate) fresh_hit_lookups: Striped,
     pub(crate) udp_sent: AtomicU64,
     pub(crate) udp_send_calls: AtomicU64,
     pub(crate) tcp_sent: AtomicU64,
@@ -53,6 +63,8 @@ pub struct Metrics {
     pub(crate) server_errors: AtomicU64,
     pub(crate) socket_rotations: AtomicU64,
     pub(crate) probes: AtomicU64,
+    /// Fresh hits other than those in `fresh_hit_lookups` (the per-family
+    /// lookups of a `lookup_ip` that missed its combined entry).
     pub(crate) cache_hits: Striped,
     pub(crate) cache_misses: AtomicU64,
     pub(crate) stale_served: AtomicU64,
@@ -66,6 +78,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             lookups: Striped::default(),
+            fresh_hit_lookups: Striped::default(),
             udp_sent: AtomicU64::new(0),
             udp_send_calls: AtomicU64::new(0),
             tcp_sent: AtomicU64::new(0),
@@ -179,8 +192,9 @@ impl Metrics {
                 max_us: h.max(),
             }
         };
+        let fresh_hit_lookups = self.fresh_hit_lookups.sum();
         MetricsSnapshot {
-            lookups: self.lookups.sum(),
+            lookups: self.lookups.sum() + fresh_hit_lookups,
             udp_sent: get(&self.udp_sent),
             udp_send_calls: get(&self.udp_send_calls),
             tcp_sent: get(&self.tcp_sent),
@@ -194,7 +208,7 @@ impl Metrics {
             socket_rotations: get(&self.socket_rotations),
             probes: get(&self.probes),
             kernel_drops: 0,
-            cache_hits: self.cache_hits.sum(),
+            cache_hits: self.cache_hits.sum() + fresh_hit_lookups,
             cache_misses: get(&self.cache_misses),
             stale_served: get(&self.stale_served),
             prefetches: get(&self.prefetches),

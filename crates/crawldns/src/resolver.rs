@@ -7,16 +7,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
-use tokio::time::Instant;
 
-use crate::cache::{Cache, Entry, Hit, Key, Slot, Value};
+use crate::cache::{Cache, Entry, Found, Fresh, Hit, Key, Slot, Value};
 use crate::config::{IpStrategy, ResolverConfig};
 use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
 use crate::happy_eyeballs::interleave;
 use crate::health::ServerHealth;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::name::{is_localhost, normalize};
+use crate::name::{already_normal, is_localhost, normalize};
 use crate::single_flight::{Role, SingleFlight};
 
 /// The record types a lookup can ask for.
@@ -176,19 +175,36 @@ impl Resolver {
     /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
         let inner = &self.inner;
-        inner.core.metrics.lookups.add();
-        let name = normalize_host(host)?;
-        if let Some(ips) = local_answer(&name, query_type) {
-            return ips.map(|ips| Lookup {
-                name: name.into_owned(),
-                query_type,
-                ips: ips.into(),
-                target: None,
-                chain: Vec::new(),
-                ttl: 0,
-            });
+        // The hottest path: `host` is a key of the cache, and fresh.
+        if let Some(found) =
+            cache_probe_name(host).and_then(|name| inner.fresh_type(name, query_type))
+        {
+            return found;
         }
-        inner.lookup_type(&name, query_type).await
+        // The hot path: a lower-case name, which is neither an IP literal
+        // nor `localhost`, straight to the cache.
+        let name = match already_normal(host) {
+            Some(name) if !is_localhost(name) => name,
+            _ => {
+                inner.core.metrics.lookups.add();
+                let name = normalize_host(host)?;
+                if let Some(ips) = local_answer(&name, query_type) {
+                    return ips.map(|ips| Lookup {
+                        name: name.into_owned(),
+                        query_type,
+                        ips: ips.into(),
+                        target: None,
+                        chain: Vec::new(),
+                        ttl: 0,
+                    });
+                }
+                return inner.lookup_type(&name, query_type).await;
+            }
+        };
+        match inner.cached_type(name, query_type, Freshness::Cached, Caller::Public) {
+            Some(found) => found,
+            None => inner.fetch(name, query_type, Freshness::Cached).await,
+        }
     }
 
     /// The addresses of `host`, per the configured [`IpStrategy`]: A and AAAA
@@ -197,33 +213,47 @@ impl Resolver {
     /// the returned `Arc`'s reference count.
     pub async fn lookup_ip(&self, host: &str) -> Result<LookupIp, Error> {
         let inner = &self.inner;
-        inner.core.metrics.lookups.add();
-        if let Some(ip) = parse_ip_literal(host) {
-            return Ok(LookupIp {
-                addrs: Arc::from([ip]),
-                ttl: 0,
-            });
+        let metrics = &inner.core.metrics;
+        // The hottest path: `host` is a key of the cache, and fresh.
+        if let Some(found) = cache_probe_name(host).and_then(|name| inner.fresh_ip(name)) {
+            return Ok(found);
         }
-        let name = normalize(host)?;
+        // The hot path: a lower-case name, which cannot be an IP literal,
+        // checked in one pass without allocating.
+        let name = match already_normal(host) {
+            Some(name) => Cow::Borrowed(name),
+            None => {
+                if let Some(ip) = parse_ip_literal(host) {
+                    metrics.lookups.add();
+                    return Ok(LookupIp {
+                        addrs: Arc::from([ip]),
+                        ttl: 0,
+                    });
+                }
+                match normalize(host) {
+                    Ok(name) => name,
+                    Err(err) => {
+                        metrics.lookups.add();
+                        return Err(err);
+                    }
+                }
+            }
+        };
         if is_localhost(&name) {
+            metrics.lookups.add();
             return Ok(localhost(inner.core.config.ip_strategy));
         }
         if let Some(cache) = &inner.cache {
-            let now = cache.now();
-            match cache.get(&name, Slot::Ip, now) {
-                Hit::Fresh(entry) => {
-                    if let Value::Ips(addrs) = &entry.value {
-                        inner.core.metrics.cache_hits.add();
-                        inner.maybe_prefetch_ip(&entry, &name, now);
-                        return Ok(LookupIp {
-                            addrs: addrs.clone(),
-                            ttl: entry.remaining(now),
-                        });
+            match cache.find(&name, Slot::Ip, cache.tick()) {
+                Found::Fresh(fresh) if matches!(fresh.entry.value, Value::Ips(_)) => {
+                    if let Some(found) = inner.answer_fresh_ip(fresh, &name) {
+                        return Ok(found);
                     }
                 }
-                Hit::Stale(entry) => {
+                Found::Stale(entry) => {
                     if let Value::Ips(addrs) = &entry.value {
-                        Metrics::add(&inner.core.metrics.stale_served);
+                        metrics.lookups.add();
+                        Metrics::add(&metrics.stale_served);
                         inner.refresh_ip_in_background(&name);
                         return Ok(LookupIp {
                             addrs: addrs.clone(),
@@ -231,10 +261,11 @@ impl Resolver {
                         });
                     }
                 }
-                Hit::Miss => {}
+                _ => {}
             }
-            Metrics::add(&inner.core.metrics.cache_misses);
+            Metrics::add(&metrics.cache_misses);
         }
+        metrics.lookups.add();
         let (result, _) = inner
             .clone()
             .resolve_ip(name.into_owned(), IpMode::INTERACTIVE)
@@ -275,6 +306,15 @@ impl Resolver {
                 .with_detail("one address family has no definitive answer yet")),
         }
     }
+}
+
+/// Who asks [`Inner::cached_type`]: a caller of the resolver (whose lookup
+/// is counted there) or the resolver itself (`lookup_ip`'s families,
+/// refreshes, pre-warming).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Public,
+    Internal,
 }
 
 /// Where `lookup_ip`'s per-family answers may come from.
@@ -325,29 +365,54 @@ impl Inner {
         query_type: QueryType,
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
+        match self.cached_type(name, query_type, freshness, Caller::Internal) {
+            Some(found) => found,
+            None => self.fetch(name, query_type, freshness).await,
+        }
+    }
+
+    /// The cache's answer to a typed lookup, if it has one `freshness`
+    /// allows (starting a prefetch or a stale refresh as due). A
+    /// [`Caller::Public`] lookup is counted here too: one increment when a
+    /// fresh entry answers it.
+    fn cached_type(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+        freshness: Freshness,
+        caller: Caller,
+    ) -> Option<Result<Lookup, Error>> {
         let metrics = &self.core.metrics;
-        if let Some(cache) = self.cache.as_ref().filter(|_| freshness != Freshness::Wire) {
-            let now = cache.now();
-            match cache.get(name, Slot::Type(query_type), now) {
-                Hit::Fresh(entry)
-                    if freshness == Freshness::SkipFailures && entry.is_transient_failure() => {}
-                Hit::Fresh(entry) => {
-                    metrics.cache_hits.add();
-                    if cache.claim_prefetch(name, Slot::Type(query_type), &entry, now) {
-                        Metrics::add(&metrics.prefetches);
-                        self.refresh_in_background(name, query_type);
-                    }
-                    return from_entry(&entry, entry.remaining(now));
-                }
-                Hit::Stale(entry) => {
-                    Metrics::add(&metrics.stale_served);
-                    self.refresh_in_background(name, query_type);
-                    return from_entry(&entry, cache.config().stale_answer_ttl);
-                }
-                Hit::Miss => Metrics::add(&metrics.cache_misses),
+        let count_lookup = || {
+            if caller == Caller::Public {
+                metrics.lookups.add();
+            }
+        };
+        let Some(cache) = self.cache.as_ref().filter(|_| freshness != Freshness::Wire) else {
+            count_lookup();
+            return None;
+        };
+        let slot = Slot::Type(query_type);
+        match cache.find(name, slot, cache.tick()) {
+            Found::Fresh(fresh)
+                if freshness == Freshness::SkipFailures && fresh.entry.is_transient_failure() =>
+            {
+                count_lookup();
+                None
+            }
+            Found::Fresh(fresh) => Some(self.answer_fresh(cache, name, query_type, &fresh, caller)),
+            Found::Stale(entry) => {
+                count_lookup();
+                Metrics::add(&metrics.stale_served);
+                self.refresh_in_background(name, query_type);
+                Some(from_entry(&entry, cache.config().stale_answer_ttl))
+            }
+            Found::Miss => {
+                count_lookup();
+                Metrics::add(&metrics.cache_misses);
+                None
             }
         }
-        self.fetch(name, query_type, freshness).await
     }
 
     /// Asks the wire, sharing one query among concurrent callers, and
@@ -358,6 +423,7 @@ impl Inner {
         query_type: QueryType,
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
+        debug_assert!(is_cache_key(name), "{name:?} would be a cache key");
         let key = Key::new(name, Slot::Type(query_type));
         let max_pending = self.core.config.max_pending;
         if self.flights.in_flight() >= max_pending && !self.flights.contains(&key) {
@@ -448,11 +514,79 @@ impl Inner {
         });
     }
 
-    fn maybe_prefetch_ip(self: &Arc<Self>, entry: &Entry, name: &str, now: Instant) {
+    /// A typed lookup's answer from a fresh entry, counted (for a
+    /// [`Caller::Public`] lookup, one increment counts the lookup and the
+    /// hit), starting the entry's prefetch when due.
+    fn answer_fresh(
+        self: &Arc<Self>,
+        cache: &Cache,
+        name: &str,
+        query_type: QueryType,
+        fresh: &Fresh,
+        caller: Caller,
+    ) -> Result<Lookup, Error> {
+        let metrics = &self.core.metrics;
+        match caller {
+            Caller::Public => metrics.fresh_hit_lookups.add(),
+            Caller::Internal => metrics.cache_hits.add(),
+        }
+        if cache.claim_prefetch_fresh(name, Slot::Type(query_type), fresh) {
+            Metrics::add(&metrics.prefetches);
+            self.refresh_in_background(name, query_type);
+        }
+        from_entry(&fresh.entry, fresh.remaining())
+    }
+
+    /// `lookup`'s answer when `name`, as given, is a key of the cache and
+    /// its entry is fresh (see [`cache_probe_name`]); `None` otherwise,
+    /// having counted nothing.
+    fn fresh_type(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+    ) -> Option<Result<Lookup, Error>> {
+        let cache = self.cache.as_ref()?;
+        match cache.find(name, Slot::Type(query_type), cache.tick()) {
+            Found::Fresh(fresh) => {
+                Some(self.answer_fresh(cache, name, query_type, &fresh, Caller::Public))
+            }
+            _ => None,
+        }
+    }
+
+    /// `lookup_ip`'s answer when `name`, as given, is a key of the cache
+    /// and its combined entry is fresh (see [`cache_probe_name`]); `None`
+    /// otherwise, having counted nothing.
+    fn fresh_ip(self: &Arc<Self>, name: &str) -> Option<LookupIp> {
+        let cache = self.cache.as_ref()?;
+        match cache.find(name, Slot::Ip, cache.tick()) {
+            Found::Fresh(fresh) => self.answer_fresh_ip(fresh, name),
+            _ => None,
+        }
+    }
+
+    /// `lookup_ip`'s answer from a fresh combined entry, counted (one
+    /// increment: a lookup and a hit), starting its prefetch when due;
+    /// `None`, having counted nothing, if the entry holds no addresses.
+    fn answer_fresh_ip(self: &Arc<Self>, fresh: Fresh, name: &str) -> Option<LookupIp> {
+        if !matches!(fresh.entry.value, Value::Ips(_)) {
+            return None;
+        }
+        self.core.metrics.fresh_hit_lookups.add();
+        self.maybe_prefetch_ip(&fresh, name);
+        let ttl = fresh.remaining();
+        // The entry is this call's copy: its `Arc` is the answer.
+        match fresh.entry.value {
+            Value::Ips(addrs) => Some(LookupIp { addrs, ttl }),
+            _ => None,
+        }
+    }
+
+    fn maybe_prefetch_ip(self: &Arc<Self>, fresh: &Fresh, name: &str) {
         let claimed = self
             .cache
             .as_ref()
-            .is_some_and(|c| c.claim_prefetch(name, Slot::Ip, entry, now));
+            .is_some_and(|c| c.claim_prefetch_fresh(name, Slot::Ip, fresh));
         if claimed {
             Metrics::add(&self.core.metrics.prefetches);
             self.refresh_ip_in_background(name);
@@ -528,6 +662,7 @@ impl Inner {
             definitive(&a) && definitive(&aaaa) && (aaaa.is_some() || !self.families().1);
         let combined = combine(strategy, a, aaaa);
         if let (Some(cache), Ok(found), true) = (&self.cache, &combined, complete) {
+            debug_assert!(is_cache_key(&name), "{name:?} would be a cache key");
             let key = Key::new(&name, Slot::Ip);
             let ttl =
                 cache.insert_positive(key, Value::Ips(found.addrs.clone()), found.ttl, cache.now());
@@ -541,9 +676,19 @@ impl Inner {
 /// A typed answer from a cache entry, with `ttl` seconds left.
 fn from_entry(entry: &Entry, ttl: u32) -> Result<Lookup, Error> {
     match &entry.value {
+        // Field by field: the chain is nearly always empty, and cloning an
+        // empty `Vec` still costs a call.
         Value::Lookup(lookup) => Ok(Lookup {
+            name: lookup.name.clone(),
+            query_type: lookup.query_type,
+            ips: lookup.ips.clone(),
+            target: lookup.target.clone(),
+            chain: if lookup.chain.is_empty() {
+                Vec::new()
+            } else {
+                lookup.chain.clone()
+            },
             ttl,
-            ..Lookup::clone(lookup)
         }),
         Value::Error(err) => Err(Error::clone(err)),
         Value::Ips(_) => Err(Error::new(ErrorKind::Malformed, "").with_detail("cache slot mix-up")),
@@ -608,6 +753,31 @@ fn localhost(strategy: IpStrategy) -> LookupIp {
     }
 }
 
+/// The name to probe the cache with before `host` is checked at all, if
+/// any: `host` without one final dot, unless it is `localhost` (or under
+/// it) or starts with a digit.
+///
+/// Every key of the resolver's cache is a name [`normalize`] returned (see
+/// [`is_cache_key`], asserted where keys are made), which `normalize`
+/// returns unchanged and which has no ':' (so no IPv6 literal). When the
+/// probe finds an entry, `host` is therefore exactly the name the full path
+/// (IP literal, `normalize`, `localhost`, cache) would look up, and the
+/// answer is the same, with the name check skipped. Two kinds of key are
+/// answered otherwise by the full path and so are excluded here: `localhost`
+/// names and IPv4 literals, which pre-warming (which only normalizes) may
+/// have put in the cache; an IPv4 literal starts with a digit.
+fn cache_probe_name(host: &str) -> Option<&str> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let first = *name.as_bytes().first()?;
+    (!first.is_ascii_digit() && !is_localhost(name)).then_some(name)
+}
+
+/// Whether `name` may be a key of the resolver's cache: what [`normalize`]
+/// returns, unchanged by it. [`cache_probe_name`] relies on it.
+fn is_cache_key(name: &str) -> bool {
+    normalize(name).is_ok_and(|normal| normal == name)
+}
+
 fn normalize_host(host: &str) -> Result<Cow<'_, str>, Error> {
     if let Some(ip) = parse_ip_literal(host) {
         return Ok(Cow::Owned(ip.to_string()));
@@ -621,6 +791,12 @@ fn parse_ip_literal(host: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
+    // IPv4 literals are digits and dots, IPv6 ones have a ':': anything
+    // else is rejected here, before the (much slower) parsers run.
+    let maybe_ip = bare.contains(':') || bare.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !maybe_ip {
+        return None;
+    }
     bare.parse().ok()
 }
 
@@ -644,4 +820,49 @@ fn local_answer(name: &str, query_type: QueryType) -> Option<Result<Vec<IpAddr>,
     } else {
         Err(Error::new(ErrorKind::NoData, name))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_probe_skips_what_the_full_path_answers_locally() {
+        assert_eq!(cache_probe_name("h1.crawl.test"), Some("h1.crawl.test"));
+        assert_eq!(cache_probe_name("h1.crawl.test."), Some("h1.crawl.test"));
+        // Not keys, so a probe just misses.
+        assert_eq!(cache_probe_name("H1.Crawl.Test"), Some("H1.Crawl.Test"));
+        assert_eq!(cache_probe_name("::1"), Some("::1"));
+        // Never probed: the full path answers these without the cache.
+        for host in [
+            "",
+            ".",
+            "localhost",
+            "localhost.",
+            "a.localhost",
+            "127.0.0.1",
+            "1.2.3.4.",
+            "0x.test",
+        ] {
+            assert_eq!(cache_probe_name(host), None, "{host:?}");
+        }
+        for key in [
+            "h1.crawl.test",
+            "xn--bcher-kva.de",
+            "_dmarc.example.com",
+            "123",
+        ] {
+            assert!(is_cache_key(key), "{key:?}");
+        }
+        for not_key in [
+            "H1.crawl.test",
+            "h1.crawl.test.",
+            "bücher.de",
+            "a..b",
+            "::1",
+            "",
+        ] {
+            assert!(!is_cache_key(not_key), "{not_key:?}");
+        }
+    }
 }

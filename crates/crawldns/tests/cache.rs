@@ -542,3 +542,104 @@ async fn pending_names_are_bounded_and_the_excess_fails_fast() {
         refused.len() as u64
     );
 }
+
+/// `lookups` counts every call of `lookup` and `lookup_ip` exactly once and
+/// `cache_hits` every fresh answer, whichever path the call takes (the hit
+/// path counts both with one increment).
+#[tokio::test]
+async fn lookups_and_hits_are_counted_once_on_every_path() {
+    let s = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = resolver_with(&s, CacheConfig::default());
+    let m0 = r.metrics();
+    assert_eq!((m0.lookups, m0.cache_hits, m0.cache_misses), (0, 0, 0));
+
+    // Misses: lookup_ip misses its combined entry, then its A and AAAA
+    // family lookups miss (three misses, no hit).
+    r.lookup_ip("h1.crawl.test").await.unwrap();
+    let m = r.metrics();
+    assert_eq!((m.lookups, m.cache_hits, m.cache_misses), (1, 0, 3));
+
+    // Fresh hits, lower-case (the fast path) and otherwise.
+    r.lookup_ip("h1.crawl.test").await.unwrap();
+    r.lookup_ip("H1.Crawl.Test.").await.unwrap();
+    r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
+    r.lookup("H1.CRAWL.TEST", QueryType::Aaaa).await.unwrap();
+    let m = r.metrics();
+    assert_eq!((m.lookups, m.cache_hits, m.cache_misses), (5, 4, 3));
+
+    // Neither cache nor wire: IP literals, localhost, invalid names.
+    r.lookup_ip("192.0.2.1").await.unwrap();
+    r.lookup_ip("[::1]").await.unwrap();
+    r.lookup_ip("localhost").await.unwrap();
+    r.lookup("127.0.0.1", QueryType::A).await.unwrap();
+    r.lookup("a.localhost", QueryType::A).await.unwrap();
+    assert_eq!(
+        r.lookup_ip("a..b").await.unwrap_err().kind(),
+        ErrorKind::InvalidName
+    );
+    assert_eq!(
+        r.lookup("-a.test", QueryType::A).await.unwrap_err().kind(),
+        ErrorKind::InvalidName
+    );
+    let m = r.metrics();
+    assert_eq!((m.lookups, m.cache_hits, m.cache_misses), (12, 4, 3));
+
+    // A typed miss, then its hit.
+    r.lookup("h2.crawl.test", QueryType::A).await.unwrap();
+    r.lookup("h2.crawl.test", QueryType::A).await.unwrap();
+    let m = r.metrics();
+    assert_eq!((m.lookups, m.cache_hits, m.cache_misses), (14, 5, 4));
+
+    // A lookup_ip whose combined entry is missing but whose families are
+    // cached: one lookup, one miss, two (internal) hits.
+    let ipv4 = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(s.addr())
+            .ip_strategy(IpStrategy::V4Only)
+            .cache(Some(CacheConfig {
+                clock: CacheClock::Tokio,
+                ..Default::default()
+            }))
+            .build(),
+    )
+    .unwrap();
+    ipv4.lookup("h3.crawl.test", QueryType::A).await.unwrap();
+    ipv4.lookup_ip("h3.crawl.test").await.unwrap();
+    let m = ipv4.metrics();
+    assert_eq!((m.lookups, m.cache_hits, m.cache_misses), (2, 1, 2));
+}
+
+/// Pre-warming only normalizes, so `localhost` and IP-literal names can
+/// land in the cache (here as negative answers); lookups of them must still
+/// be answered locally, as without the cache.
+#[tokio::test]
+async fn prewarmed_localhost_and_ip_names_are_still_answered_locally() {
+    let s = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = resolver_with(&s, CacheConfig::default());
+    r.prewarm(
+        ["localhost", "a.localhost", "127.0.0.1", "h1.crawl.test"],
+        PrewarmOptions::default(),
+    )
+    .await;
+    assert!(r.cache_len() > 2, "{}", r.cache_len());
+    for _ in 0..2 {
+        let local = r.lookup("localhost", QueryType::A).await.unwrap();
+        assert_eq!(&*local.ips, [IpAddr::from([127, 0, 0, 1])]);
+        let local = r.lookup("a.localhost.", QueryType::Aaaa).await.unwrap();
+        assert_eq!(&*local.ips, [IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]);
+        let literal = r.lookup("127.0.0.1", QueryType::A).await.unwrap();
+        assert_eq!(&*literal.ips, [IpAddr::from([127, 0, 0, 1])]);
+        let literal = r.lookup_ip("127.0.0.1").await.unwrap();
+        assert_eq!(
+            (&*literal.addrs, literal.ttl),
+            (&[IpAddr::from([127, 0, 0, 1])][..], 0)
+        );
+        let local = r.lookup_ip("localhost").await.unwrap();
+        assert_eq!(local.ttl, 0);
+        assert!(local.addrs.contains(&IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(
+            r.lookup_ip("h1.crawl.test.").await.unwrap().addrs[..],
+            r.lookup_ip("h1.crawl.test").await.unwrap().addrs[..]
+        );
+    }
+}
