@@ -4,7 +4,9 @@
 //! A sink socket on 127.0.0.1 is drained by a thread on CPU 1 (when there
 //! is one); the sender, on CPU 0, sends 45-byte datagrams (the size of a
 //! W1 query) four ways: `sendto` on an unconnected socket, `send` on a
-//! connected one, and `sendmmsg` in batches of 32 on each. CPU time is the
+//! connected one, `sendmmsg` in batches of 32 on each, and UDP GSO sends
+//! of 4, 8 and 32 datagrams on the connected one (what crawldns's bulk mode
+//! does, through the same function). CPU time is the
 //! sending thread's own (`RUSAGE_THREAD`), so the drain thread is not
 //! counted. Loopback delivery into the receiver's socket runs in the
 //! sender's context, so it is part of the cost, as it is for every client.
@@ -71,6 +73,19 @@ fn main() -> std::io::Result<()> {
     );
     let cpu = thread_cpu(|| sendmmsg_all(connected.as_raw_fd(), &packet, None));
     println!("| sendmmsg ×{BATCH}, connected socket | {:.2} |", per(cpu));
+    for segments in [4, 8, 32] {
+        let batch = packet.repeat(segments);
+        let cpu = thread_cpu(|| {
+            for _ in 0..DATAGRAMS / segments {
+                let _ = crawldns::transport::gso::send_segments(
+                    &connected,
+                    &batch,
+                    packet.len() as u16,
+                );
+            }
+        });
+        println!("| UDP GSO ×{segments}, connected socket | {:.2} |", per(cpu));
+    }
 
     stop.store(true, Ordering::Relaxed);
     let _ = drain.join();
