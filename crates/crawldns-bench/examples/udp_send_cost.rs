@@ -84,7 +84,10 @@ fn main() -> std::io::Result<()> {
                 );
             }
         });
-        println!("| UDP GSO ×{segments}, connected socket | {:.2} |", per(cpu));
+        println!(
+            "| UDP GSO ×{segments}, connected socket | {:.2} |",
+            per(cpu)
+        );
     }
 
     stop.store(true, Ordering::Relaxed);
