@@ -35,6 +35,8 @@ struct Args {
     sample_every: u64,
     /// Lookups started per second (0: as fast as they complete).
     rate: u64,
+    /// The resolver in bulk mode (`--bulk`).
+    bulk: bool,
 }
 
 fn args() -> Args {
@@ -43,9 +45,14 @@ fn args() -> Args {
         max_seconds: 900,
         sample_every: 50_000,
         rate: 10_000,
+        bulk: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--bulk" {
+            args.bulk = true;
+            continue;
+        }
         let value: u64 = it
             .next()
             .and_then(|v| v.replace('_', "").parse().ok())
@@ -56,7 +63,9 @@ fn args() -> Args {
             "--sample-every" => args.sample_every = value.max(1),
             "--rate" => args.rate = value,
             other => {
-                panic!("unknown flag {other} (--lookups, --max-seconds, --sample-every, --rate)")
+                panic!(
+                    "unknown flag {other} (--lookups, --max-seconds, --sample-every, --rate, --bulk)"
+                )
             }
         }
     }
@@ -164,6 +173,7 @@ async fn main() {
             .nameserver(lossy.addr())
             .nameserver(flaky.addr())
             .rotate(true)
+            .bulk(args.bulk)
             .attempts(3)
             .timeout(Duration::from_millis(400))
             .min_timeout(Duration::from_millis(100))
