@@ -291,6 +291,11 @@ impl Resolver {
     /// every family has a definitive answer, so a name that is reported
     /// warm is fully in the cache.
     pub(crate) async fn warm(&self, name: &str, retry: bool) -> Result<(), Error> {
+        // IP literals and `localhost` names are answered without the
+        // network: nothing to ask, nothing to cache, and not a failure.
+        if local_answer(name, QueryType::A).is_some() {
+            return Ok(());
+        }
         let mode = IpMode {
             freshness: if retry {
                 Freshness::SkipFailures
@@ -762,10 +767,10 @@ fn localhost(strategy: IpStrategy) -> LookupIp {
 /// returns unchanged and which has no ':' (so no IPv6 literal). When the
 /// probe finds an entry, `host` is therefore exactly the name the full path
 /// (IP literal, `normalize`, `localhost`, cache) would look up, and the
-/// answer is the same, with the name check skipped. Two kinds of key are
-/// answered otherwise by the full path and so are excluded here: `localhost`
-/// names and IPv4 literals, which pre-warming (which only normalizes) may
-/// have put in the cache; an IPv4 literal starts with a digit.
+/// answer is the same, with the name check skipped. Two kinds of name are
+/// answered otherwise by the full path and so are excluded here, should
+/// such a key ever reach the cache: `localhost` names and IPv4 literals (an
+/// IPv4 literal starts with a digit). Pre-warming skips both.
 fn cache_probe_name(host: &str) -> Option<&str> {
     let name = host.strip_suffix('.').unwrap_or(host);
     let first = *name.as_bytes().first()?;
