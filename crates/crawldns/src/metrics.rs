@@ -232,6 +232,12 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One UDP send system call that carried `datagrams` queries.
+    pub(crate) fn udp_send(&self, datagrams: u64) {
+        self.udp_sent.fetch_add(datagrams, Ordering::Relaxed);
+        Self::add(&self.udp_send_calls);
+    }
+
     pub(crate) fn failure(&self, kind: ErrorKind) {
         Self::add(&self.failures[kind.index()]);
     }

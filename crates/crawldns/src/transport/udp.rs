@@ -165,8 +165,7 @@ impl UdpPool {
                 .send(&packet)
                 .await
                 .map_err(TransportError::Io)?;
-            Metrics::add(&self.metrics.udp_sent);
-            Metrics::add(&self.metrics.udp_send_calls);
+            self.metrics.udp_send(1);
         }
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(result)) => result,
@@ -387,8 +386,7 @@ impl PooledSocket {
             };
             match sent {
                 Ok(_) => {
-                    (self.metrics.udp_sent).fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    Metrics::add(&self.metrics.udp_send_calls);
+                    self.metrics.udp_send(chunk.len() as u64);
                     return;
                 }
                 Err(err) if gso::unsupported(&err) => self.gso.store(false, Ordering::Relaxed),
@@ -402,10 +400,7 @@ impl PooledSocket {
         }
         for outgoing in chunk {
             match self.socket.send(&outgoing.packet).await {
-                Ok(_) => {
-                    Metrics::add(&self.metrics.udp_sent);
-                    Metrics::add(&self.metrics.udp_send_calls);
-                }
+                Ok(_) => self.metrics.udp_send(1),
                 Err(err) => self.fail(outgoing.id, &err),
             }
         }
