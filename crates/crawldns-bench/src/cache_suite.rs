@@ -61,11 +61,7 @@ impl Cached {
 }
 
 fn build(kind: usize, server: SocketAddr) -> Result<Cached> {
-    let setup = PeerSetup {
-        server,
-        timeout: Duration::from_secs(2),
-        attempts: 2,
-    };
+    let setup = PeerSetup::new(server, Duration::from_secs(2), 2);
     Ok(match kind {
         0 => Cached::Crawldns(
             crawldns::Resolver::new(

@@ -250,6 +250,10 @@ pub struct Tally {
     pub ok: u64,
     /// Lookups that returned something other than the expected addresses.
     pub wrong: u64,
+    /// Of `wrong`, those that returned part of the expected addresses and
+    /// nothing else (one address family missing).
+    #[serde(default)]
+    pub partial: u64,
     /// Lookups that failed (error or timeout).
     pub errors: u64,
 }
@@ -264,6 +268,7 @@ impl Tally {
     pub fn add(&mut self, other: Tally) {
         self.ok += other.ok;
         self.wrong += other.wrong;
+        self.partial += other.partial;
         self.errors += other.errors;
     }
 }

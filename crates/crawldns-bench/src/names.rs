@@ -31,12 +31,25 @@ pub enum Family {
     Both,
 }
 
-/// Whether `got` is exactly the expected answer for host `n`: its A address,
-/// plus, for [`Family::Both`], the IPv4-mapped AAAA address. Order and
-/// duplicates do not matter (getaddrinfo repeats addresses per socket type).
-pub fn is_correct(n: u32, family: Family, got: &[IpAddr]) -> bool {
+/// How an answer compares with the one host `n` must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exactly the expected addresses.
+    Correct,
+    /// Some of the expected addresses and nothing else: one family is
+    /// missing (c-ares returns this by design when the A answer came and the
+    /// AAAA datagram was lost).
+    Partial,
+    /// Anything else: a foreign address, or nothing.
+    Wrong,
+}
+
+/// Judges `got` against host `n`'s answer: its A address, plus, for
+/// [`Family::Both`], the IPv4-mapped AAAA address. Order and duplicates do
+/// not matter (getaddrinfo repeats addresses per socket type).
+pub fn judge(n: u32, family: Family, got: &[IpAddr]) -> Verdict {
     let Some(v4) = crawldns_testbed::host_v4(n) else {
-        return false;
+        return Verdict::Wrong;
     };
     let mut want = vec![IpAddr::V4(v4)];
     if family == Family::Both {
@@ -46,7 +59,18 @@ pub fn is_correct(n: u32, family: Family, got: &[IpAddr]) -> bool {
     got.sort();
     got.dedup();
     want.sort();
-    got == want
+    if got == want {
+        Verdict::Correct
+    } else if !got.is_empty() && got.iter().all(|ip| want.contains(ip)) {
+        Verdict::Partial
+    } else {
+        Verdict::Wrong
+    }
+}
+
+/// Whether `got` is exactly the expected answer for host `n`.
+pub fn is_correct(n: u32, family: Family, got: &[IpAddr]) -> bool {
+    judge(n, family, got) == Verdict::Correct
 }
 
 #[cfg(test)]
@@ -65,5 +89,18 @@ mod tests {
         assert!(!is_correct(7, Family::Both, &[v4]));
         assert!(!is_correct(7, Family::V4, &[]));
         assert_eq!(host(7), "h7.crawl.test");
+    }
+
+    #[test]
+    fn a_missing_family_is_partial_and_a_foreign_address_wrong() {
+        let v4 = IpAddr::V4(expected_v4(7).unwrap());
+        let v6 = IpAddr::V6(expected_v4(7).unwrap().to_ipv6_mapped());
+        let other = IpAddr::V4(expected_v4(8).unwrap());
+        assert_eq!(judge(7, Family::Both, &[v4]), Verdict::Partial);
+        assert_eq!(judge(7, Family::Both, &[v6, v6]), Verdict::Partial);
+        assert_eq!(judge(7, Family::Both, &[v4, other]), Verdict::Wrong);
+        assert_eq!(judge(7, Family::Both, &[]), Verdict::Wrong);
+        assert_eq!(judge(7, Family::V4, &[v6]), Verdict::Wrong);
+        assert_eq!(judge(7, Family::Both, &[v4, v6]), Verdict::Correct);
     }
 }

@@ -88,7 +88,17 @@ fn answers(p: &PeerResult) -> String {
         return "—".into();
     }
     let t = tally(p);
-    format!("{} / {} / {}", fmt_count(t.ok), t.wrong, t.errors)
+    if t.partial > 0 {
+        format!(
+            "{} / {} ({} with one family missing) / {}",
+            fmt_count(t.ok),
+            t.wrong,
+            t.partial,
+            t.errors
+        )
+    } else {
+        format!("{} / {} / {}", fmt_count(t.ok), t.wrong, t.errors)
+    }
 }
 
 fn num(v: Option<f64>, decimals: usize) -> String {
@@ -660,7 +670,7 @@ pub fn markdown(results: &RunResults, env: &EnvInfo) -> String {
         row(&mut out, &[k.to_string(), v]);
     }
     let _ = writeln!(out, "\n## Setup\n");
-    let _ = writeln!(out, "- Every peer: one pinned nameserver on loopback, 2 s timeout, 2 attempts, no cache (hickory-resolver `cache_size = 0`; c-ares query cache off, DNS only, no search domains; crawldns `cache(None)`, single-flight on; glibc has none). Each run builds a fresh resolver and asks names no earlier run of it asked.");
+    let _ = writeln!(out, "- Every peer: one pinned nameserver on loopback, 2 s timeout, 2 attempts, no cache (hickory-resolver `cache_size = 0`; c-ares query cache off, DNS only, no search domains; crawldns `cache(None)`, single-flight on; glibc has none). crawldns and c-ares each keep long-lived UDP sockets and ask for the same 4 MiB receive buffer (c-ares through `SO_RCVBUF`, so at most twice `net.core.rmem_max`); hickory-resolver and glibc open a socket per query. Each run builds a fresh resolver and asks names no earlier run of it asked.");
     let _ = writeln!(out, "- Peers: crawldns (`lookup` for A, `lookup_ip` for A+AAAA), with its defaults and in bulk mode (`bulk(true)`: queries padded to 64-byte blocks with EDNS(0) Padding and sent in UDP GSO batches); hickory-resolver (`TokioResolver`, UDP); c-ares (`c-ares-resolver` `FutureResolver`, its own event thread); glibc `getaddrinfo` on tokio's blocking pool (`spawn_blocking`, as `tokio::net::lookup_host` does; `lookup_host` itself for A+AAAA) and on a fixed pool of 32 threads with one queue.");
     let _ = writeln!(out, "- The client runs on a single-threaded tokio runtime; with 2+ CPUs it is pinned to CPU 0 and the server to CPU 1. Client CPU is `getrusage(RUSAGE_SELF)` of the client process (all its threads), less the in-process test server's thread where there is one.");
     let _ = writeln!(out, "- Every answer is checked: the A record of `h<N>.crawl.test` must be exactly the testbed's address for N, and AAAA its IPv4-mapped form.");

@@ -116,11 +116,11 @@ pub struct JobResult {
 
 impl Job {
     fn setup(&self, server: SocketAddr) -> PeerSetup {
-        PeerSetup {
+        PeerSetup::new(
             server,
-            timeout: Duration::from_millis(self.timeout_ms),
-            attempts: self.attempts,
-        }
+            Duration::from_millis(self.timeout_ms),
+            self.attempts,
+        )
     }
 
     /// Distinct names one run uses.

@@ -19,6 +19,10 @@ impl Drop for TempFiles {
     }
 }
 
+fn is_crawldns(peer: PeerKind) -> bool {
+    matches!(peer, PeerKind::Crawldns | PeerKind::CrawldnsBulk)
+}
+
 #[test]
 fn smoke_mode_verifies_every_answer_and_writes_the_tables() {
     let dir = std::env::temp_dir();
@@ -106,8 +110,19 @@ fn smoke_mode_verifies_every_answer_and_writes_the_tables() {
                     }
                 };
                 let tally = sample.tally();
+                // c-ares's getaddrinfo stops retrying AAAA once A has
+                // answered, so a lost AAAA datagram leaves it A-only, by
+                // design. That is tolerated for the peers, and only when the
+                // kernel counted at least one lost datagram per such answer.
+                // crawldns gets no such allowance.
+                let excused = match sample {
+                    Sample::Burst(b) if !is_crawldns(peer.peer) => {
+                        tally.partial.min(b.udp_drops.unwrap_or(0))
+                    }
+                    _ => 0,
+                };
                 assert_eq!(
-                    (tally.ok, tally.wrong, tally.errors),
+                    (tally.ok + excused, tally.wrong - excused, tally.errors),
                     (expected, 0, 0),
                     "{:?} {:?}: every name must get exactly its address ({:?})",
                     job.workload,

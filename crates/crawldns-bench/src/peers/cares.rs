@@ -10,7 +10,8 @@ use c_ares_resolver::{FutureResolver, Options};
 use super::{Peer, PeerSetup};
 
 /// c-ares configured like the other peers: one server, timeout and tries
-/// set, query cache off, DNS only (no hosts file), no search domains.
+/// set, query cache off, DNS only (no hosts file), no search domains, and
+/// the same socket receive buffer as crawldns asks for.
 pub struct CaresPeer {
     resolver: FutureResolver,
 }
@@ -38,6 +39,9 @@ impl CaresPeer {
             .set_timeout(setup.timeout)
             .set_tries(u32::try_from(setup.attempts).context("attempts")?)
             .set_query_cache_max_ttl(cache_max_ttl)
+            .set_sock_receive_buffer_size(
+                u32::try_from(setup.recv_buffer).context("receive buffer size")?,
+            )
             .set_ndots(1);
         options
             .set_lookups("b")

@@ -23,6 +23,7 @@ impl CrawldnsPeer {
             .nameserver(setup.server)
             .timeout(setup.timeout)
             .attempts(setup.attempts)
+            .recv_buffer(setup.recv_buffer)
             .ip_strategy(IpStrategy::Both)
             .ipv6_egress(Some(true))
             .cache(None)

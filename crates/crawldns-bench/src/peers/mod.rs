@@ -36,6 +36,24 @@ pub struct PeerSetup {
     pub timeout: Duration,
     /// Attempts per query.
     pub attempts: usize,
+    /// Receive buffer asked for each long-lived UDP socket (crawldns's and
+    /// c-ares's; hickory-resolver opens a socket per query and glibc one per
+    /// call, with no knob for it). Without it, a burst of answers can
+    /// overflow c-ares's one socket on a busy machine.
+    pub recv_buffer: usize,
+}
+
+impl PeerSetup {
+    /// One server, with the timeout and attempts given and crawldns's
+    /// default receive buffer.
+    pub fn new(server: SocketAddr, timeout: Duration, attempts: usize) -> Self {
+        Self {
+            server,
+            timeout,
+            attempts,
+            recv_buffer: ::crawldns::ResolverConfig::default().recv_buffer,
+        }
+    }
 }
 
 /// The peers the harness knows.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::measure::Tally;
-use crate::names::{host, is_correct, Family};
+use crate::names::{host, judge, Family, Verdict};
 use crate::peers::Peer;
 
 pub mod burst;
@@ -167,6 +167,8 @@ impl Sample {
 pub enum Checked {
     /// Exactly the expected addresses.
     Correct,
+    /// Some of the expected addresses and nothing else (what it was).
+    Partial(String),
     /// An answer, but not the expected address set (what it was).
     Wrong(String),
     /// No answer (the error).
@@ -178,6 +180,11 @@ impl Checked {
     pub fn count(self, tally: &mut Tally, first_problem: &mut Option<String>) {
         match self {
             Checked::Correct => tally.ok += 1,
+            Checked::Partial(what) => {
+                tally.wrong += 1;
+                tally.partial += 1;
+                first_problem.get_or_insert(what);
+            }
             Checked::Wrong(what) => {
                 tally.wrong += 1;
                 first_problem.get_or_insert(what);
@@ -198,8 +205,11 @@ pub async fn check_one<P: Peer>(peer: &P, n: u32, family: Family) -> Checked {
         Family::Both => peer.lookup_ip(&name).await,
     };
     match answer {
-        Ok(ips) if is_correct(n, family, &ips) => Checked::Correct,
-        Ok(ips) => Checked::Wrong(format!("{name}: wrong or incomplete answer {ips:?}")),
+        Ok(ips) => match judge(n, family, &ips) {
+            Verdict::Correct => Checked::Correct,
+            Verdict::Partial => Checked::Partial(format!("{name}: incomplete answer {ips:?}")),
+            Verdict::Wrong => Checked::Wrong(format!("{name}: wrong answer {ips:?}")),
+        },
         Err(e) => Checked::Failed(format!("{name}: {e:#}")),
     }
 }
