@@ -405,12 +405,17 @@ impl Inner {
                 count_lookup();
                 None
             }
-            Found::Fresh(fresh) => Some(self.answer_fresh(cache, name, query_type, &fresh, caller)),
+            Found::Fresh(fresh) => Some(self.answer_fresh(cache, name, query_type, fresh, caller)),
             Found::Stale(entry) => {
                 count_lookup();
                 Metrics::add(&metrics.stale_served);
                 self.refresh_in_background(name, query_type);
-                Some(from_entry(&entry, cache.config().stale_answer_ttl))
+                Some(from_entry(
+                    entry,
+                    name,
+                    query_type,
+                    cache.config().stale_answer_ttl,
+                ))
             }
             Found::Miss => {
                 count_lookup();
@@ -445,14 +450,14 @@ impl Inner {
                 // A caller can miss the cache, be descheduled while another
                 // flight for the same name lands, and only then start its
                 // own: look again before asking the wire.
-                if let Some(found) = this.fresh_in_cache(&key, freshness) {
+                if let Some(found) = this.fresh_in_cache(&key, query_type, freshness) {
                     return found;
                 }
                 let Resolved {
                     result,
                     negative_ttl,
                 } = this.core.resolve(&owned, query_type).await;
-                this.store(key, result, negative_ttl)
+                this.store(key, query_type, result, negative_ttl)
             })
             .await;
         if role == Role::Follower {
@@ -464,8 +469,14 @@ impl Inner {
         })
     }
 
-    /// A fresh cached outcome for `key`, unless `freshness` says to ignore it.
-    fn fresh_in_cache(&self, key: &Key, freshness: Freshness) -> Option<Result<Lookup, Error>> {
+    /// A fresh cached outcome for `key` (a `query_type` lookup), unless
+    /// `freshness` says to ignore it.
+    fn fresh_in_cache(
+        &self,
+        key: &Key,
+        query_type: QueryType,
+        freshness: Freshness,
+    ) -> Option<Result<Lookup, Error>> {
         let cache = self
             .cache
             .as_ref()
@@ -475,7 +486,8 @@ impl Inner {
             Hit::Fresh(entry)
                 if !(freshness == Freshness::SkipFailures && entry.is_transient_failure()) =>
             {
-                Some(from_entry(&entry, entry.remaining(now)))
+                let ttl = entry.remaining(now);
+                Some(from_entry(entry, key.name(), query_type, ttl))
             }
             _ => None,
         }
@@ -485,6 +497,7 @@ impl Inner {
     fn store(
         &self,
         key: Key,
+        query_type: QueryType,
         result: Result<Lookup, Error>,
         negative_ttl: Option<u32>,
     ) -> Result<Lookup, Error> {
@@ -495,14 +508,15 @@ impl Inner {
         match result {
             Ok(lookup) => {
                 let ttl = lookup.ttl;
-                cache.insert_positive(key, Value::Lookup(Arc::new(lookup.clone())), ttl, now);
+                cache.insert_positive(key, typed_value(&lookup), ttl, now);
                 Ok(lookup)
             }
             Err(err) => {
                 if !err.kind().is_authoritative_negative() {
                     if let Some(stale) = cache.stale(key.name(), key.slot(), now) {
                         Metrics::add(&self.core.metrics.stale_served);
-                        return from_entry(&stale, cache.config().stale_answer_ttl);
+                        let ttl = cache.config().stale_answer_ttl;
+                        return from_entry(stale, key.name(), query_type, ttl);
                     }
                 }
                 cache.insert_error(key, &err, negative_ttl, now);
@@ -527,7 +541,7 @@ impl Inner {
         cache: &Cache,
         name: &str,
         query_type: QueryType,
-        fresh: &Fresh,
+        fresh: Fresh,
         caller: Caller,
     ) -> Result<Lookup, Error> {
         let metrics = &self.core.metrics;
@@ -535,11 +549,12 @@ impl Inner {
             Caller::Public => metrics.fresh_hit_lookups.add(),
             Caller::Internal => metrics.cache_hits.add(),
         }
-        if cache.claim_prefetch_fresh(name, Slot::Type(query_type), fresh) {
+        if cache.claim_prefetch_fresh(name, Slot::Type(query_type), &fresh) {
             Metrics::add(&metrics.prefetches);
             self.refresh_in_background(name, query_type);
         }
-        from_entry(&fresh.entry, fresh.remaining())
+        let ttl = fresh.remaining();
+        from_entry(fresh.entry, name, query_type, ttl)
     }
 
     /// `lookup`'s answer when `name`, as given, is a key of the cache and
@@ -553,7 +568,7 @@ impl Inner {
         let cache = self.cache.as_ref()?;
         match cache.find(name, Slot::Type(query_type), cache.tick()) {
             Found::Fresh(fresh) => {
-                Some(self.answer_fresh(cache, name, query_type, &fresh, Caller::Public))
+                Some(self.answer_fresh(cache, name, query_type, fresh, Caller::Public))
             }
             _ => None,
         }
@@ -679,24 +694,34 @@ impl Inner {
 }
 
 /// A typed answer from a cache entry, with `ttl` seconds left.
-fn from_entry(entry: &Entry, ttl: u32) -> Result<Lookup, Error> {
-    match &entry.value {
-        // Field by field: the chain is nearly always empty, and cloning an
-        // empty `Vec` still costs a call.
-        Value::Lookup(lookup) => Ok(Lookup {
-            name: lookup.name.clone(),
-            query_type: lookup.query_type,
-            ips: lookup.ips.clone(),
-            target: lookup.target.clone(),
-            chain: if lookup.chain.is_empty() {
-                Vec::new()
-            } else {
-                lookup.chain.clone()
-            },
+fn from_entry(entry: Entry, name: &str, query_type: QueryType, ttl: u32) -> Result<Lookup, Error> {
+    match entry.value {
+        // The entry is this call's copy: its `Arc` is the answer's.
+        Value::Ips(ips) => Ok(Lookup {
+            name: name.to_owned(),
+            query_type,
+            ips,
+            target: None,
+            chain: Vec::new(),
             ttl,
         }),
-        Value::Error(err) => Err(Error::clone(err)),
-        Value::Ips(_) => Err(Error::new(ErrorKind::Malformed, "").with_detail("cache slot mix-up")),
+        Value::Lookup(lookup) => Ok(Lookup {
+            ttl,
+            ..Lookup::clone(&lookup)
+        }),
+        Value::Error(err) => Err(Error::clone(&err)),
+    }
+}
+
+/// How a typed answer is cached: a plain address answer (no CNAME on the
+/// way, the common case) as its addresses alone, so that a hit shares one
+/// reference count with nobody but the answer it returns; anything else
+/// whole.
+fn typed_value(lookup: &Lookup) -> Value {
+    if lookup.target.is_none() && lookup.chain.is_empty() {
+        Value::Ips(lookup.ips.clone())
+    } else {
+        Value::Lookup(Arc::new(lookup.clone()))
     }
 }
 

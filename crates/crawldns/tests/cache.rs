@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crawldns::{
-    CacheClock, CacheConfig, ErrorKind, IpStrategy, PrewarmOptions, QueryType, Resolver,
+    CacheClock, CacheConfig, ErrorKind, IpStrategy, Lookup, PrewarmOptions, QueryType, Resolver,
     ResolverConfig,
 };
 use crawldns_testbed::{
@@ -145,6 +145,46 @@ async fn a_herd_on_a_failing_name_shares_the_error() {
         r.metrics()
     );
     assert_eq!(r.metrics().failures_of(ErrorKind::ServFail), 1);
+}
+
+/// Plain address answers are cached as their addresses alone, answers
+/// reached through CNAMEs whole: either way a hit must give back what the
+/// wire gave (but the TTL left), and ask nothing more.
+#[tokio::test]
+async fn cached_typed_answers_equal_the_wire_answers() {
+    let server = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = resolver_with(&server, CacheConfig::default());
+    let asks = [
+        ("h1.crawl.test", QueryType::A),
+        ("H1.Crawl.Test.", QueryType::A),
+        ("h2.crawl.test", QueryType::Aaaa),
+        ("chain3-9.crawl.test", QueryType::A),
+        ("c9.crawl.test", QueryType::Cname),
+    ];
+    let mut from_wire = Vec::new();
+    for (name, query_type) in asks {
+        from_wire.push(r.lookup(name, query_type).await.unwrap());
+    }
+    assert_eq!(from_wire[0], from_wire[1], "one name, one cache entry");
+    assert_eq!(from_wire[3].chain.len(), 3);
+    assert_eq!(from_wire[4].target.as_deref(), Some("h9.crawl.test"));
+    let sent = server.counters().totals().udp_queries;
+    assert_eq!(sent, 4, "the second spelling of h1 was a hit");
+
+    skip(Duration::from_secs(10)).await;
+    for ((name, query_type), wire) in asks.into_iter().zip(&from_wire) {
+        let hit = r.lookup(name, query_type).await.unwrap();
+        assert_eq!(
+            Lookup {
+                ttl: wire.ttl,
+                ..hit.clone()
+            },
+            *wire,
+            "{name} {query_type:?}"
+        );
+        assert_eq!(hit.ttl, wire.ttl - 10, "{name} {query_type:?}");
+    }
+    assert_eq!(server.counters().totals().udp_queries, sent);
 }
 
 #[tokio::test]
