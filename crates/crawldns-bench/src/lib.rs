@@ -26,4 +26,5 @@ pub mod process;
 pub mod report;
 pub mod servers;
 pub mod suite;
+pub mod sysctl;
 pub mod workloads;

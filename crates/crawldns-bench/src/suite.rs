@@ -3,6 +3,7 @@
 //! [`Plan`] is the list of jobs of a full or smoke run.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,11 +16,16 @@ use crate::servers::dnsperf::{self, DnsperfRun};
 use crate::servers::free_port;
 use crate::servers::knot::{self, Knot, ZONE_HOSTS};
 use crate::servers::testbed::{CountersHandle, TestbedThread};
+use crate::sysctl::{self, Raised};
 use crate::workloads::w1::ServerCpu;
 use crate::workloads::{self, Sample, WorkloadKind};
 
+/// `net.core.rmem_default` while a workload runs against Knot, so that
+/// knotd's socket can absorb W1's bursts (the testbed sets its own).
+pub const KNOT_RECV_BUFFER: u64 = 8 << 20;
+
 /// dnsperf's outstanding-query settings; the ceiling is the best of them
-/// (a burst of 500 at once overflows Knot's default socket buffer, and each
+/// (a burst of 500 at once can overflow Knot's socket buffer, and each
 /// lost query then holds a slot for dnsperf's 5 s timeout).
 pub const DNSPERF_OUTSTANDING: [usize; 3] = [100, 200, 500];
 
@@ -661,7 +667,22 @@ pub fn run_plan(plan: &Plan) -> Result<RunResults> {
         if job.dnsperf_secs > 0 && dnsperf::version().is_none() {
             job.dnsperf_secs = 0;
         }
+        // Knot takes the kernel's default receive buffer; raise it while
+        // this workload's Knot instances open their sockets (see `sysctl`).
+        let raised_rmem = (server == ServerKind::Knot)
+            .then(|| Raised::at_least(Path::new(sysctl::RMEM_DEFAULT), KNOT_RECV_BUFFER));
         let mut result = run_job(&job).with_context(|| workload.title().to_string())?;
+        match &raised_rmem {
+            Some(Ok(Some(raised))) => result.notes.push(format!(
+                "net.core.rmem_default was raised from {} to {} bytes for this workload, so knotd's socket (Knot has no setting for it) and the peers' got that receive buffer unless they set their own; it was put back after",
+                fmt_count(raised.previous()),
+                fmt_count(raised.now())
+            )),
+            Some(Err(why)) => result.notes.push(format!(
+                "knotd kept the kernel's default socket receive buffer ({why}): at these rates its full buffer drops queries (the drops column), and each drop costs a timeout"
+            )),
+            _ => {}
+        }
         for &peer in &system {
             let why = if workload == WorkloadKind::Fds {
                 Some("not measured: a thread pool has at most its thread count of lookups in flight, each with its own socket".to_string())
