@@ -2,6 +2,7 @@
 //! socket, and TCP for truncated answers or TCP-only servers.
 
 pub mod gso;
+pub mod recv_batch;
 pub mod sockbuf;
 pub mod tcp;
 pub mod udp;

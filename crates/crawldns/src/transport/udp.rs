@@ -34,6 +34,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Notify};
 
 use super::gso;
+use super::recv_batch::RecvBatch;
 use super::sockbuf::{size_recv_buffer, udp_drops};
 use super::{Exchange, TransportError};
 use crate::metrics::Metrics;
@@ -306,8 +307,9 @@ impl PooledSocket {
     }
 
     /// Delivers a datagram (from the server: the socket is connected) to
-    /// the query it answers, if any.
-    fn deliver(&self, bytes: &[u8]) {
+    /// the query it answers, if any. A datagram that did not arrive `whole`
+    /// (longer than any answer we asked for) is a malformed answer.
+    fn deliver(&self, bytes: &[u8], whole: bool) {
         let Some(id) = peek_id(bytes) else {
             self.metrics.mismatched.fetch_add(1, Ordering::Relaxed);
             return;
@@ -320,6 +322,7 @@ impl PooledSocket {
         };
         let verdict = judge(bytes, &pending.question, self.exact_case);
         let result = match verdict {
+            Verdict::Answer(_) if !whole => Err(TransportError::Malformed),
             Verdict::Answer(message) => Ok(message),
             Verdict::Malformed => Err(TransportError::Malformed),
             Verdict::Mismatch => {
@@ -418,6 +421,19 @@ impl PooledSocket {
         let _ = pending.reply.send(Err(TransportError::Io(copy)));
     }
 
+    /// Reads (and so clears) the socket's pending error, acting on a
+    /// refused port, and clears tokio's error readiness with it.
+    fn take_error(&self) {
+        if let Ok(Some(err)) = self.socket.take_error() {
+            if err.kind() == io::ErrorKind::ConnectionRefused {
+                self.refused();
+            }
+        }
+        let _ = self.socket.try_io(Interest::ERROR, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+    }
+
     /// The server's port is unreachable (ICMP): every query in flight on
     /// this socket went to it, and fails now rather than at its timeout.
     fn refused(&self) {
@@ -452,10 +468,13 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// What the socket task waits for: answers, and errors (ICMP).
+const RECEIVE: Interest = Interest::READABLE.add(Interest::ERROR);
+
 /// Reads datagrams (and, in bulk mode, sends queued queries) until the
 /// socket is retired and has nothing in flight.
 async fn socket_task(socket: Arc<PooledSocket>) {
-    let mut buf = vec![0u8; 65_535];
+    let mut received = RecvBatch::new();
     let mut batch = Vec::new();
     let mut gso_buf = Vec::new();
     loop {
@@ -469,13 +488,36 @@ async fn socket_task(socket: Arc<PooledSocket>) {
                 tokio::task::yield_now().await;
                 socket.flush_outbox(&mut batch, &mut gso_buf).await;
             }
-            received = socket.socket.recv(&mut buf) => match received {
-                Ok(len) => socket.deliver(&buf[..len]),
-                Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => socket.refused(),
-                // Other ICMP errors (host or net unreachable) are left to
-                // the queries' timeouts: they can be transient.
-                Err(_) => continue,
-            },
+            // An ICMP error (a closed port) is only error readiness, not
+            // readable: wait for both, or it would never wake this task.
+            ready = socket.socket.ready(RECEIVE) => {
+                let Ok(ready) = ready else { continue };
+                if ready.is_error() {
+                    socket.take_error();
+                }
+                if !ready.is_readable() {
+                    continue;
+                }
+                // One interest per `try_io`: it ignores combined ones.
+                let read = socket
+                    .socket
+                    .try_io(Interest::READABLE, || received.recv(&socket.socket));
+                match read {
+                    Ok(count) => {
+                        for i in 0..count {
+                            let (bytes, whole) = received.datagram(i);
+                            socket.deliver(bytes, whole);
+                        }
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+                        socket.refused()
+                    }
+                    // Nothing after all (readiness cleared), or another ICMP
+                    // error (host or net unreachable): left to the queries'
+                    // timeouts, as it can be transient.
+                    Err(_) => {}
+                }
+            }
             _ = socket.idle.notified() => {}
         }
     }
