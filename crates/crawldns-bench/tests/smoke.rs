@@ -19,10 +19,6 @@ impl Drop for TempFiles {
     }
 }
 
-fn is_crawldns(peer: PeerKind) -> bool {
-    matches!(peer, PeerKind::Crawldns | PeerKind::CrawldnsBulk)
-}
-
 #[test]
 fn smoke_mode_verifies_every_answer_and_writes_the_tables() {
     let dir = std::env::temp_dir();
@@ -116,7 +112,7 @@ fn smoke_mode_verifies_every_answer_and_writes_the_tables() {
                 // kernel counted at least one lost datagram per such answer.
                 // crawldns gets no such allowance.
                 let excused = match sample {
-                    Sample::Burst(b) if !is_crawldns(peer.peer) => {
+                    Sample::Burst(b) if !peer.peer.is_crawldns() => {
                         tally.partial.min(b.udp_drops.unwrap_or(0))
                     }
                     _ => 0,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use crawldns::{IpStrategy, Resolver, ResolverConfig};
+use crawldns::{Batching, IpStrategy, Resolver, ResolverConfig};
 
 use crate::UsageError;
 
@@ -41,11 +41,38 @@ pub struct DnsArgs {
     #[arg(long)]
     pub tcp: bool,
 
-    /// Bulk mode: queries that are ready together leave in one system call
-    /// (UDP GSO), each padded to a 64-byte block (EDNS(0) Padding). About
-    /// half the kernel CPU per query for large batches; Linux only.
-    #[arg(long)]
+    /// How queries leave a socket. Batched queries are padded to a 64-byte
+    /// block (EDNS(0) Padding) and sent several per system call (UDP GSO,
+    /// Linux): about half the kernel CPU per query under load.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = SendMode::WhenBusy)]
+    pub batching: SendMode,
+
+    /// Bulk mode, the same as --batching always: for resolving a long list
+    /// as cheaply as possible.
+    #[arg(long, conflicts_with = "batching")]
     pub bulk: bool,
+}
+
+/// `--batching`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SendMode {
+    /// One system call per query, unpadded.
+    Off,
+    /// Batch a socket's queries only while it has several in flight; a lone
+    /// query leaves at once, unpadded.
+    WhenBusy,
+    /// Batch every query: the cheapest per query, for bulk resolution.
+    Always,
+}
+
+impl From<SendMode> for Batching {
+    fn from(mode: SendMode) -> Self {
+        match mode {
+            SendMode::Off => Batching::Off,
+            SendMode::WhenBusy => Batching::WhenBusy,
+            SendMode::Always => Batching::Always,
+        }
+    }
 }
 
 /// `--strategy`.
@@ -148,7 +175,11 @@ impl DnsArgs {
         }
         Ok(builder
             .ip_strategy(self.strategy.into())
-            .bulk(self.bulk)
+            .batching(if self.bulk {
+                Batching::Always
+            } else {
+                self.batching.into()
+            })
             .build())
     }
 

@@ -324,21 +324,19 @@ fn a_failed_write_to_stdout_is_reported_and_exit_1() {
 }
 
 #[test]
-fn bulk_mode_resolves_a_list_like_the_default() {
+fn every_batching_mode_resolves_a_list_alike() {
     let bed = dns_only();
     let dir = TempDir::new("resolve-bulk");
     let list: String = (0..300).map(|i| format!("h{i}.crawl.test\n")).collect();
     let names = dir.file("names.txt", &format!("{list}nope.crawl.test\n"));
     let nameserver = bed.nameserver();
-    let resolve = |bulk: bool| {
+    let resolve = |mode: &[&str]| {
         let mut args = vec!["resolve", "--nameserver", &nameserver, "--strategy", "v4"];
-        if bulk {
-            args.push("--bulk");
-        }
+        args.extend_from_slice(mode);
         args.push(names.to_str().unwrap());
         let out = run(&args, "");
         let (stdout, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(3), "{mode:?}: {stdout}\n{stderr}");
         let mut records: Vec<(u64, Value, Value)> = json_lines(&out)
             .into_iter()
             .map(|r| {
@@ -352,9 +350,17 @@ fn bulk_mode_resolves_a_list_like_the_default() {
         records.sort_by_key(|r| r.0);
         records
     };
-    let bulk = resolve(true);
+    let bulk = resolve(&["--bulk"]);
     assert_eq!(bulk.len(), 301);
     assert_eq!(bulk[1].1, serde_json::json!(["127.1.0.2"]), "h1");
     assert_eq!(bulk[300].2, "nxdomain");
-    assert_eq!(bulk, resolve(false));
+    assert_eq!(bulk, resolve(&[]), "the default, batching when busy");
+    assert_eq!(bulk, resolve(&["--batching", "off"]));
+    assert_eq!(bulk, resolve(&["--batching", "always"]));
+
+    let out = run(&["resolve", "--bulk", "--batching", "off", "-"], "");
+    assert_eq!(out.status.code(), Some(2), "--bulk and --batching conflict");
+    let out = run(&["resolve", "--batching", "sometimes", "-"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(texts(&out).1.contains("when-busy"), "{}", texts(&out).1);
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crawldns::{CacheConfig, ErrorKind, QueryType, Resolver, ResolverConfig};
+use crawldns::{Batching, CacheConfig, ErrorKind, QueryType, Resolver, ResolverConfig};
 use crawldns_testbed::{host_v4, DnsServer, DnsServerConfig, Faults, RcodeFault, ZoneConfig};
 use rand::Rng;
 
@@ -35,8 +35,9 @@ struct Args {
     sample_every: u64,
     /// Lookups started per second (0: as fast as they complete).
     rate: u64,
-    /// The resolver in bulk mode (`--bulk`).
-    bulk: bool,
+    /// How the resolver sends: its default (batching when busy), `--bulk`
+    /// (always batched) or `--unbatched`.
+    batching: Batching,
 }
 
 fn args() -> Args {
@@ -45,12 +46,16 @@ fn args() -> Args {
         max_seconds: 900,
         sample_every: 50_000,
         rate: 10_000,
-        bulk: false,
+        batching: Batching::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--bulk" {
-            args.bulk = true;
+        if flag == "--bulk" || flag == "--unbatched" {
+            args.batching = if flag == "--bulk" {
+                Batching::Always
+            } else {
+                Batching::Off
+            };
             continue;
         }
         let value: u64 = it
@@ -64,7 +69,7 @@ fn args() -> Args {
             "--rate" => args.rate = value,
             other => {
                 panic!(
-                    "unknown flag {other} (--lookups, --max-seconds, --sample-every, --rate, --bulk)"
+                    "unknown flag {other} (--lookups, --max-seconds, --sample-every, --rate, --bulk, --unbatched)"
                 )
             }
         }
@@ -173,7 +178,7 @@ async fn main() {
             .nameserver(lossy.addr())
             .nameserver(flaky.addr())
             .rotate(true)
-            .bulk(args.bulk)
+            .batching(args.batching)
             .attempts(3)
             .timeout(Duration::from_millis(400))
             .min_timeout(Duration::from_millis(100))

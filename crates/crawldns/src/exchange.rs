@@ -52,7 +52,7 @@ impl Core {
                 recv_buffer: config.recv_buffer,
                 payload: config.edns_payload,
                 exact_case: config.case_randomization,
-                bulk: config.bulk,
+                batching: config.batching,
             },
             metrics.clone(),
         );

@@ -46,7 +46,9 @@ pub mod wire;
 
 pub use cache::CacheConfig;
 pub use clock::CacheClock;
-pub use config::{IpStrategy, NameServer, Protocol, ResolverConfig, ResolverConfigBuilder};
+pub use config::{
+    Batching, IpStrategy, NameServer, Protocol, ResolverConfig, ResolverConfigBuilder,
+};
 pub use error::{Attempt, Error, ErrorKind};
 pub use health::ServerHealth;
 pub use metrics::{LatencySummary, MetricsSnapshot};

@@ -127,8 +127,8 @@ pub struct MetricsSnapshot {
     pub lookups: u64,
     /// UDP queries sent.
     pub udp_sent: u64,
-    /// System calls that sent them: fewer than `udp_sent` when bulk mode
-    /// batched queries into GSO sends.
+    /// System calls that sent them: fewer than `udp_sent` when queries
+    /// were batched into GSO sends.
     pub udp_send_calls: u64,
     /// TCP queries sent.
     pub tcp_sent: u64,

@@ -16,7 +16,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType};
 use rand::Rng;
 
-/// Block size of padded queries (bulk mode): EDNS(0) Padding (RFC 7830)
+/// Block size of padded (batched) queries: EDNS(0) Padding (RFC 7830)
 /// brings every query to a multiple of it, so most queries share one size
 /// and can leave together in one UDP GSO send.
 pub const PAD_BLOCK: usize = 64;

@@ -4,7 +4,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crawldns::{ErrorKind, IpStrategy, QueryType, Resolver, ResolverConfig, ResolverConfigBuilder};
+use crawldns::{
+    Batching, ErrorKind, IpStrategy, MetricsSnapshot, QueryType, Resolver, ResolverConfig,
+    ResolverConfigBuilder,
+};
 use crawldns_testbed::{
     host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, Transport,
     ZoneConfig,
@@ -626,8 +629,10 @@ async fn a_server_that_is_not_listening_fails_at_once_not_at_the_timeout() {
     assert_eq!((m.timeouts, m.udp_sent, m.answers), (0, 2, 1), "{m:?}");
 }
 
-#[tokio::test]
-async fn bulk_mode_batches_padded_queries_and_loses_none() {
+/// Resolves h0 … h1999 all at once with `batching`, checks every answer and
+/// that each query reached the server once, then one lookup alone. Returns
+/// the resolver's metrics after the burst and after the lone lookup.
+async fn burst_then_one(batching: Batching) -> (MetricsSnapshot, MetricsSnapshot) {
     let s = testbed(ZoneConfig {
         hosts: 2_000,
         ..Default::default()
@@ -636,7 +641,7 @@ async fn bulk_mode_batches_padded_queries_and_loses_none() {
     let r = Resolver::new(
         builder(&[&s])
             .ip_strategy(IpStrategy::V4Only)
-            .bulk(true)
+            .batching(batching)
             .build(),
     )
     .unwrap();
@@ -648,25 +653,39 @@ async fn bulk_mode_batches_padded_queries_and_loses_none() {
     }
     while let Some(joined) = tasks.join_next().await {
         let (i, got) = joined.unwrap();
-        assert_eq!(&*got.unwrap().ips, &[v4(i)], "h{i}");
+        assert_eq!(&*got.unwrap().ips, &[v4(i)], "h{i} ({batching:?})");
     }
-    let m = r.metrics();
-    assert_eq!(m.udp_sent, 2_000, "no retries were needed: {m:?}");
-    assert_eq!(m.mismatched, 0, "{m:?}");
+    let burst = r.metrics();
+    assert_eq!(burst.udp_sent, 2_000, "no retries were needed: {burst:?}");
+    assert_eq!(burst.mismatched, 0, "{burst:?}");
     // Each query reached the server as its own datagram, once.
     let t = s.counters().totals();
     assert_eq!((t.udp_queries, t.unparsable), (2_000, 0), "{t:?}");
-    // Started together, they left in batches: far fewer send calls than
-    // queries (GSO sends of up to 32).
-    assert!(
-        m.udp_send_calls * 4 <= m.udp_sent,
-        "{} send calls for {} queries",
-        m.udp_send_calls,
-        m.udp_sent
-    );
 
-    // One query alone still goes out at once.
     let one = r.lookup("h1.crawl.test", QueryType::Cname).await;
     assert_eq!(one.unwrap_err().kind(), ErrorKind::NoData);
-    assert_eq!(r.metrics().udp_sent, 2_001);
+    let after = r.metrics();
+    assert_eq!(after.udp_sent, 2_001);
+    (burst, after)
+}
+
+/// Started together, batched queries leave in far fewer send calls than
+/// there are queries (GSO sends of 8 when busy, up to 32 in bulk; when
+/// busy, the first few on each quiet socket leave one by one); unbatched,
+/// one call each. One query alone always leaves at once, in its own call.
+#[tokio::test]
+async fn batching_modes_send_a_burst_in_batches_and_a_lone_query_at_once() {
+    for batching in [Batching::Always, Batching::WhenBusy, Batching::Off] {
+        let (burst, after) = burst_then_one(batching).await;
+        let calls = burst.udp_send_calls;
+        if batching == Batching::Off {
+            assert_eq!(calls, 2_000);
+        } else {
+            assert!(
+                calls * 4 <= burst.udp_sent,
+                "{batching:?}: {calls} send calls"
+            );
+        }
+        assert_eq!(after.udp_send_calls, calls + 1, "{batching:?}");
+    }
 }

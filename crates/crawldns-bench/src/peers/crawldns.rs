@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use crawldns::{IpStrategy, QueryType, Resolver, ResolverConfig};
+use crawldns::{Batching, IpStrategy, QueryType, Resolver, ResolverConfig};
 
 use super::{Peer, PeerSetup};
 
@@ -16,9 +16,9 @@ pub struct CrawldnsPeer {
 }
 
 impl CrawldnsPeer {
-    /// Builds the resolver, in bulk mode or not. Must be called inside a
-    /// tokio runtime.
-    pub fn new(setup: PeerSetup, bulk: bool) -> Result<Self> {
+    /// Builds the resolver, sending queries as `batching` says. Must be
+    /// called inside a tokio runtime.
+    pub fn new(setup: PeerSetup, batching: Batching) -> Result<Self> {
         let config = ResolverConfig::builder()
             .nameserver(setup.server)
             .timeout(setup.timeout)
@@ -27,7 +27,7 @@ impl CrawldnsPeer {
             .ip_strategy(IpStrategy::Both)
             .ipv6_egress(Some(true))
             .cache(None)
-            .bulk(bulk)
+            .batching(batching)
             .build();
         let resolver = Resolver::new(config).context("building the crawldns resolver")?;
         Ok(Self { resolver })

@@ -74,9 +74,12 @@ pub enum PeerKind {
     /// crawldns, the resolver of this workspace.
     #[value(name = "crawldns")]
     Crawldns,
-    /// crawldns in bulk mode: padded queries, batched with UDP GSO.
+    /// crawldns in bulk mode: every query padded and batched with UDP GSO.
     #[value(name = "crawldns-bulk")]
     CrawldnsBulk,
+    /// crawldns with batching off: one send per query.
+    #[value(name = "crawldns-unbatched")]
+    CrawldnsUnbatched,
     /// hickory-resolver (tokio, UDP, cache size 0).
     #[value(name = "hickory")]
     Hickory,
@@ -96,9 +99,10 @@ pub enum PeerKind {
 
 impl PeerKind {
     /// The peers compared in a full run, crawldns first.
-    pub const COMPARED: [PeerKind; 6] = [
+    pub const COMPARED: [PeerKind; 7] = [
         PeerKind::Crawldns,
         PeerKind::CrawldnsBulk,
+        PeerKind::CrawldnsUnbatched,
         PeerKind::Hickory,
         PeerKind::Cares,
         PeerKind::GaiTokio,
@@ -110,12 +114,21 @@ impl PeerKind {
         match self {
             PeerKind::Crawldns => "crawldns",
             PeerKind::CrawldnsBulk => "crawldns, bulk mode",
+            PeerKind::CrawldnsUnbatched => "crawldns, batching off",
             PeerKind::Hickory => "hickory-resolver",
             PeerKind::Cares => "c-ares",
             PeerKind::GaiTokio => "getaddrinfo, tokio blocking pool",
             PeerKind::Gai32 => "getaddrinfo, 32 threads",
             PeerKind::Null => "harness floor (no resolver)",
         }
+    }
+
+    /// Whether the peer is crawldns, in any mode.
+    pub fn is_crawldns(self) -> bool {
+        matches!(
+            self,
+            PeerKind::Crawldns | PeerKind::CrawldnsBulk | PeerKind::CrawldnsUnbatched
+        )
     }
 
     /// Whether the peer is the system resolver, which can only be pointed at
@@ -140,12 +153,15 @@ macro_rules! with_peer {
         use std::sync::Arc;
         use $crate::peers::PeerKind;
         match $kind {
-            PeerKind::Crawldns => {
-                let $peer = Arc::new($crate::peers::crawldns::CrawldnsPeer::new($setup, false)?);
-                $body
-            }
-            PeerKind::CrawldnsBulk => {
-                let $peer = Arc::new($crate::peers::crawldns::CrawldnsPeer::new($setup, true)?);
+            PeerKind::Crawldns | PeerKind::CrawldnsBulk | PeerKind::CrawldnsUnbatched => {
+                let batching = match $kind {
+                    PeerKind::CrawldnsBulk => ::crawldns::Batching::Always,
+                    PeerKind::CrawldnsUnbatched => ::crawldns::Batching::Off,
+                    _ => ::crawldns::Batching::default(),
+                };
+                let $peer = Arc::new($crate::peers::crawldns::CrawldnsPeer::new(
+                    $setup, batching,
+                )?);
                 $body
             }
             PeerKind::Hickory => {
