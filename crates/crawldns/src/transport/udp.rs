@@ -69,7 +69,7 @@ pub const BUSY: usize = 8;
 
 /// With [`Batching::WhenBusy`]: the batch size that the query filling it
 /// sends at once (GSO costs ~1.2 µs per datagram at 8, ~1.0 at 32, against
-/// ~2.9 for one send each: `udp_send_cost` example of crawldns-bench).
+/// ~3 for one send each: `udp_send_cost` example of crawldns-bench).
 pub const BATCH: usize = 8;
 
 /// Sockets for each nameserver.
