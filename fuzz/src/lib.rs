@@ -241,12 +241,7 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
                 chain: chain.iter().map(display).collect(),
                 ttl: *ttl,
             };
-            let kept = cache.insert_positive(
-                key,
-                Value::Lookup(std::sync::Arc::new(lookup.clone())),
-                *ttl,
-                now,
-            );
+            let kept = cache.insert_positive(key, Value::of_lookup(&lookup), *ttl, now);
             let floor = config.min_ttl.as_secs();
             let ceiling = config.max_ttl.max(config.min_ttl).as_secs();
             assert!(
@@ -261,6 +256,10 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
                 Hit::Fresh(entry) => {
                     match &entry.value {
                         Value::Lookup(stored) => assert_eq!(&**stored, &lookup),
+                        Value::Ips(stored) => {
+                            assert!(lookup.target.is_none() && lookup.chain.is_empty());
+                            assert_eq!(stored, &lookup.ips);
+                        }
                         other => panic!("stored a lookup, read back {other:?}"),
                     }
                     assert!(entry.remaining(now) <= kept);

@@ -138,12 +138,26 @@ impl Equivalent<Key> for KeyRef<'_> {
 /// common kind, `Ips`, stays small).
 #[derive(Debug, Clone)]
 pub enum Value {
-    /// A typed answer.
+    /// A typed answer reached through CNAMEs, or a CNAME answer.
     Lookup(Arc<Lookup>),
-    /// `lookup_ip` addresses, ordered.
+    /// `lookup_ip` addresses, ordered; or a typed answer's addresses when
+    /// no CNAME was on the way (the rest of it is the key).
     Ips(Arc<[IpAddr]>),
     /// A negative answer or a remembered failure.
     Error(Arc<Error>),
+}
+
+impl Value {
+    /// How a typed answer is cached: a plain address answer (the common
+    /// case) as its addresses alone, so that a hit shares one reference
+    /// count with nobody but the answer it returns; anything else whole.
+    pub fn of_lookup(lookup: &Lookup) -> Self {
+        if lookup.target.is_none() && lookup.chain.is_empty() {
+            Value::Ips(lookup.ips.clone())
+        } else {
+            Value::Lookup(Arc::new(lookup.clone()))
+        }
+    }
 }
 
 /// One cached answer, stored inline in the cache's slots and cloned out

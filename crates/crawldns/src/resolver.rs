@@ -508,7 +508,7 @@ impl Inner {
         match result {
             Ok(lookup) => {
                 let ttl = lookup.ttl;
-                cache.insert_positive(key, typed_value(&lookup), ttl, now);
+                cache.insert_positive(key, Value::of_lookup(&lookup), ttl, now);
                 Ok(lookup)
             }
             Err(err) => {
@@ -710,18 +710,6 @@ fn from_entry(entry: Entry, name: &str, query_type: QueryType, ttl: u32) -> Resu
             ..Lookup::clone(&lookup)
         }),
         Value::Error(err) => Err(Error::clone(&err)),
-    }
-}
-
-/// How a typed answer is cached: a plain address answer (no CNAME on the
-/// way, the common case) as its addresses alone, so that a hit shares one
-/// reference count with nobody but the answer it returns; anything else
-/// whole.
-fn typed_value(lookup: &Lookup) -> Value {
-    if lookup.target.is_none() && lookup.chain.is_empty() {
-        Value::Ips(lookup.ips.clone())
-    } else {
-        Value::Lookup(Arc::new(lookup.clone()))
     }
 }
 
