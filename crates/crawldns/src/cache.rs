@@ -15,8 +15,8 @@ use quick_cache::Equivalent;
 use tokio::time::Instant;
 
 use crate::clock::{CacheClock, Tick};
-use crate::error::{Error, ErrorKind};
-use crate::resolver::{Lookup, QueryType};
+use crate::error::Error;
+use crate::records::{Lookup, QueryType};
 
 /// Cache tunables, each with its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,10 +200,10 @@ impl Entry {
         u64::from(self.ttl) * 100_000_000
     }
 
-    /// True for a remembered SERVFAIL, REFUSED, timeout or the like (not
-    /// for NXDOMAIN/NODATA, which are answers).
+    /// True for a remembered transient failure ([`crate::ErrorKind::is_transient`]):
+    /// SERVFAIL, REFUSED, a timeout or the like, not an answer.
     pub fn is_transient_failure(&self) -> bool {
-        matches!(&self.value, Value::Error(e) if !e.kind().is_authoritative_negative())
+        matches!(&self.value, Value::Error(e) if e.kind().is_transient())
     }
 
     fn positive(&self) -> bool {
@@ -360,23 +360,22 @@ impl Cache {
         negative_ttl: Option<u32>,
         now: Instant,
     ) -> bool {
-        let ttl = match error.kind() {
-            ErrorKind::NxDomain | ErrorKind::NoData => negative_ttl
+        let kind = error.kind();
+        let ttl = if kind.is_authoritative_negative() {
+            negative_ttl
                 .map_or(self.config.negative_fallback_ttl, |s| {
                     Duration::from_secs(u64::from(s))
                 })
-                .min(self.config.negative_max_ttl),
-            ErrorKind::ServFail
-            | ErrorKind::Refused
-            | ErrorKind::Timeout
-            | ErrorKind::Malformed
-            | ErrorKind::CnameChain => {
-                if let Hit::Stale(_) = self.get(&key.name, key.slot, now) {
-                    return false;
-                }
-                self.config.failure_ttl
+                .min(self.config.negative_max_ttl)
+        } else if kind.is_local() {
+            return false;
+        } else {
+            // Transient failures (and CNAME loops, a fault of the zone's
+            // data) are remembered briefly.
+            if let Hit::Stale(_) = self.get(&key.name, key.slot, now) {
+                return false;
             }
-            _ => return false,
+            self.config.failure_ttl
         };
         if ttl.is_zero() {
             return false;
@@ -437,6 +436,7 @@ fn entry(value: Value, now: Instant, ttl: Duration) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     const S: Duration = Duration::from_secs(1);
 

@@ -79,6 +79,28 @@ impl ErrorKind {
     pub fn is_authoritative_negative(self) -> bool {
         matches!(self, Self::NxDomain | Self::NoData)
     }
+
+    /// True when asking again later may succeed: the servers failed to
+    /// answer (SERVFAIL, REFUSED, timeout, malformed) or a local socket or
+    /// resource failed. NXDOMAIN and NODATA are answers; an invalid name,
+    /// a CNAME loop and a configuration error stay what they are. The one
+    /// classification behind pre-warm's retry passes, the cache's failure
+    /// entries and the lookups that skip them.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::ServFail | Self::Refused | Self::Timeout | Self::Malformed | Self::Io | Self::Resource
+        )
+    }
+
+    /// True for failures of this machine rather than of DNS (sockets,
+    /// resources, the name or the configuration given): never cached.
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            Self::Io | Self::Resource | Self::InvalidName | Self::NoNameservers
+        )
+    }
 }
 
 impl fmt::Display for ErrorKind {

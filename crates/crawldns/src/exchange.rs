@@ -1,22 +1,26 @@
-//! The wire-level core: getting one question answered by the configured
-//! servers (attempts, failover, TCP fallback, probes of down servers) and
-//! following CNAME chains across queries. No cache here.
+//! The wire-level driver: performs the actions of one question's
+//! [`Attempts`] (sends over UDP or TCP, waits, reports what came back) and
+//! follows CNAME chains across queries. The decisions are `attempts.rs`'s;
+//! no cache here.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::answer::{self, Reading, RecordValue};
-use crate::config::{Protocol, ResolverConfig};
-use crate::error::{io_kind, Attempt, Error, ErrorKind};
+use crate::attempts::{Action, Attempts, Event, Policy, Transport};
+use crate::config::ResolverConfig;
+use crate::error::{io_kind, Error, ErrorKind};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::resolver::{Lookup, QueryType};
+use crate::probe::{self, Probe};
+use crate::records::{Lookup, QueryType};
 use crate::transport::udp::{UdpPool, UdpSettings};
 use crate::transport::{tcp, Exchange, TransportError};
 use crate::wire::Question;
@@ -70,6 +74,13 @@ impl Core {
             metrics,
             probing: AtomicBool::new(false),
             config,
+        }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            rounds: self.config.attempts,
+            budget: None,
         }
     }
 }
@@ -166,14 +177,8 @@ impl Core {
         Err(Error::new(ErrorKind::CnameChain, name))
     }
 
-    /// Gets `question` answered: every server once per round, in health
-    /// order, for `attempts` rounds; SERVFAIL, REFUSED, malformed answers and
-    /// timeouts move on to the next server (RFC 1035 §4.2.1).
-    async fn exchange(
-        self: &Arc<Self>,
-        name: &str,
-        question: &Question,
-    ) -> Result<hickory_proto::op::Message, Error> {
+    /// Gets `question` answered, holding one of the `max_in_flight` slots.
+    async fn exchange(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
         let _slot =
             self.slots.acquire().await.map_err(|_| {
                 Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")
@@ -181,196 +186,150 @@ impl Core {
         // Latency is the wire's: it starts once the query holds its slot,
         // so a queue behind max_in_flight does not read as a slow server.
         let started = Instant::now();
-        let result = self.exchange_in_slot(name, question).await;
+        let result = self.drive(name, question).await;
         self.metrics.record_latency(started.elapsed());
         result
     }
 
-    async fn exchange_in_slot(
-        self: &Arc<Self>,
-        name: &str,
-        question: &Question,
-    ) -> Result<hickory_proto::op::Message, Error> {
-        let mut attempts: Vec<Attempt> = Vec::new();
-        // What the last I/O error said ("Connection refused"): the kind
-        // alone would not tell a user why.
-        let mut io_detail: Option<String> = None;
-        for _round in 0..self.config.attempts {
-            let order = self.health.lock().order();
-            for index in order {
-                if !attempts.is_empty() {
-                    Metrics::add(&self.metrics.retries);
+    /// Performs the actions of the question's [`Attempts`] until it is
+    /// answered or given up.
+    async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
+        let mut attempts = Attempts::new(&self.config.nameservers, self.policy());
+        let mut answer = None;
+        loop {
+            let action = attempts.poll(&mut self.health.lock(), Instant::now().into_std());
+            match action {
+                Action::Send {
+                    server,
+                    transport,
+                    deadline,
+                    retry,
+                } => {
+                    if retry {
+                        Metrics::add(&self.metrics.retries);
+                    }
+                    let addr = self.config.nameservers[server].addr;
+                    let result = self.send(addr, transport, question, deadline).await;
+                    let event = self.judge(result, &mut answer);
+                    let effect =
+                        attempts.on_event(&mut self.health.lock(), Instant::now().into_std(), event);
+                    if effect.server_went_down {
+                        probe::start(self, self.config.probe_interval);
+                    }
                 }
-                let server = self.config.nameservers[index];
-                let timeout = self.health.lock().timeout(index);
-                let started = Instant::now();
-                let result = self
-                    .ask(server.addr, server.protocol, question, timeout)
-                    .await;
-                let outcome = match result {
-                    Ok(message) => match message.metadata.response_code {
-                        ResponseCode::NoError | ResponseCode::NXDomain => {
-                            self.health.lock().success(index, started.elapsed());
-                            Metrics::add(&self.metrics.answers);
-                            return Ok(message);
-                        }
-                        rcode => {
-                            Metrics::add(&self.metrics.server_errors);
-                            match rcode {
-                                ResponseCode::ServFail => ErrorKind::ServFail,
-                                ResponseCode::Refused => ErrorKind::Refused,
-                                _ => ErrorKind::Malformed,
-                            }
-                        }
-                    },
-                    Err(TransportError::Timeout) => {
-                        Metrics::add(&self.metrics.timeouts);
-                        ErrorKind::Timeout
+                Action::Answered => {
+                    return answer.ok_or_else(|| Error::new(ErrorKind::Malformed, name));
+                }
+                Action::GiveUp(gave_up) => {
+                    let mut error = Error::new(gave_up.kind, name);
+                    if let Some(detail) = gave_up.detail {
+                        error = error.with_detail(detail);
                     }
-                    Err(TransportError::Malformed) => {
-                        Metrics::add(&self.metrics.malformed);
-                        ErrorKind::Malformed
-                    }
-                    Err(TransportError::Io(err)) => {
-                        let kind = io_kind(&err);
-                        if kind == ErrorKind::Resource {
-                            attempts.push(Attempt {
-                                server: server.addr,
-                                outcome: kind,
-                            });
-                            return Err(Error::new(kind, name)
-                                .with_detail(err.to_string())
-                                .with_attempts(attempts));
-                        }
-                        io_detail = Some(err.to_string());
-                        kind
-                    }
-                };
-                attempts.push(Attempt {
-                    server: server.addr,
-                    outcome,
-                });
-                let went_down = {
-                    let mut health = self.health.lock();
-                    if outcome == ErrorKind::Timeout {
-                        health.timed_out(index)
-                    } else {
-                        health.failure(index)
-                    }
-                };
-                if went_down {
-                    self.start_probing();
+                    return Err(error.with_attempts(gave_up.attempts));
                 }
             }
         }
-        let kind = final_kind(&attempts);
-        let error = Error::new(kind, name);
-        let error = match io_detail {
-            Some(detail) if kind == ErrorKind::Io => error.with_detail(detail),
-            _ => error,
-        };
-        Err(error.with_attempts(attempts))
     }
 
-    /// One attempt at one server, falling back to TCP on truncation.
-    async fn ask(
+    /// One send over `transport`, waiting until `deadline`.
+    async fn send(
         &self,
-        server: std::net::SocketAddr,
-        protocol: Protocol,
+        server: SocketAddr,
+        transport: Transport,
         question: &Question,
-        timeout: std::time::Duration,
+        deadline: std::time::Instant,
     ) -> Exchange {
-        let payload = self.config.edns_payload;
-        // The TCP exchange is boxed: it is rare, and inline its state
-        // would make every lookup's future (and single-flight's copy of
-        // it) several times larger.
-        if protocol == Protocol::Tcp {
-            Metrics::add(&self.metrics.tcp_sent);
-            return Box::pin(tcp::query(server, question, payload, timeout)).await;
+        let timeout = Instant::from_std(deadline).saturating_duration_since(Instant::now());
+        match transport {
+            // The TCP exchange is boxed: it is rare, and inline its state
+            // would make every lookup's future (and single-flight's copy of
+            // it) several times larger.
+            Transport::Tcp => {
+                Metrics::add(&self.metrics.tcp_sent);
+                let payload = self.config.edns_payload;
+                Box::pin(tcp::query(server, question, payload, timeout)).await
+            }
+            Transport::Udp => self.udp.query(server, question, timeout).await,
         }
-        let started = Instant::now();
-        match self.udp.query(server, question, timeout).await {
+    }
+
+    /// What a send's result means to the attempts, counted; an answer to
+    /// act on is kept in `answer`.
+    fn judge(&self, result: Exchange, answer: &mut Option<Message>) -> Event {
+        match result {
             Ok(message) if message.metadata.truncation => {
                 Metrics::add(&self.metrics.truncated);
-                Metrics::add(&self.metrics.tcp_sent);
-                // The TCP exchange gets what is left of this attempt's time,
-                // and at least the whole timeout again for the handshake.
-                let left = timeout.saturating_sub(started.elapsed()).max(timeout);
-                Box::pin(tcp::query(server, question, payload, left)).await
+                Event::Truncated
             }
-            other => other,
+            Ok(message) => match message.metadata.response_code {
+                ResponseCode::NoError | ResponseCode::NXDomain => {
+                    Metrics::add(&self.metrics.answers);
+                    *answer = Some(message);
+                    Event::Answer
+                }
+                rcode => {
+                    Metrics::add(&self.metrics.server_errors);
+                    Event::ServerError(match rcode {
+                        ResponseCode::ServFail => ErrorKind::ServFail,
+                        ResponseCode::Refused => ErrorKind::Refused,
+                        _ => ErrorKind::Malformed,
+                    })
+                }
+            },
+            Err(TransportError::Timeout) => {
+                Metrics::add(&self.metrics.timeouts);
+                Event::Timeout
+            }
+            Err(TransportError::Malformed) => {
+                Metrics::add(&self.metrics.malformed);
+                Event::Malformed
+            }
+            Err(TransportError::Io(err)) => Event::Socket {
+                kind: io_kind(&err),
+                detail: err.to_string(),
+            },
         }
-    }
-
-    /// Starts the background probe of down servers, unless it runs already.
-    fn start_probing(self: &Arc<Self>) {
-        if self.probing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let interval = self.config.probe_interval;
-        tokio::spawn(probe_loop(weak, interval));
     }
 }
 
-/// Re-checks down servers every `interval` until none is down or the
-/// resolver is gone. Users' queries never serve as probes.
-async fn probe_loop(weak: Weak<Core>, interval: std::time::Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(inner) = weak.upgrade() else { return };
-        let down = inner.health.lock().down();
-        if down.is_empty() {
-            inner.probing.store(false, Ordering::Release);
-            // A server may have gone down between the check and the store.
-            if inner.health.lock().down().is_empty() || inner.probing.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            continue;
-        }
+impl Probe for Core {
+    fn probing(&self) -> &AtomicBool {
+        &self.probing
+    }
+
+    fn down_servers(&self) -> Vec<usize> {
+        self.health.lock().down()
+    }
+
+    async fn probe(&self, server: usize) {
         let Ok(question) = Question::new("", RecordType::NS, false) else {
             return;
         };
-        for index in down {
-            let server = inner.config.nameservers[index];
-            Metrics::add(&inner.metrics.probes);
-            let started = Instant::now();
-            let result = inner
-                .ask(
-                    server.addr,
-                    server.protocol,
-                    &question,
-                    inner.config.timeout,
-                )
-                .await;
-            if let Ok(message) = result {
-                // Any answer but SERVFAIL shows the server is serving again.
-                if message.metadata.response_code != ResponseCode::ServFail {
-                    inner
-                        .health
-                        .lock()
-                        .probe_succeeded(index, started.elapsed());
-                }
+        let Some(ns) = self.config.nameservers.get(server).copied() else {
+            return;
+        };
+        Metrics::add(&self.metrics.probes);
+        let started = Instant::now();
+        let deadline = (started + self.config.timeout).into_std();
+        let transport = match ns.protocol {
+            crate::config::Protocol::Tcp => Transport::Tcp,
+            crate::config::Protocol::Udp => Transport::Udp,
+        };
+        let mut result = self.send(ns.addr, transport, &question, deadline).await;
+        if transport == Transport::Udp && matches!(&result, Ok(m) if m.metadata.truncation) {
+            result = self.send(ns.addr, Transport::Tcp, &question, deadline).await;
+        }
+        // Any answer but SERVFAIL shows the server is serving again.
+        if let Ok(message) = result {
+            if message.metadata.response_code != ResponseCode::ServFail {
+                self.health
+                    .lock()
+                    .probe_succeeded(server, started.elapsed());
             }
         }
     }
 }
 
-/// The kind reported when every attempt failed: what a server said, if any
-/// said something, else a timeout.
-fn final_kind(attempts: &[Attempt]) -> ErrorKind {
-    const PRIORITY: [ErrorKind; 5] = [
-        ErrorKind::ServFail,
-        ErrorKind::Refused,
-        ErrorKind::Malformed,
-        ErrorKind::Io,
-        ErrorKind::Timeout,
-    ];
-    PRIORITY
-        .into_iter()
-        .find(|kind| attempts.iter().any(|a| a.outcome == *kind))
-        .unwrap_or(ErrorKind::Timeout)
-}
 
 /// A name as users write it: lower-case, no final dot.
 fn display_name(name: &hickory_proto::rr::Name) -> String {

@@ -27,6 +27,7 @@
 //! matching), [`happy_eyeballs`], [`egress`], [`name`], [`metrics`].
 
 pub mod answer;
+mod attempts;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -38,6 +39,8 @@ pub mod health;
 pub mod metrics;
 pub mod name;
 pub mod prewarm;
+mod probe;
+mod records;
 pub mod resolv_conf;
 mod resolver;
 pub mod single_flight;
@@ -53,4 +56,5 @@ pub use error::{Attempt, Error, ErrorKind};
 pub use health::ServerHealth;
 pub use metrics::{LatencySummary, MetricsSnapshot};
 pub use prewarm::{PrewarmOptions, PrewarmReport};
-pub use resolver::{Lookup, LookupIp, QueryType, Resolver};
+pub use records::{Lookup, LookupIp, QueryType};
+pub use resolver::Resolver;

@@ -2,15 +2,23 @@
 //! burst's lookups are cache hits.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::error::ErrorKind;
+use std::future::Future;
+
+use crate::error::{Error, ErrorKind};
 use crate::name::normalize;
-use crate::resolver::Resolver;
+
+/// What pre-warming drives: one name made warm in the cache. The resolver
+/// implements it; pre-warming knows nothing else of it.
+pub(crate) trait Warm: Clone + Send + Sync + 'static {
+    /// Resolves `name` (normalized) into the cache; `retry` skips cached
+    /// transient failures. Ok only when every family has a definitive answer.
+    fn warm(&self, name: String, retry: bool) -> impl Future<Output = Result<(), Error>> + Send;
+}
 
 /// How to pre-warm.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,17 +80,11 @@ impl PrewarmReport {
     }
 }
 
-fn transient(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::Timeout | ErrorKind::ServFail | ErrorKind::Refused | ErrorKind::Malformed
-    )
-}
-
 /// Resolves `hosts` (deduplicated after normalization) with bounded
 /// concurrency and an optional rate, then retries transient failures.
-pub async fn prewarm<I, S>(resolver: &Resolver, hosts: I, options: PrewarmOptions) -> PrewarmReport
+pub(crate) async fn prewarm<W, I, S>(warm: &W, hosts: I, options: PrewarmOptions) -> PrewarmReport
 where
+    W: Warm,
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
@@ -103,18 +105,18 @@ where
     }
     report.unique = names.len();
 
-    let mut failures = run_pass(resolver, names, &options, false).await;
+    let mut failures = run_pass(warm, names, &options, false).await;
     for _ in 0..options.retry_passes {
         let retry: Vec<String> = failures
             .iter()
-            .filter(|(_, kind)| transient(*kind))
+            .filter(|(_, kind)| kind.is_transient())
             .map(|(name, _)| name.clone())
             .collect();
         if retry.is_empty() {
             break;
         }
-        failures.retain(|(_, kind)| !transient(*kind));
-        failures.extend(run_pass(resolver, retry, &options, true).await);
+        failures.retain(|(_, kind)| !kind.is_transient());
+        failures.extend(run_pass(warm, retry, &options, true).await);
     }
     report.resolved = report.unique - failures.len();
     for (_, kind) in failures {
@@ -128,8 +130,8 @@ where
 }
 
 /// One pass over `names`; returns the names that failed and why.
-async fn run_pass(
-    resolver: &Resolver,
+async fn run_pass<W: Warm>(
+    warm: &W,
     names: Vec<String>,
     options: &PrewarmOptions,
     retry: bool,
@@ -140,7 +142,6 @@ async fn run_pass(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval
     });
-    let resolver = Arc::new(resolver.clone());
     let mut tasks = JoinSet::new();
     let mut failures = Vec::new();
     for name in names {
@@ -150,9 +151,9 @@ async fn run_pass(
         if let Some(pacer) = pacer.as_mut() {
             pacer.tick().await;
         }
-        let resolver = resolver.clone();
+        let warm = warm.clone();
         tasks.spawn(async move {
-            let result = resolver.warm(&name, retry).await;
+            let result = warm.warm(name.clone(), retry).await;
             (name, result.err().map(|e| e.kind()))
         });
     }

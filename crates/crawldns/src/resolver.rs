@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use hickory_proto::rr::RecordType;
 
 use crate::cache::{Cache, Entry, Found, Fresh, Hit, Key, Slot, Value};
 use crate::config::{IpStrategy, ResolverConfig};
@@ -16,64 +15,8 @@ use crate::happy_eyeballs::interleave;
 use crate::health::ServerHealth;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::name::{already_normal, is_localhost, normalize};
+use crate::records::{Lookup, LookupIp, QueryType};
 use crate::single_flight::{Role, SingleFlight};
-
-/// The record types a lookup can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueryType {
-    /// IPv4 addresses.
-    A,
-    /// IPv6 addresses.
-    Aaaa,
-    /// The canonical-name record of the name itself.
-    Cname,
-}
-
-impl QueryType {
-    pub(crate) fn wire(self) -> RecordType {
-        match self {
-            Self::A => RecordType::A,
-            Self::Aaaa => RecordType::AAAA,
-            Self::Cname => RecordType::CNAME,
-        }
-    }
-
-    /// The type's name as written in zone files ("A", "AAAA", "CNAME").
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::A => "A",
-            Self::Aaaa => "AAAA",
-            Self::Cname => "CNAME",
-        }
-    }
-}
-
-/// The answer to a typed lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookup {
-    /// The name asked for, normalized (lower-case ASCII, no final dot).
-    pub name: String,
-    /// The type asked for.
-    pub query_type: QueryType,
-    /// Addresses, for A and AAAA lookups.
-    pub ips: Arc<[IpAddr]>,
-    /// The CNAME target, for CNAME lookups.
-    pub target: Option<String>,
-    /// The CNAME chain followed to reach the records (empty when none).
-    pub chain: Vec<String>,
-    /// Seconds the answer may still be cached: on a wire answer the
-    /// smallest TTL on the way, on a cached one what is left of it.
-    pub ttl: u32,
-}
-
-/// The addresses of a host, ordered for connection attempts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupIp {
-    /// Addresses in the order to try them (RFC 8305 for [`IpStrategy::Both`]).
-    pub addrs: Arc<[IpAddr]>,
-    /// Seconds the answer may still be cached.
-    pub ttl: u32,
-}
 
 type Flights = SingleFlight<Key, Result<Lookup, Error>>;
 
@@ -290,7 +233,7 @@ impl Resolver {
     /// (on `retry`) ignores cached transient failures. Succeeds only when
     /// every family has a definitive answer, so a name that is reported
     /// warm is fully in the cache.
-    pub(crate) async fn warm(&self, name: &str, retry: bool) -> Result<(), Error> {
+    async fn warm_name(&self, name: &str, retry: bool) -> Result<(), Error> {
         // IP literals and `localhost` names are answered without the
         // network: nothing to ask, nothing to cache, and not a failure.
         if local_answer(name, QueryType::A).is_some() {
@@ -310,6 +253,12 @@ impl Resolver {
             (Ok(_), false) => Err(Error::new(ErrorKind::Timeout, name)
                 .with_detail("one address family has no definitive answer yet")),
         }
+    }
+}
+
+impl crate::prewarm::Warm for Resolver {
+    async fn warm(&self, name: String, retry: bool) -> Result<(), Error> {
+        self.warm_name(&name, retry).await
     }
 }
 

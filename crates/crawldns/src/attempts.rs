@@ -1,0 +1,641 @@
+//! One question's attempts: which server to ask next, over which transport
+//! and until when; TCP fallback on truncation; failover on timeouts,
+//! SERVFAIL, REFUSED, malformed answers and socket errors; and when to give
+//! up, with which error.
+//!
+//! A deterministic state machine with no I/O, no clock and no runtime (the
+//! shape of quinn-proto): time comes in as `now`, the servers' state from
+//! the [`Health`] table, and the driver in `exchange.rs` performs the
+//! [`Action`]s it returns and reports what came of them as [`Event`]s.
+//!
+//! Replies that do not match the question exactly (wrong ID, question or
+//! DNS 0x20 case) never reach it: the UDP demultiplexer drops and counts
+//! them, and the attempt keeps waiting. Each send carries its deadline,
+//! computed from the health table at send time, and the retry budget is
+//! measured in time as well as in rounds ([`Policy::budget`]), so policies
+//! such as re-arming the deadlines of queries in flight once a cold
+//! burst's first RTT samples arrive fit here, as decisions of this file.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::{NameServer, Protocol};
+use crate::error::{Attempt, ErrorKind};
+use crate::health::Health;
+
+/// How hard one question is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    /// Rounds over the servers (every up server once per round).
+    pub rounds: usize,
+    /// Give up once this much time has passed since the first send, even
+    /// with rounds left (`None`: rounds alone decide).
+    pub budget: Option<Duration>,
+}
+
+/// How one attempt goes to its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// A datagram on the shared UDP pool.
+    Udp,
+    /// A TCP exchange.
+    Tcp,
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Ask server `server` (an index into the configured servers) over
+    /// `transport`, waiting until `deadline` for the answer.
+    Send {
+        server: usize,
+        transport: Transport,
+        deadline: Instant,
+        /// This send follows an earlier attempt that failed (a retry, as
+        /// counted in the metrics); a TCP fallback after truncation is not.
+        retry: bool,
+    },
+    /// The question is answered: the driver returns the answer it holds.
+    Answered,
+    /// Every attempt failed.
+    GiveUp(GiveUp),
+}
+
+/// Why a question got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GiveUp {
+    /// The kind reported (see [`final_kind`]).
+    pub kind: ErrorKind,
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+    /// What the last socket error said, when the kind is an I/O one.
+    pub detail: Option<String>,
+}
+
+/// What came of the last [`Action::Send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// An answer to act on: NOERROR or NXDOMAIN.
+    Answer,
+    /// A UDP answer with TC=1: ask the same server again over TCP.
+    Truncated,
+    /// The server answered with an error RCODE (SERVFAIL, REFUSED, or
+    /// another the resolver does not act on, as [`ErrorKind::Malformed`]).
+    ServerError(ErrorKind),
+    /// The reply matched the question but did not parse.
+    Malformed,
+    /// Nothing usable arrived before the deadline.
+    Timeout,
+    /// A socket operation failed; `kind` is [`ErrorKind::Io`] or
+    /// [`ErrorKind::Resource`] (local exhaustion, which ends the question).
+    Socket { kind: ErrorKind, detail: String },
+}
+
+/// What the driver must do besides the next action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Effect {
+    /// This event made a server down: start probing it.
+    pub server_went_down: bool,
+}
+
+/// The attempts of one question.
+#[derive(Debug)]
+pub(crate) struct Attempts<'a> {
+    servers: &'a [NameServer],
+    policy: Policy,
+    started: Option<Instant>,
+    round: usize,
+    /// This round's remaining servers, next last (popped).
+    pending: Vec<usize>,
+    /// The attempt in flight: server, transport, when it was sent.
+    in_flight: Option<(usize, Transport, Instant)>,
+    /// Set by a truncated answer: the next send is TCP to this server.
+    tcp_fallback: Option<usize>,
+    failed: Vec<Attempt>,
+    io_detail: Option<String>,
+    answered: bool,
+    resource: bool,
+}
+
+impl<'a> Attempts<'a> {
+    /// The attempts of a new question to `servers` (the configured ones).
+    pub fn new(servers: &'a [NameServer], policy: Policy) -> Self {
+        Self {
+            servers,
+            policy,
+            started: None,
+            round: 0,
+            pending: Vec::new(),
+            in_flight: None,
+            tcp_fallback: None,
+            failed: Vec::new(),
+            io_detail: None,
+            answered: false,
+            resource: false,
+        }
+    }
+
+    /// The next action at `now`. Call it after [`Attempts::new`] and after
+    /// every [`Attempts::on_event`].
+    pub fn poll(&mut self, health: &mut Health, now: Instant) -> Action {
+        if self.answered {
+            return Action::Answered;
+        }
+        if self.resource {
+            return self.give_up();
+        }
+        let started = *self.started.get_or_insert(now);
+        if let Some(server) = self.tcp_fallback.take() {
+            // The TCP exchange gets a whole timeout again: it needs a
+            // handshake, and the UDP answer showed the server is there.
+            return self.send(health, server, Transport::Tcp, now, false);
+        }
+        if self
+            .policy
+            .budget
+            .is_some_and(|budget| now.saturating_duration_since(started) >= budget)
+            && !self.failed.is_empty()
+        {
+            return self.give_up();
+        }
+        if self.pending.is_empty() {
+            if self.round >= self.policy.rounds {
+                return self.give_up();
+            }
+            self.round += 1;
+            let mut order = health.order();
+            order.reverse();
+            self.pending = order;
+        }
+        let Some(server) = self.pending.pop() else {
+            return self.give_up();
+        };
+        let transport = match self.servers.get(server).map(|s| s.protocol) {
+            Some(Protocol::Tcp) => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let retry = !self.failed.is_empty();
+        self.send(health, server, transport, now, retry)
+    }
+
+    /// Reports what came of the attempt in flight, at `now`.
+    pub fn on_event(&mut self, health: &mut Health, now: Instant, event: Event) -> Effect {
+        let Some((server, transport, sent)) = self.in_flight else {
+            return Effect::default();
+        };
+        let outcome = match event {
+            Event::Answer => {
+                health.success(server, now.saturating_duration_since(sent));
+                self.in_flight = None;
+                self.answered = true;
+                return Effect::default();
+            }
+            Event::Truncated if transport == Transport::Udp => {
+                self.in_flight = None;
+                self.tcp_fallback = Some(server);
+                return Effect::default();
+            }
+            // TC=1 over TCP: the server cannot give a whole answer.
+            Event::Truncated | Event::Malformed => ErrorKind::Malformed,
+            Event::ServerError(kind) => kind,
+            Event::Timeout => ErrorKind::Timeout,
+            Event::Socket { kind, detail } => {
+                self.resource |= kind == ErrorKind::Resource;
+                self.io_detail = Some(detail);
+                kind
+            }
+        };
+        self.in_flight = None;
+        self.failed.push(Attempt {
+            server: self.address(server),
+            outcome,
+        });
+        let server_went_down = match outcome {
+            // Local exhaustion says nothing about the server.
+            ErrorKind::Resource => false,
+            ErrorKind::Timeout => health.timed_out(server),
+            _ => health.failure(server),
+        };
+        Effect { server_went_down }
+    }
+
+    fn send(
+        &mut self,
+        health: &Health,
+        server: usize,
+        transport: Transport,
+        now: Instant,
+        retry: bool,
+    ) -> Action {
+        self.in_flight = Some((server, transport, now));
+        Action::Send {
+            server,
+            transport,
+            deadline: now + health.timeout(server),
+            retry,
+        }
+    }
+
+    fn give_up(&mut self) -> Action {
+        let attempts = std::mem::take(&mut self.failed);
+        let kind = final_kind(&attempts);
+        let detail = match kind {
+            ErrorKind::Io | ErrorKind::Resource => self.io_detail.take(),
+            _ => None,
+        };
+        Action::GiveUp(GiveUp {
+            kind,
+            attempts,
+            detail,
+        })
+    }
+
+    fn address(&self, server: usize) -> SocketAddr {
+        self.servers
+            .get(server)
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |s| s.addr)
+    }
+}
+
+/// The kind reported when every attempt failed: local exhaustion first,
+/// then what a server said, if any said something, else a timeout.
+pub(crate) fn final_kind(attempts: &[Attempt]) -> ErrorKind {
+    const PRIORITY: [ErrorKind; 6] = [
+        ErrorKind::Resource,
+        ErrorKind::ServFail,
+        ErrorKind::Refused,
+        ErrorKind::Malformed,
+        ErrorKind::Io,
+        ErrorKind::Timeout,
+    ];
+    PRIORITY
+        .into_iter()
+        .find(|kind| attempts.iter().any(|a| a.outcome == *kind))
+        .unwrap_or(ErrorKind::Timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn servers(protocols: &[Protocol]) -> Vec<NameServer> {
+        protocols
+            .iter()
+            .enumerate()
+            .map(|(i, &protocol)| NameServer {
+                addr: SocketAddr::from(([127, 0, 0, 1], 5300 + i as u16)),
+                protocol,
+            })
+            .collect()
+    }
+
+    fn health(n: usize) -> Health {
+        // Timeout 2 s, floor 250 ms, down after 3 failures, no rotation.
+        Health::new(n, 2000 * MS, 250 * MS, 3, false)
+    }
+
+    const TWO_ROUNDS: Policy = Policy {
+        rounds: 2,
+        budget: None,
+    };
+
+    /// Drives `attempts` through `events`, one per send, at the times
+    /// given (milliseconds after `t0`); returns every action seen, with
+    /// deadlines as milliseconds after `t0`.
+    fn run(
+        attempts: &mut Attempts<'_>,
+        health: &mut Health,
+        t0: Instant,
+        events: &[(u64, Event)],
+    ) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut now = t0;
+        let mut events = events.iter();
+        loop {
+            let action = attempts.poll(health, now);
+            seen.push(show(&action, t0));
+            if !matches!(action, Action::Send { .. }) {
+                return seen;
+            }
+            let Some((at, event)) = events.next() else {
+                return seen;
+            };
+            now = t0 + Duration::from_millis(*at);
+            attempts.on_event(health, now, event.clone());
+        }
+    }
+
+    fn show(action: &Action, t0: Instant) -> String {
+        match action {
+            Action::Send {
+                server,
+                transport,
+                deadline,
+                retry,
+            } => format!(
+                "send {server} {transport:?} until {}{}",
+                deadline.duration_since(t0).as_millis(),
+                if *retry { " retry" } else { "" }
+            ),
+            Action::Answered => "answered".into(),
+            Action::GiveUp(g) => format!(
+                "give up {} after {}",
+                g.kind,
+                g.attempts
+                    .iter()
+                    .map(|a| format!("{}:{}", a.server.port() - 5300, a.outcome))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+
+    #[test]
+    fn a_first_answer_ends_it() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(&mut a, &mut h, t0, &[(30, Event::Answer)]);
+        assert_eq!(seen, ["send 0 Udp until 2000", "answered"]);
+        assert_eq!(h.servers()[0].srtt, Some(30 * MS));
+        assert_eq!(h.servers()[0].samples, 1);
+    }
+
+    #[test]
+    fn failover_order_and_give_up_after_rounds_times_servers() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp, Protocol::Udp]);
+        let mut h = health(3);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[
+                (2000, Event::Timeout),
+                (2001, Event::ServerError(ErrorKind::ServFail)),
+                (2002, Event::ServerError(ErrorKind::Refused)),
+                (6000, Event::Timeout),
+                (6001, Event::Malformed),
+                (6002, Event::Malformed),
+            ],
+        );
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                // Timeouts double up to the configured 2 s: still 2 s.
+                "send 1 Udp until 4000 retry",
+                "send 2 Udp until 4001 retry",
+                // Round two, same order (nothing measured, nothing down).
+                "send 0 Udp until 4002 retry",
+                "send 1 Udp until 8000 retry",
+                "send 2 Udp until 8001 retry",
+                "give up servfail after 0:timeout,1:servfail,2:refused,0:timeout,1:malformed,2:malformed",
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_and_servfail_move_on_at_once() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[
+                (1, Event::ServerError(ErrorKind::Refused)),
+                (3, Event::Answer),
+            ],
+        );
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                "send 1 Udp until 2001 retry",
+                "answered"
+            ]
+        );
+        assert_eq!(h.servers()[0].consecutive_failures, 1);
+        assert_eq!(h.servers()[1].srtt, Some(2 * MS));
+    }
+
+    #[test]
+    fn truncation_falls_back_to_tcp_on_the_same_server() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[(10, Event::Truncated), (25, Event::Answer)],
+        );
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                // Not a retry: the same attempt, completed over TCP.
+                "send 0 Tcp until 2010",
+                "answered"
+            ]
+        );
+        // The RTT measured is the TCP exchange's.
+        assert_eq!(h.servers()[0].srtt, Some(15 * MS));
+    }
+
+    #[test]
+    fn truncated_over_tcp_is_a_malformed_attempt() {
+        let list = servers(&[Protocol::Tcp]);
+        let mut h = health(1);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(
+            &list,
+            Policy {
+                rounds: 1,
+                budget: None,
+            },
+        );
+        let seen = run(&mut a, &mut h, t0, &[(5, Event::Truncated)]);
+        assert_eq!(
+            seen,
+            ["send 0 Tcp until 2000", "give up malformed after 0:malformed"]
+        );
+    }
+
+    #[test]
+    fn the_timeout_adapts_to_the_rtt_and_backs_off() {
+        let list = servers(&[Protocol::Udp]);
+        let mut h = health(1);
+        let t0 = Instant::now();
+        // Three answers of 100 ms: the timeout becomes 5 × SRTT = 500 ms.
+        for i in 0..3u64 {
+            let start = t0 + Duration::from_millis(i * 1000);
+            let mut a = Attempts::new(&list, TWO_ROUNDS);
+            a.poll(&mut h, start);
+            a.on_event(&mut h, start + 100 * MS, Event::Answer);
+        }
+        assert_eq!(h.timeout(0), 500 * MS);
+        let start = t0 + Duration::from_millis(5000);
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            start,
+            &[(500, Event::Timeout), (1500, Event::Timeout)],
+        );
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 500",
+                // Back-off: the timeout doubles after a timeout.
+                "send 0 Udp until 1500 retry",
+                "give up timeout after 0:timeout,0:timeout",
+            ]
+        );
+        assert_eq!(h.timeout(0), 2000 * MS);
+    }
+
+    #[test]
+    fn a_server_going_down_is_reported_once_and_skipped() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut downs = 0;
+        for i in 0..3u64 {
+            let now = t0 + Duration::from_millis(i);
+            let mut a = Attempts::new(&list, TWO_ROUNDS);
+            assert!(matches!(a.poll(&mut h, now), Action::Send { server: 0, .. }));
+            let e = a.on_event(&mut h, now, Event::ServerError(ErrorKind::ServFail));
+            downs += usize::from(e.server_went_down);
+            assert!(matches!(a.poll(&mut h, now), Action::Send { server: 1, .. }));
+            a.on_event(&mut h, now + MS, Event::Answer);
+        }
+        assert_eq!(downs, 1);
+        assert!(h.servers()[0].down);
+        // Server 0 is left to the probes: only server 1 is asked now.
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0 + 10 * MS,
+            &[(10, Event::Timeout), (20, Event::Timeout)],
+        );
+        assert_eq!(
+            seen,
+            [
+                // Measured at 1 ms: the 250 ms floor, doubled after a timeout.
+                "send 1 Udp until 250",
+                "send 1 Udp until 510 retry",
+                "give up timeout after 1:timeout,1:timeout",
+            ]
+        );
+    }
+
+    #[test]
+    fn local_exhaustion_ends_the_question_at_once_without_blaming_the_server() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[(
+                0,
+                Event::Socket {
+                    kind: ErrorKind::Resource,
+                    detail: "Too many open files".into(),
+                },
+            )],
+        );
+        assert_eq!(
+            seen,
+            ["send 0 Udp until 2000", "give up resource after 0:resource"]
+        );
+        assert_eq!(h.servers()[0].consecutive_failures, 0);
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_detail_and_moves_on() {
+        let list = servers(&[Protocol::Udp]);
+        let mut h = health(1);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(
+            &list,
+            Policy {
+                rounds: 1,
+                budget: None,
+            },
+        );
+        a.poll(&mut h, t0);
+        a.on_event(
+            &mut h,
+            t0,
+            Event::Socket {
+                kind: ErrorKind::Io,
+                detail: "connection refused".into(),
+            },
+        );
+        match a.poll(&mut h, t0) {
+            Action::GiveUp(g) => {
+                assert_eq!(g.kind, ErrorKind::Io);
+                assert_eq!(g.detail.as_deref(), Some("connection refused"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_time_budget_ends_it_before_the_rounds_do() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(
+            &list,
+            Policy {
+                rounds: 3,
+                budget: Some(3000 * MS),
+            },
+        );
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[(2000, Event::Timeout), (4000, Event::Timeout)],
+        );
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                "send 1 Udp until 4000 retry",
+                "give up timeout after 0:timeout,1:timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn final_kind_prefers_what_servers_said() {
+        let at = |outcome| Attempt {
+            server: SocketAddr::from(([127, 0, 0, 1], 53)),
+            outcome,
+        };
+        assert_eq!(final_kind(&[]), ErrorKind::Timeout);
+        assert_eq!(
+            final_kind(&[at(ErrorKind::Timeout), at(ErrorKind::Io)]),
+            ErrorKind::Io
+        );
+        assert_eq!(
+            final_kind(&[at(ErrorKind::Timeout), at(ErrorKind::Refused)]),
+            ErrorKind::Refused
+        );
+    }
+}
