@@ -466,7 +466,10 @@ mod tests {
         let seen = run(&mut a, &mut h, t0, &[(5, Event::Truncated)]);
         assert_eq!(
             seen,
-            ["send 0 Tcp until 2000", "give up malformed after 0:malformed"]
+            [
+                "send 0 Tcp until 2000",
+                "give up malformed after 0:malformed"
+            ]
         );
     }
 
@@ -512,10 +515,16 @@ mod tests {
         for i in 0..3u64 {
             let now = t0 + Duration::from_millis(i);
             let mut a = Attempts::new(&list, TWO_ROUNDS);
-            assert!(matches!(a.poll(&mut h, now), Action::Send { server: 0, .. }));
+            assert!(matches!(
+                a.poll(&mut h, now),
+                Action::Send { server: 0, .. }
+            ));
             let e = a.on_event(&mut h, now, Event::ServerError(ErrorKind::ServFail));
             downs += usize::from(e.server_went_down);
-            assert!(matches!(a.poll(&mut h, now), Action::Send { server: 1, .. }));
+            assert!(matches!(
+                a.poll(&mut h, now),
+                Action::Send { server: 1, .. }
+            ));
             a.on_event(&mut h, now + MS, Event::Answer);
         }
         assert_eq!(downs, 1);

@@ -248,6 +248,23 @@ pub(crate) enum Found {
     Miss,
 }
 
+/// The cache policy's verdict on a lookup, for the resolver to carry out:
+/// the policy (freshness, the prefetch window and its one claim,
+/// serve-stale) is decided here, from `now`, and executed there.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Answer from this live entry.
+    Fresh(Fresh),
+    /// Answer from this live entry, and refresh it in the background: it is
+    /// in the last 10% of its TTL and this lookup claimed its one prefetch.
+    Prefetch(Fresh),
+    /// Answer from this expired entry (serve-stale, RFC 8767) and refresh
+    /// it in the background.
+    Stale(Entry),
+    /// Ask the wire.
+    Miss,
+}
+
 /// The result of looking in the cache.
 #[derive(Debug)]
 pub enum Hit {
@@ -333,6 +350,20 @@ impl Cache {
             Found::Stale(entry)
         } else {
             Found::Miss
+        }
+    }
+
+    /// The policy's [`Decision`] for a lookup of `name`/`slot` at `now`.
+    /// Claims the entry's prefetch when that is the decision.
+    #[inline]
+    pub(crate) fn decide(&self, name: &str, slot: Slot, now: Tick) -> Decision {
+        match self.find(name, slot, now) {
+            Found::Fresh(fresh) if self.claim_prefetch_fresh(name, slot, &fresh) => {
+                Decision::Prefetch(fresh)
+            }
+            Found::Fresh(fresh) => Decision::Fresh(fresh),
+            Found::Stale(entry) => Decision::Stale(entry),
+            Found::Miss => Decision::Miss,
         }
     }
 
@@ -664,6 +695,68 @@ mod tests {
             .filter(|n| !matches!(c.get(n, Slot::Ip, t0), Hit::Miss))
             .count();
         assert_eq!(hot_left, hot.len());
+    }
+
+    #[test]
+    fn decisions_follow_the_entry_through_its_life() {
+        let c = cache(CacheConfig {
+            serve_stale: Some(Duration::from_secs(60)),
+            ..CacheConfig::default()
+        });
+        let t0 = Instant::now();
+        let tick = |s: u64| Tick::of(t0 + Duration::from_secs(s));
+        let name = key().name().to_owned();
+        let slot = key().slot();
+        assert!(matches!(c.decide(&name, slot, tick(0)), Decision::Miss));
+        c.insert_positive(key(), lookup(100), 100, t0);
+        assert!(matches!(c.decide(&name, slot, tick(0)), Decision::Fresh(_)));
+        assert!(matches!(
+            c.decide(&name, slot, tick(89)),
+            Decision::Fresh(_)
+        ));
+        // The last 10%: one lookup gets the prefetch, the next does not.
+        match c.decide(&name, slot, tick(91)) {
+            Decision::Prefetch(fresh) => assert_eq!(fresh.remaining(), 9),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c.decide(&name, slot, tick(92)),
+            Decision::Fresh(_)
+        ));
+        // Expired: served stale for 60 s, then a miss.
+        assert!(matches!(
+            c.decide(&name, slot, tick(100)),
+            Decision::Stale(_)
+        ));
+        assert!(matches!(
+            c.decide(&name, slot, tick(159)),
+            Decision::Stale(_)
+        ));
+        assert!(matches!(c.decide(&name, slot, tick(160)), Decision::Miss));
+        // A negative answer is never served stale.
+        c.insert_error(
+            key(),
+            &Error::new(ErrorKind::NxDomain, "a.test"),
+            Some(10),
+            t0,
+        );
+        assert!(matches!(c.decide(&name, slot, tick(5)), Decision::Fresh(_)));
+        assert!(matches!(c.decide(&name, slot, tick(10)), Decision::Miss));
+    }
+
+    #[test]
+    fn without_prefetch_the_window_is_just_fresh() {
+        let c = cache(CacheConfig {
+            prefetch: false,
+            ..CacheConfig::default()
+        });
+        let t0 = Instant::now();
+        c.insert_positive(key(), lookup(100), 100, t0);
+        let at = Tick::of(t0 + Duration::from_secs(95));
+        assert!(matches!(
+            c.decide(key().name(), key().slot(), at),
+            Decision::Fresh(_)
+        ));
     }
 
     #[test]

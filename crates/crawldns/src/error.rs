@@ -89,7 +89,12 @@ impl ErrorKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::ServFail | Self::Refused | Self::Timeout | Self::Malformed | Self::Io | Self::Resource
+            Self::ServFail
+                | Self::Refused
+                | Self::Timeout
+                | Self::Malformed
+                | Self::Io
+                | Self::Resource
         )
     }
 

@@ -211,8 +211,11 @@ impl Core {
                     let addr = self.config.nameservers[server].addr;
                     let result = self.send(addr, transport, question, deadline).await;
                     let event = self.judge(result, &mut answer);
-                    let effect =
-                        attempts.on_event(&mut self.health.lock(), Instant::now().into_std(), event);
+                    let effect = attempts.on_event(
+                        &mut self.health.lock(),
+                        Instant::now().into_std(),
+                        event,
+                    );
                     if effect.server_went_down {
                         probe::start(self, self.config.probe_interval);
                     }
@@ -317,7 +320,9 @@ impl Probe for Core {
         };
         let mut result = self.send(ns.addr, transport, &question, deadline).await;
         if transport == Transport::Udp && matches!(&result, Ok(m) if m.metadata.truncation) {
-            result = self.send(ns.addr, Transport::Tcp, &question, deadline).await;
+            result = self
+                .send(ns.addr, Transport::Tcp, &question, deadline)
+                .await;
         }
         // Any answer but SERVFAIL shows the server is serving again.
         if let Ok(message) = result {
@@ -329,7 +334,6 @@ impl Probe for Core {
         }
     }
 }
-
 
 /// A name as users write it: lower-case, no final dot.
 fn display_name(name: &hickory_proto::rr::Name) -> String {

@@ -29,6 +29,7 @@
 pub mod answer;
 mod attempts;
 pub mod cache;
+mod case_randomization;
 pub mod clock;
 pub mod config;
 pub mod egress;
@@ -43,6 +44,7 @@ mod probe;
 mod records;
 pub mod resolv_conf;
 mod resolver;
+mod rng;
 pub mod single_flight;
 pub mod transport;
 pub mod wire;

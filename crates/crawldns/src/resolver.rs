@@ -6,8 +6,7 @@ use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-
-use crate::cache::{Cache, Entry, Found, Fresh, Hit, Key, Slot, Value};
+use crate::cache::{Cache, Decision, Entry, Fresh, Hit, Key, Slot, Value};
 use crate::config::{IpStrategy, ResolverConfig};
 use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
@@ -187,13 +186,18 @@ impl Resolver {
             return Ok(localhost(inner.core.config.ip_strategy));
         }
         if let Some(cache) = &inner.cache {
-            match cache.find(&name, Slot::Ip, cache.tick()) {
-                Found::Fresh(fresh) if matches!(fresh.entry.value, Value::Ips(_)) => {
-                    if let Some(found) = inner.answer_fresh_ip(fresh, &name) {
+            match cache.decide(&name, Slot::Ip, cache.tick()) {
+                Decision::Fresh(fresh) => {
+                    if let Some(found) = inner.answer_fresh_ip(fresh, false, &name) {
                         return Ok(found);
                     }
                 }
-                Found::Stale(entry) => {
+                Decision::Prefetch(fresh) => {
+                    if let Some(found) = inner.answer_fresh_ip(fresh, true, &name) {
+                        return Ok(found);
+                    }
+                }
+                Decision::Stale(entry) => {
                     if let Value::Ips(addrs) = &entry.value {
                         metrics.lookups.add();
                         Metrics::add(&metrics.stale_served);
@@ -204,7 +208,7 @@ impl Resolver {
                         });
                     }
                 }
-                _ => {}
+                Decision::Miss => {}
             }
             Metrics::add(&metrics.cache_misses);
         }
@@ -347,15 +351,20 @@ impl Inner {
             return None;
         };
         let slot = Slot::Type(query_type);
-        match cache.find(name, slot, cache.tick()) {
-            Found::Fresh(fresh)
+        match cache.decide(name, slot, cache.tick()) {
+            Decision::Fresh(fresh) | Decision::Prefetch(fresh)
                 if freshness == Freshness::SkipFailures && fresh.entry.is_transient_failure() =>
             {
                 count_lookup();
                 None
             }
-            Found::Fresh(fresh) => Some(self.answer_fresh(cache, name, query_type, fresh, caller)),
-            Found::Stale(entry) => {
+            Decision::Fresh(fresh) => {
+                Some(self.answer_fresh(name, query_type, fresh, false, caller))
+            }
+            Decision::Prefetch(fresh) => {
+                Some(self.answer_fresh(name, query_type, fresh, true, caller))
+            }
+            Decision::Stale(entry) => {
                 count_lookup();
                 Metrics::add(&metrics.stale_served);
                 self.refresh_in_background(name, query_type);
@@ -366,7 +375,7 @@ impl Inner {
                     cache.config().stale_answer_ttl,
                 ))
             }
-            Found::Miss => {
+            Decision::Miss => {
                 count_lookup();
                 Metrics::add(&metrics.cache_misses);
                 None
@@ -484,13 +493,13 @@ impl Inner {
 
     /// A typed lookup's answer from a fresh entry, counted (for a
     /// [`Caller::Public`] lookup, one increment counts the lookup and the
-    /// hit), starting the entry's prefetch when due.
+    /// hit), starting the entry's refresh when the cache decided a prefetch.
     fn answer_fresh(
         self: &Arc<Self>,
-        cache: &Cache,
         name: &str,
         query_type: QueryType,
         fresh: Fresh,
+        prefetch: bool,
         caller: Caller,
     ) -> Result<Lookup, Error> {
         let metrics = &self.core.metrics;
@@ -498,7 +507,7 @@ impl Inner {
             Caller::Public => metrics.fresh_hit_lookups.add(),
             Caller::Internal => metrics.cache_hits.add(),
         }
-        if cache.claim_prefetch_fresh(name, Slot::Type(query_type), &fresh) {
+        if prefetch {
             Metrics::add(&metrics.prefetches);
             self.refresh_in_background(name, query_type);
         }
@@ -515,9 +524,12 @@ impl Inner {
         query_type: QueryType,
     ) -> Option<Result<Lookup, Error>> {
         let cache = self.cache.as_ref()?;
-        match cache.find(name, Slot::Type(query_type), cache.tick()) {
-            Found::Fresh(fresh) => {
-                Some(self.answer_fresh(cache, name, query_type, fresh, Caller::Public))
+        match cache.decide(name, Slot::Type(query_type), cache.tick()) {
+            Decision::Fresh(fresh) => {
+                Some(self.answer_fresh(name, query_type, fresh, false, Caller::Public))
+            }
+            Decision::Prefetch(fresh) => {
+                Some(self.answer_fresh(name, query_type, fresh, true, Caller::Public))
             }
             _ => None,
         }
@@ -528,38 +540,34 @@ impl Inner {
     /// otherwise, having counted nothing.
     fn fresh_ip(self: &Arc<Self>, name: &str) -> Option<LookupIp> {
         let cache = self.cache.as_ref()?;
-        match cache.find(name, Slot::Ip, cache.tick()) {
-            Found::Fresh(fresh) => self.answer_fresh_ip(fresh, name),
+        match cache.decide(name, Slot::Ip, cache.tick()) {
+            Decision::Fresh(fresh) => self.answer_fresh_ip(fresh, false, name),
+            Decision::Prefetch(fresh) => self.answer_fresh_ip(fresh, true, name),
             _ => None,
         }
     }
 
     /// `lookup_ip`'s answer from a fresh combined entry, counted (one
-    /// increment: a lookup and a hit), starting its prefetch when due;
-    /// `None`, having counted nothing, if the entry holds no addresses.
-    fn answer_fresh_ip(self: &Arc<Self>, fresh: Fresh, name: &str) -> Option<LookupIp> {
-        if !matches!(fresh.entry.value, Value::Ips(_)) {
-            return None;
-        }
-        self.core.metrics.fresh_hit_lookups.add();
-        self.maybe_prefetch_ip(&fresh, name);
+    /// increment: a lookup and a hit), starting its refresh when the cache
+    /// decided a prefetch; `None`, having counted nothing, if the entry
+    /// holds no addresses (the combined slot only ever holds addresses).
+    fn answer_fresh_ip(
+        self: &Arc<Self>,
+        fresh: Fresh,
+        prefetch: bool,
+        name: &str,
+    ) -> Option<LookupIp> {
         let ttl = fresh.remaining();
         // The entry is this call's copy: its `Arc` is the answer.
-        match fresh.entry.value {
-            Value::Ips(addrs) => Some(LookupIp { addrs, ttl }),
-            _ => None,
-        }
-    }
-
-    fn maybe_prefetch_ip(self: &Arc<Self>, fresh: &Fresh, name: &str) {
-        let claimed = self
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.claim_prefetch_fresh(name, Slot::Ip, fresh));
-        if claimed {
+        let Value::Ips(addrs) = fresh.entry.value else {
+            return None;
+        };
+        self.core.metrics.fresh_hit_lookups.add();
+        if prefetch {
             Metrics::add(&self.core.metrics.prefetches);
             self.refresh_ip_in_background(name);
         }
+        Some(LookupIp { addrs, ttl })
     }
 
     fn refresh_ip_in_background(self: &Arc<Self>, name: &str) {

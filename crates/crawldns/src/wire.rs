@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType};
-use rand::Rng;
+
+use crate::case_randomization;
+use crate::rng;
 
 /// Block size of padded (batched) queries: EDNS(0) Padding (RFC 7830)
 /// brings every query to a multiple of it, so most queries share one size
@@ -85,7 +87,7 @@ impl Question {
         }
         len += 1; // the root label
         if randomize_case {
-            randomize_letter_case(&mut wire[..len]);
+            case_randomization::apply(&mut wire[..len], &mut rng::system());
         }
         wire[len..len + 2].copy_from_slice(&u16::from(rtype).to_be_bytes());
         wire[len + 2..len + 4].copy_from_slice(&CLASS_IN.to_be_bytes());
@@ -119,25 +121,6 @@ impl Question {
     /// The QNAME in wire form.
     fn qname(&self) -> &[u8] {
         &self.wire[..self.wire.len() - 4]
-    }
-}
-
-/// Flips ASCII letters of a wire-form name to random case (DNS 0x20). Length
-/// octets are at most 63, below every letter, so they are never touched.
-fn randomize_letter_case(wire: &mut [u8]) {
-    let mut rng = rand::rng();
-    let mut bits: u64 = 0;
-    let mut left = 0;
-    for byte in wire.iter_mut().filter(|b| b.is_ascii_alphabetic()) {
-        if left == 0 {
-            bits = rng.random();
-            left = 64;
-        }
-        if bits & 1 == 1 {
-            byte.make_ascii_uppercase();
-        }
-        bits >>= 1;
-        left -= 1;
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Exchange, TransportError};
+use crate::rng::{self, Random};
 use crate::wire::{encode_query, judge, Question, Verdict};
 
 /// Asks `server` over TCP, within `timeout` for the whole exchange.
@@ -24,7 +25,7 @@ pub async fn query(
 }
 
 async fn exchange(server: SocketAddr, question: &Question, payload: u16) -> Exchange {
-    let id: u16 = rand::random();
+    let id = rng::system().id();
     let packet = encode_query(id, question, payload);
     let len = u16::try_from(packet.len()).map_err(|_| TransportError::Malformed)?;
     let mut stream = TcpStream::connect(server)

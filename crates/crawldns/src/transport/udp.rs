@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rand::Rng;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, Notify};
@@ -42,6 +41,7 @@ use super::sockbuf::{size_recv_buffer, udp_drops};
 use super::{Exchange, TransportError};
 use crate::config::Batching;
 use crate::metrics::Metrics;
+use crate::rng::{self, Random};
 use crate::wire::{
     encode_padded_query, encode_query, judge, peek_id, QueryPacket, Question, Verdict,
 };
@@ -280,10 +280,10 @@ fn open_socket(server: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> 
     size_recv_buffer(&socket, recv_buffer);
     // Pick the port ourselves from the whole unprivileged range, like
     // Unbound; fall back to the kernel's choice if we keep colliding.
-    let mut rng = rand::rng();
+    let mut rng = rng::system();
     let mut bound = false;
     for _ in 0..16 {
-        let port = rng.random_range(1024..=u16::MAX);
+        let port = rng.port();
         if socket.bind(&SocketAddr::new(family, port).into()).is_ok() {
             bound = true;
             break;
@@ -303,13 +303,13 @@ impl PooledSocket {
         &self,
         question: &Question,
     ) -> Option<(u16, u64, oneshot::Receiver<Exchange>, usize)> {
-        let mut rng = rand::rng();
+        let mut rng = rng::system();
         let mut in_flight = self.in_flight.lock();
         // Random probing finds a free ID at once unless there are tens of
         // thousands of queries in flight on this one socket; then give up
         // rather than spin (the caller reports local exhaustion).
         let id = (0..64)
-            .map(|_| rng.random::<u16>())
+            .map(|_| rng.id())
             .find(|id| !in_flight.contains_key(id))?;
         let (reply, receiver) = oneshot::channel();
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
