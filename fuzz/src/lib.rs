@@ -15,9 +15,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crawldns::answer::{self, Reading, RecordValue};
-use crawldns::cache::{Cache, Hit, Key, Slot, Value};
-use crawldns::wire::{self, Question, Verdict};
+use crawldns::internals::answer::{self, Reading, RecordValue};
+use crawldns::internals::cache::{Cache, Hit, Key, Slot, Value};
+use crawldns::internals::wire::{self, Question, Verdict};
 use crawldns::{CacheConfig, Error, ErrorKind, Lookup, QueryType};
 use hickory_proto::op::{Header, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
@@ -214,7 +214,7 @@ pub fn answer_to_cache(data: &[u8]) {
 fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
     let name = display(&decoded.question.name());
     // Whatever a server put in a name must not upset name handling.
-    let _ = crawldns::name::normalize(&name);
+    let _ = crawldns::normalize_host(&name);
     let slot = Slot::Type(decoded.query_type);
     let key = Key::new(&name, slot);
     let Some(reading) = &decoded.reading else {

@@ -77,7 +77,7 @@ fn main() -> std::io::Result<()> {
         let batch = packet.repeat(segments);
         let cpu = thread_cpu(|| {
             for _ in 0..DATAGRAMS / segments {
-                let _ = crawldns::transport::gso::send_segments(
+                let _ = crawldns::internals::gso::send_segments(
                     &connected,
                     &batch,
                     packet.len() as u16,

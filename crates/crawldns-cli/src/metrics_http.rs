@@ -414,8 +414,17 @@ fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
     out.histogram(
         "crawldns_resolver_lookup_duration_seconds",
         "Latency of wire resolutions (cache hits excluded).",
-        &resolver.latency_histogram(),
+        &hdr_of(&resolver.latency_histogram()),
     );
+}
+
+/// The resolver's latency histogram as an hdrhistogram, to render.
+fn hdr_of(latency: &crawldns::LatencyHistogram) -> Histogram<u64> {
+    let mut hdr = Histogram::new(3).expect("3 significant digits is a valid precision");
+    for (value, count) in latency.recorded() {
+        hdr.saturating_record_n(value, count);
+    }
+    hdr
 }
 
 fn render_fetch(out: &mut Exposition, fetcher: &Fetcher, tally: &FetchTally) {

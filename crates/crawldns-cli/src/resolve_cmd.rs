@@ -316,7 +316,7 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     while let Some(entry) = input.entries.recv().await {
         let (number, name, invalid) = match entry {
             Entry::Line { number, text } => {
-                let invalid = crawldns::name::normalize(&text)
+                let invalid = crawldns::normalize_host(&text)
                     .err()
                     .map(|e| (e.kind(), error_text(&text, &e)));
                 (number, text, invalid)

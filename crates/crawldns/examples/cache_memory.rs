@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use crawldns::cache::{Cache, Key, Slot, Value};
+use crawldns::internals::cache::{Cache, Key, Slot, Value};
 use crawldns::CacheConfig;
 use tokio::time::Instant;
 
@@ -62,7 +62,7 @@ fn main() {
     println!("overhead per entry:    {:.0}", per_entry - payload);
     println!(
         "size_of Entry:         {} bytes",
-        std::mem::size_of::<crawldns::cache::Entry>()
+        std::mem::size_of::<crawldns::internals::cache::Entry>()
     );
     std::hint::black_box(&cache);
 }

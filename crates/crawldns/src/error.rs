@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// What went wrong, in the terms a crawler decides on: give up on the host
 /// (`NxDomain`, `NoData`, `InvalidName`), retry later (`ServFail`,
@@ -55,6 +56,23 @@ impl ErrorKind {
     /// Position in [`ErrorKind::ALL`].
     pub fn index(self) -> usize {
         Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
+    /// What the kind means, as error messages say it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NxDomain => "name does not exist (NXDOMAIN)",
+            Self::NoData => "no records of the requested type (NODATA)",
+            Self::ServFail => "server failure (SERVFAIL)",
+            Self::Refused => "query refused (REFUSED)",
+            Self::Timeout => "timed out",
+            Self::Malformed => "malformed answer",
+            Self::CnameChain => "CNAME chain loops or is too long",
+            Self::Io => "I/O error",
+            Self::Resource => "local resources exhausted",
+            Self::InvalidName => "invalid name",
+            Self::NoNameservers => "no nameservers configured",
+        }
     }
 
     /// A short stable label, as used in metrics and JSON output.
@@ -124,13 +142,53 @@ pub struct Attempt {
 }
 
 /// A failed lookup: its kind, the name, the servers tried and a detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// When a socket error caused it, [`std::error::Error::source`] gives that
+/// `io::Error`. Equality compares what the error says, not its source.
+///
+/// `Display` and `source` are written here rather than derived: the
+/// `io::Error` is kept behind an `Arc` (so that the error stays `Clone`
+/// for the cache and single-flight's waiters), and a derived `source`
+/// would hand out the `Arc`, which callers cannot downcast to `io::Error`.
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     name: String,
     attempts: Vec<Attempt>,
     detail: Option<String>,
+    source: Option<Arc<std::io::Error>>,
 }
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}{}{}",
+            self.name,
+            self.kind.description(),
+            Detail(&self.detail),
+            Tried(&self.attempts)
+        )
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|io| io as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.name == other.name
+            && self.attempts == other.attempts
+            && self.detail == other.detail
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     /// A new error of `kind` for `name`.
@@ -140,7 +198,16 @@ impl Error {
             name: name.into(),
             attempts: Vec::new(),
             detail: None,
+            source: None,
         }
+    }
+
+    /// Keeps the socket error that caused this one (its
+    /// [`std::error::Error::source`]), described in the detail.
+    pub fn with_io_source(mut self, err: std::io::Error) -> Self {
+        self.detail = Some(describe_io(&err));
+        self.source = Some(Arc::new(err));
+        self
     }
 
     /// Adds a human-readable detail.
@@ -182,38 +249,46 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
+/// `: detail`, when there is one.
+struct Detail<'a>(&'a Option<String>);
+
+impl fmt::Display for Detail<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.kind {
-            ErrorKind::NxDomain => "name does not exist (NXDOMAIN)",
-            ErrorKind::NoData => "no records of the requested type (NODATA)",
-            ErrorKind::ServFail => "server failure (SERVFAIL)",
-            ErrorKind::Refused => "query refused (REFUSED)",
-            ErrorKind::Timeout => "timed out",
-            ErrorKind::Malformed => "malformed answer",
-            ErrorKind::CnameChain => "CNAME chain loops or is too long",
-            ErrorKind::Io => "I/O error",
-            ErrorKind::Resource => "local resources exhausted",
-            ErrorKind::InvalidName => "invalid name",
-            ErrorKind::NoNameservers => "no nameservers configured",
-        };
-        write!(f, "{}: {what}", self.name)?;
-        if let Some(detail) = &self.detail {
-            write!(f, ": {detail}")?;
+        match self.0 {
+            Some(detail) => write!(f, ": {detail}"),
+            None => Ok(()),
         }
-        if !self.attempts.is_empty() {
-            let tried: Vec<String> = self
-                .attempts
-                .iter()
-                .map(|a| format!("{} {}", a.server, a.outcome))
-                .collect();
-            write!(f, " (tried: {})", tried.join(", "))?;
+    }
+}
+
+/// ` (tried: server outcome, ...)`, when servers were tried.
+struct Tried<'a>(&'a [Attempt]);
+
+impl fmt::Display for Tried<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            let lead = if i == 0 { " (tried: " } else { ", " };
+            write!(f, "{lead}{} {}", a.server, a.outcome)?;
+        }
+        if !self.0.is_empty() {
+            f.write_str(")")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+/// A socket error in the same words wherever it comes from: the kind's
+/// description ("connection refused"), without the OS's wording and errno,
+/// unless the kind says nothing more specific.
+pub(crate) fn describe_io(err: &std::io::Error) -> String {
+    let kind = err.kind().to_string();
+    // `Other` and the unstable `Uncategorized` say nothing of their own.
+    if err.kind() == std::io::ErrorKind::Other || kind == "uncategorized error" {
+        err.to_string()
+    } else {
+        kind
+    }
+}
 
 /// Classifies a local socket error: exhaustion is not an I/O fault.
 pub(crate) fn io_kind(err: &std::io::Error) -> ErrorKind {
@@ -238,6 +313,23 @@ mod tests {
         assert_eq!(
             io_kind(&std::io::Error::from_raw_os_error(libc::ENETUNREACH)),
             ErrorKind::Io
+        );
+    }
+
+    #[test]
+    fn io_errors_read_the_same_and_keep_their_source() {
+        use std::error::Error as _;
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(describe_io(&refused), "connection refused");
+        let err = Error::new(ErrorKind::Io, "a.test").with_io_source(refused);
+        assert_eq!(err.to_string(), "a.test: I/O error: connection refused");
+        let source = err.source().expect("the io::Error is kept");
+        let io = source.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.raw_os_error(), Some(libc::ECONNREFUSED));
+        // Equality is about what the error says.
+        assert_eq!(
+            err,
+            Error::new(ErrorKind::Io, "a.test").with_detail("connection refused")
         );
     }
 

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::answer::{self, Reading, RecordValue};
 use crate::attempts::{Action, Attempts, Event, Policy, Transport};
 use crate::config::ResolverConfig;
-use crate::error::{io_kind, Error, ErrorKind};
+use crate::error::{describe_io, io_kind, Error, ErrorKind};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::probe::{self, Probe};
@@ -196,6 +196,7 @@ impl Core {
     async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
         let mut attempts = Attempts::new(&self.config.nameservers, self.policy());
         let mut answer = None;
+        let mut last_io = None;
         loop {
             let action = attempts.poll(&mut self.health.lock(), Instant::now().into_std());
             match action {
@@ -210,7 +211,7 @@ impl Core {
                     }
                     let addr = self.config.nameservers[server].addr;
                     let result = self.send(addr, transport, question, deadline).await;
-                    let event = self.judge(result, &mut answer);
+                    let event = self.judge(result, &mut answer, &mut last_io);
                     let effect = attempts.on_event(
                         &mut self.health.lock(),
                         Instant::now().into_std(),
@@ -225,8 +226,10 @@ impl Core {
                 }
                 Action::GiveUp(gave_up) => {
                     let mut error = Error::new(gave_up.kind, name);
-                    if let Some(detail) = gave_up.detail {
-                        error = error.with_detail(detail);
+                    match (gave_up.detail, last_io) {
+                        (Some(_), Some(io)) => error = error.with_io_source(io),
+                        (Some(detail), None) => error = error.with_detail(detail),
+                        _ => {}
                     }
                     return Err(error.with_attempts(gave_up.attempts));
                 }
@@ -257,8 +260,13 @@ impl Core {
     }
 
     /// What a send's result means to the attempts, counted; an answer to
-    /// act on is kept in `answer`.
-    fn judge(&self, result: Exchange, answer: &mut Option<Message>) -> Event {
+    /// act on is kept in `answer`, a socket error in `last_io`.
+    fn judge(
+        &self,
+        result: Exchange,
+        answer: &mut Option<Message>,
+        last_io: &mut Option<std::io::Error>,
+    ) -> Event {
         match result {
             Ok(message) if message.metadata.truncation => {
                 Metrics::add(&self.metrics.truncated);
@@ -287,10 +295,14 @@ impl Core {
                 Metrics::add(&self.metrics.malformed);
                 Event::Malformed
             }
-            Err(TransportError::Io(err)) => Event::Socket {
-                kind: io_kind(&err),
-                detail: err.to_string(),
-            },
+            Err(TransportError::Io(err)) => {
+                let event = Event::Socket {
+                    kind: io_kind(&err),
+                    detail: describe_io(&err),
+                };
+                *last_io = Some(err);
+                event
+            }
         }
     }
 }
@@ -330,6 +342,7 @@ impl Probe for Core {
                 self.health
                     .lock()
                     .probe_succeeded(server, started.elapsed());
+                tracing::info!(server = %ns.addr, "nameserver answers probes again: up");
             }
         }
     }

@@ -21,33 +21,36 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules are named after the mechanism they hold: [`cache`],
-//! [`single_flight`], [`prewarm`], [`transport`] (UDP pool and TCP), [`health`] (server selection and adaptive timeouts),
-//! [`answer`] (reading answers and CNAME chains), [`wire`] (encoding and
-//! matching), [`happy_eyeballs`], [`egress`], [`name`], [`metrics`].
+//! The public API is the façade re-exported below: [`Resolver`], its
+//! [`ResolverConfig`], the answers ([`Lookup`], [`LookupIp`]), the one
+//! [`Error`] with its [`ErrorKind`], and the metrics snapshot. Mechanisms
+//! are private modules, one file each, named after what they hold (see
+//! ARCHITECTURE.md); fuzz targets, benchmarks and tests reach the few they
+//! need through [`internals`], which is not part of the API.
 
-pub mod answer;
+mod answer;
 mod attempts;
-pub mod cache;
+mod cache;
 mod case_randomization;
-pub mod clock;
-pub mod config;
-pub mod egress;
-pub mod error;
+mod clock;
+mod config;
+mod egress;
+mod error;
 mod exchange;
-pub mod happy_eyeballs;
-pub mod health;
-pub mod metrics;
-pub mod name;
-pub mod prewarm;
+mod happy_eyeballs;
+mod health;
+mod local;
+mod metrics;
+mod name;
+mod prewarm;
 mod probe;
 mod records;
-pub mod resolv_conf;
+mod resolv_conf;
 mod resolver;
 mod rng;
-pub mod single_flight;
-pub mod transport;
-pub mod wire;
+mod single_flight;
+mod transport;
+mod wire;
 
 pub use cache::CacheConfig;
 pub use clock::CacheClock;
@@ -56,7 +59,34 @@ pub use config::{
 };
 pub use error::{Attempt, Error, ErrorKind};
 pub use health::ServerHealth;
-pub use metrics::{LatencySummary, MetricsSnapshot};
-pub use prewarm::{PrewarmOptions, PrewarmReport};
+pub use local::normalize_host;
+pub use metrics::{LatencyHistogram, LatencySummary, MetricsSnapshot};
+pub use prewarm::{ErrorKindKey, PrewarmOptions, PrewarmReport};
 pub use records::{Lookup, LookupIp, QueryType};
 pub use resolver::Resolver;
+
+/// The door for the fuzz targets, benchmarks and tests that exercise
+/// mechanisms below the façade (wire encoding, answer reading, the cache
+/// store, GSO sends). **Not part of the API**: no stability promise, and
+/// it exposes hickory-proto types, which the API proper never does.
+#[doc(hidden)]
+pub mod internals {
+    /// Reading answers and CNAME chains.
+    pub mod answer {
+        pub use crate::answer::{read, Reading, RecordValue};
+    }
+    /// The answer cache's store and policy.
+    pub mod cache {
+        pub use crate::cache::{Cache, Entry, Hit, Key, Slot, Value};
+    }
+    /// Query encoding and answer matching.
+    pub mod wire {
+        pub use crate::wire::{
+            encode_padded_query, encode_query, judge, peek_id, Question, Verdict,
+        };
+    }
+    /// UDP GSO sends.
+    pub mod gso {
+        pub use crate::transport::gso::send_segments;
+    }
+}

@@ -105,6 +105,40 @@ impl Default for Metrics {
     }
 }
 
+/// A copy of the wire-lookup latency histogram, in microseconds.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Histogram<u64>);
+
+impl LatencyHistogram {
+    /// Lookups recorded.
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Lookups that took at most `us` microseconds (to the histogram's
+    /// three significant digits).
+    pub fn count_at_most(&self, us: u64) -> u64 {
+        self.0.count_between(0, us)
+    }
+
+    /// The latency at quantile `q` (0 to 1), in microseconds.
+    pub fn value_at_quantile(&self, q: f64) -> u64 {
+        self.0.value_at_quantile(q)
+    }
+
+    /// The sum of all latencies recorded, in microseconds.
+    pub fn sum_us(&self) -> u64 {
+        (self.0.mean() * self.0.len() as f64).round() as u64
+    }
+
+    /// Each recorded value (microseconds) with its count, in increasing order.
+    pub fn recorded(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+    }
+}
+
 /// Percentiles of wire lookups, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LatencySummary {
@@ -224,8 +258,8 @@ impl Metrics {
     }
 
     /// A copy of the wire-latency histogram (microseconds).
-    pub fn latency_histogram(&self) -> Histogram<u64> {
-        self.latency_us.lock().clone()
+    pub fn latency_histogram(&self) -> LatencyHistogram {
+        LatencyHistogram(self.latency_us.lock().clone())
     }
 
     pub(crate) fn add(counter: &AtomicU64) {

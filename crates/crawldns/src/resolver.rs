@@ -3,15 +3,16 @@
 //! parallel and orders the addresses for happy eyeballs.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::cache::{Cache, Decision, Entry, Fresh, Hit, Key, Slot, Value};
 use crate::config::{IpStrategy, ResolverConfig};
 use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
-use crate::happy_eyeballs::interleave;
+use crate::happy_eyeballs::{interleave, race};
 use crate::health::ServerHealth;
+use crate::local::{local_answer, localhost, normalize_host, parse_ip_literal};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::name::{already_normal, is_localhost, normalize};
 use crate::records::{Lookup, LookupIp, QueryType};
@@ -99,7 +100,7 @@ impl Resolver {
     }
 
     /// A copy of the wire-lookup latency histogram, in microseconds.
-    pub fn latency_histogram(&self) -> hdrhistogram::Histogram<u64> {
+    pub fn latency_histogram(&self) -> crate::metrics::LatencyHistogram {
         self.inner.core.metrics.latency_histogram()
     }
 
@@ -609,26 +610,18 @@ impl Inner {
             (true, false) => (Some(one(QueryType::A).await), None),
             (false, _) => (None, Some(one(QueryType::Aaaa).await)),
             (true, true) => {
-                let a = one(QueryType::A);
-                let aaaa = one(QueryType::Aaaa);
-                tokio::pin!(a, aaaa);
-                tokio::select! {
-                    a_first = &mut a => {
-                        let wait_briefly = strategy == IpStrategy::Both
-                            && !mode.wait_for_both
-                            && a_first.as_ref().is_ok_and(|l| !l.ips.is_empty());
-                        let aaaa = if wait_briefly {
-                            // RFC 8305 §3: a short head start for AAAA, not a
-                            // full timeout. Its query goes on in the
-                            // background and fills the cache.
-                            tokio::time::timeout(self.core.config.resolution_delay, aaaa).await.ok()
-                        } else {
-                            Some(aaaa.await)
-                        };
-                        (Some(a_first), aaaa)
-                    }
-                    aaaa_first = &mut aaaa => (Some(a.await), Some(aaaa_first)),
-                }
+                // RFC 8305 §3: with A answered first, AAAA gets a short
+                // head start, not a full timeout (not when both are needed).
+                let delay = (strategy == IpStrategy::Both && !mode.wait_for_both)
+                    .then_some(self.core.config.resolution_delay);
+                let (a, aaaa) = race(
+                    one(QueryType::A),
+                    one(QueryType::Aaaa),
+                    delay,
+                    |a: &Result<Lookup, Error>| a.as_ref().is_ok_and(|l| !l.ips.is_empty()),
+                )
+                .await;
+                (Some(a), aaaa)
             }
         };
         let definitive = |r: &Option<Result<Lookup, Error>>| match r {
@@ -713,21 +706,6 @@ fn combine(
     })
 }
 
-fn localhost(strategy: IpStrategy) -> LookupIp {
-    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-    let addrs: Vec<IpAddr> = match strategy {
-        IpStrategy::V4Only => vec![v4],
-        IpStrategy::V6Only => vec![v6],
-        IpStrategy::PreferV4 => vec![v4, v6],
-        IpStrategy::Both | IpStrategy::PreferV6 => vec![v6, v4],
-    };
-    LookupIp {
-        addrs: addrs.into(),
-        ttl: 0,
-    }
-}
-
 /// The name to probe the cache with before `host` is checked at all, if
 /// any: `host` without one final dot, unless it is `localhost` (or under
 /// it) or starts with a digit.
@@ -751,50 +729,6 @@ fn cache_probe_name(host: &str) -> Option<&str> {
 /// returns, unchanged by it. [`cache_probe_name`] relies on it.
 fn is_cache_key(name: &str) -> bool {
     normalize(name).is_ok_and(|normal| normal == name)
-}
-
-fn normalize_host(host: &str) -> Result<Cow<'_, str>, Error> {
-    if let Some(ip) = parse_ip_literal(host) {
-        return Ok(Cow::Owned(ip.to_string()));
-    }
-    normalize(host)
-}
-
-/// `127.0.0.1`, `::1` and `[::1]` are addresses, not names.
-fn parse_ip_literal(host: &str) -> Option<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    // IPv4 literals are digits and dots, IPv6 ones have a ':': anything
-    // else is rejected here, before the (much slower) parsers run.
-    let maybe_ip = bare.contains(':') || bare.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if !maybe_ip {
-        return None;
-    }
-    bare.parse().ok()
-}
-
-/// Answers for IP literals and `localhost` names, without the network.
-fn local_answer(name: &str, query_type: QueryType) -> Option<Result<Vec<IpAddr>, Error>> {
-    let ip = match parse_ip_literal(name) {
-        Some(ip) => ip,
-        None if is_localhost(name) => match query_type {
-            QueryType::A => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            QueryType::Aaaa => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            QueryType::Cname => return Some(Err(Error::new(ErrorKind::NoData, name))),
-        },
-        None => return None,
-    };
-    let fits = matches!(
-        (ip, query_type),
-        (IpAddr::V4(_), QueryType::A) | (IpAddr::V6(_), QueryType::Aaaa)
-    );
-    Some(if fits {
-        Ok(vec![ip])
-    } else {
-        Err(Error::new(ErrorKind::NoData, name))
-    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crawldns::wire::{encode_query, Question};
+use crawldns::internals::wire::{encode_query, Question};
 use crawldns_testbed::{DnsServer, DnsServerConfig, Faults, RcodeFault, ZoneConfig};
 use hickory_proto::rr::RecordType;
 
@@ -121,7 +121,10 @@ fn hostile_packets_are_never_answers() {
         let decoded = targets::answer_decode(&input).unwrap();
         if let Some(reading) = &decoded.reading {
             assert!(
-                !matches!(reading, crawldns::answer::Reading::Records { .. }),
+                !matches!(
+                    reading,
+                    crawldns::internals::answer::Reading::Records { .. }
+                ),
                 "{name}: hostile packet read as records: {reading:?}"
             );
         }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crawldns::wire::{encode_query, Question};
+use crawldns::internals::wire::{encode_query, Question};
 use crawldns::{Batching, CacheConfig, ErrorKind, QueryType, Resolver, ResolverConfig};
 use hickory_proto::rr::RecordType;
 
