@@ -186,7 +186,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    #[tokio::test]
+    // Paused time: the runtime advances the clock only when every task
+    // is idle, so each sleep below ends after everything else has run.
+    #[tokio::test(start_paused = true)]
     async fn a_herd_shares_one_run() {
         let flights: Arc<SingleFlight<&'static str, u32>> = Arc::default();
         let runs = Arc::new(AtomicUsize::new(0));
@@ -215,7 +217,7 @@ mod tests {
         assert_eq!(flights.in_flight(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn dropping_the_leader_does_not_cancel_the_work() {
         let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
         let f = flights.clone();
@@ -232,7 +234,7 @@ mod tests {
         assert_eq!(follower.await, (Some(7), Role::Follower));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_panicking_flight_leaves_no_one_hanging() {
         let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
         let f = flights.clone();
@@ -255,7 +257,7 @@ mod tests {
         assert_eq!((value, role), (Some(3), Role::Leader));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn work_abandoned_by_every_caller_still_finishes() {
         let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
         let finished = Arc::new(AtomicUsize::new(0));
