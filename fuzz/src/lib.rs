@@ -18,7 +18,7 @@ use std::time::Duration;
 use crawldns::internals::answer::{self, Reading, RecordValue};
 use crawldns::internals::cache::{Cache, Hit, Key, Slot, Value};
 use crawldns::internals::wire::{self, Question, Verdict};
-use crawldns::{CacheConfig, Error, ErrorKind, Lookup, QueryType};
+use crawldns::{CacheConfig, Error, ErrorKind, Lookup, QueryType, RecordData};
 use hickory_proto::op::{Header, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -39,16 +39,35 @@ fn query_type_of(selector: u8) -> QueryType {
     match selector & 3 {
         0 => QueryType::A,
         1 => QueryType::Aaaa,
-        _ => QueryType::Cname,
+        2 => QueryType::Cname,
+        // The other types, chosen by the higher bits.
+        _ => QueryType::ALL[3 + usize::from(selector >> 2) % (QueryType::ALL.len() - 3)],
     }
 }
 
 fn wire_type(query_type: QueryType) -> RecordType {
-    match query_type {
-        QueryType::A => RecordType::A,
-        QueryType::Aaaa => RecordType::AAAA,
-        QueryType::Cname => RecordType::CNAME,
-    }
+    query_type
+        .as_str()
+        .parse()
+        .expect("every query type is a record type hickory knows")
+}
+
+/// Whether typed data is of the record type asked for.
+fn data_fits(data: &RecordData, rtype: RecordType) -> bool {
+    matches!(
+        (data, rtype),
+        (RecordData::Mx { .. }, RecordType::MX)
+            | (RecordData::Txt(_), RecordType::TXT)
+            | (RecordData::Ns(_), RecordType::NS)
+            | (RecordData::Ptr(_), RecordType::PTR)
+            | (RecordData::Soa(_), RecordType::SOA)
+            | (RecordData::Srv { .. }, RecordType::SRV)
+            | (RecordData::Caa { .. }, RecordType::CAA)
+            | (
+                RecordData::ServiceBinding(_),
+                RecordType::HTTPS | RecordType::SVCB
+            )
+    )
 }
 
 /// The packet's own question, when it has a readable one.
@@ -130,6 +149,7 @@ fn check_reading(reading: &Reading, qname: &Name, rtype: RecordType, max_depth: 
                     (RecordValue::Ip(IpAddr::V4(_)), RecordType::A)
                     | (RecordValue::Ip(IpAddr::V6(_)), RecordType::AAAA)
                     | (RecordValue::Name(_), RecordType::CNAME) => {}
+                    (RecordValue::Data(data), _) if data_fits(data, rtype) => {}
                     other => panic!("record of the wrong kind for {rtype}: {other:?}"),
                 }
             }
@@ -227,10 +247,12 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
         Reading::Records { chain, data, ttl } => {
             let mut ips = Vec::new();
             let mut target = None;
+            let mut records = Vec::new();
             for value in data {
                 match value {
                     RecordValue::Ip(ip) => ips.push(*ip),
                     RecordValue::Name(n) => target = target.or_else(|| Some(display(n))),
+                    RecordValue::Data(data) => records.push(data.clone()),
                 }
             }
             let lookup = Lookup {
@@ -238,6 +260,7 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
                 query_type: decoded.query_type,
                 ips: Arc::from(ips),
                 target,
+                records,
                 chain: chain.iter().map(display).collect(),
                 ttl: *ttl,
             };

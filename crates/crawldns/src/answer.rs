@@ -5,7 +5,10 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::svcb::{SvcParamValue, SVCB};
 use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::records::{RecordData, ServiceBinding, Soa};
 
 /// What an answer says about a question.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub enum RecordValue {
     Ip(IpAddr),
     /// A CNAME target.
     Name(Name),
+    /// The data of another type.
+    Data(RecordData),
 }
 
 /// Reads `message` as the answer for `qname`/`qtype`, following at most
@@ -75,7 +80,10 @@ pub fn read(message: &Message, qname: &Name, qtype: RecordType, max_depth: usize
                 (RData::A(a), RecordType::A) => RecordValue::Ip(IpAddr::V4(a.0)),
                 (RData::AAAA(a), RecordType::AAAA) => RecordValue::Ip(IpAddr::V6(a.0)),
                 (RData::CNAME(c), RecordType::CNAME) => RecordValue::Name(c.0.clone()),
-                _ => continue,
+                (data, _) => match record_data(data) {
+                    Some(data) => RecordValue::Data(data),
+                    None => continue,
+                },
             };
             records_ttl = records_ttl.min(record.ttl);
             data.push(value);
@@ -115,6 +123,77 @@ pub fn read(message: &Message, qname: &Name, qtype: RecordType, max_depth: usize
         },
         _ => Reading::NoData { negative_ttl },
     }
+}
+
+/// The typed data of a record of the other types; `None` for a type the
+/// resolver does not ask for.
+fn record_data(data: &RData) -> Option<RecordData> {
+    Some(match data {
+        RData::MX(mx) => RecordData::Mx {
+            preference: mx.preference,
+            exchange: display_name(&mx.exchange),
+        },
+        RData::TXT(txt) => RecordData::Txt(txt.txt_data.iter().map(|s| s.to_vec()).collect()),
+        RData::NS(ns) => RecordData::Ns(display_name(&ns.0)),
+        RData::PTR(ptr) => RecordData::Ptr(display_name(&ptr.0)),
+        RData::SOA(soa) => RecordData::Soa(Soa {
+            mname: display_name(&soa.mname),
+            rname: display_name(&soa.rname),
+            serial: soa.serial,
+            // Signed in hickory, unsigned on the wire (RFC 1035 §3.3.13).
+            refresh: soa.refresh as u32,
+            retry: soa.retry as u32,
+            expire: soa.expire as u32,
+            minimum: soa.minimum,
+        }),
+        RData::SRV(srv) => RecordData::Srv {
+            priority: srv.priority,
+            weight: srv.weight,
+            port: srv.port,
+            target: display_name(&srv.target),
+        },
+        RData::CAA(caa) => RecordData::Caa {
+            critical: caa.issuer_critical,
+            tag: caa.tag.clone(),
+            value: caa.value.clone(),
+        },
+        RData::HTTPS(https) => RecordData::ServiceBinding(service_binding(&https.0)),
+        RData::SVCB(svcb) => RecordData::ServiceBinding(service_binding(svcb)),
+        _ => return None,
+    })
+}
+
+fn service_binding(svcb: &SVCB) -> ServiceBinding {
+    let mut binding = ServiceBinding {
+        priority: svcb.svc_priority,
+        target: display_name(&svcb.target_name),
+        ..ServiceBinding::default()
+    };
+    for (_, value) in &svcb.svc_params {
+        match value {
+            SvcParamValue::Alpn(alpn) => binding.alpn.clone_from(&alpn.0),
+            SvcParamValue::NoDefaultAlpn => binding.no_default_alpn = true,
+            SvcParamValue::Port(port) => binding.port = Some(*port),
+            SvcParamValue::Ipv4Hint(hint) => {
+                binding.ipv4hint = hint.0.iter().map(|a| a.0).collect()
+            }
+            SvcParamValue::Ipv6Hint(hint) => {
+                binding.ipv6hint = hint.0.iter().map(|a| a.0).collect()
+            }
+            SvcParamValue::EchConfigList(_) => binding.ech = true,
+            _ => {}
+        }
+    }
+    binding
+}
+
+/// A name as users write it: lower-case, no final dot; the root is ".".
+pub(crate) fn display_name(name: &Name) -> String {
+    let mut text = name.to_ascii().to_ascii_lowercase();
+    if text.len() > 1 && text.ends_with('.') {
+        text.pop();
+    }
+    text
 }
 
 /// RFC 2308 §5: the negative TTL is min(SOA TTL, SOA MINIMUM).

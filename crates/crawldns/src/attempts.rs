@@ -89,6 +89,9 @@ pub(crate) enum Event {
     /// A socket operation failed; `kind` is [`ErrorKind::Io`] or
     /// [`ErrorKind::Resource`] (local exhaustion, which ends the question).
     Socket { kind: ErrorKind, detail: String },
+    /// The server's port is closed (an ICMP port unreachable, seen as
+    /// "connection refused"): no use asking it again for this question.
+    PortClosed,
 }
 
 /// What the driver must do besides the next action.
@@ -112,6 +115,8 @@ pub(crate) struct Attempts<'a> {
     /// Set by a truncated answer: the next send is TCP to this server.
     tcp_fallback: Option<usize>,
     failed: Vec<Attempt>,
+    /// Servers whose port was closed during this question: skipped.
+    closed: Vec<usize>,
     io_detail: Option<String>,
     answered: bool,
     resource: bool,
@@ -129,6 +134,7 @@ impl<'a> Attempts<'a> {
             in_flight: None,
             tcp_fallback: None,
             failed: Vec::new(),
+            closed: Vec::new(),
             io_detail: None,
             answered: false,
             resource: false,
@@ -158,17 +164,20 @@ impl<'a> Attempts<'a> {
         {
             return self.give_up();
         }
-        if self.pending.is_empty() {
-            if self.round >= self.policy.rounds {
+        let server = loop {
+            if let Some(server) = self.pending.pop() {
+                if !self.closed.contains(&server) {
+                    break server;
+                }
+                continue;
+            }
+            if self.round >= self.policy.rounds || self.closed.len() >= self.servers.len() {
                 return self.give_up();
             }
             self.round += 1;
             let mut order = health.order();
             order.reverse();
             self.pending = order;
-        }
-        let Some(server) = self.pending.pop() else {
-            return self.give_up();
         };
         let transport = match self.servers.get(server).map(|s| s.protocol) {
             Some(Protocol::Tcp) => Transport::Tcp,
@@ -203,6 +212,13 @@ impl<'a> Attempts<'a> {
                 self.resource |= kind == ErrorKind::Resource;
                 self.io_detail = Some(detail);
                 kind
+            }
+            Event::PortClosed => {
+                if !self.closed.contains(&server) {
+                    self.closed.push(server);
+                }
+                self.io_detail = Some("connection refused".into());
+                ErrorKind::Io
             }
         };
         self.in_flight = None;
@@ -599,6 +615,47 @@ mod tests {
                 assert_eq!(g.kind, ErrorKind::Io);
                 assert_eq!(g.detail.as_deref(), Some("connection refused"));
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_closed_port_is_not_asked_again_for_the_question() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        // A refusing primary, a working secondary: one send each.
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[(0, Event::PortClosed), (1, Event::Answer)],
+        );
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                "send 1 Udp until 2000 retry",
+                "answered"
+            ]
+        );
+        // A lone refusing server: one send, then the lookup fails at once.
+        let list = servers(&[Protocol::Udp]);
+        let mut h = health(1);
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        match run(&mut a, &mut h, t0, &[(0, Event::PortClosed)]).as_slice() {
+            [send, give_up] => {
+                assert_eq!(send, "send 0 Udp until 2000");
+                assert_eq!(give_up, "give up io after 0:io");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        a.poll(&mut h, t0);
+        a.on_event(&mut h, t0, Event::PortClosed);
+        match a.poll(&mut h, t0) {
+            Action::GiveUp(g) => assert_eq!(g.detail.as_deref(), Some("connection refused")),
             other => panic!("{other:?}"),
         }
     }

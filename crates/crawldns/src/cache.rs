@@ -120,10 +120,8 @@ impl Hash for KeyRef<'_> {
         // this, and the derived `Slot` hash would be two more writes.
         state.write(self.0.as_bytes());
         state.write_u8(match self.1 {
-            Slot::Type(QueryType::A) => 0,
-            Slot::Type(QueryType::Aaaa) => 1,
-            Slot::Type(QueryType::Cname) => 2,
-            Slot::Ip => 3,
+            Slot::Type(query_type) => query_type.index(),
+            Slot::Ip => u8::MAX,
         });
     }
 }
@@ -152,7 +150,7 @@ impl Value {
     /// case) as its addresses alone, so that a hit shares one reference
     /// count with nobody but the answer it returns; anything else whole.
     pub fn of_lookup(lookup: &Lookup) -> Self {
-        if lookup.target.is_none() && lookup.chain.is_empty() {
+        if lookup.target.is_none() && lookup.chain.is_empty() && lookup.records.is_empty() {
             Value::Ips(lookup.ips.clone())
         } else {
             Value::Lookup(Arc::new(lookup.clone()))
@@ -477,6 +475,7 @@ mod tests {
             query_type: QueryType::A,
             ips: Arc::from([IpAddr::from([127, 0, 0, 2])]),
             target: None,
+            records: Vec::new(),
             chain: Vec::new(),
             ttl,
         }))

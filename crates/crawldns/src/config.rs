@@ -166,11 +166,11 @@ impl ResolverConfig {
 
     /// Checks the configuration for values the resolver cannot work with.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |why: &str| {
-            Err(Error::new(ErrorKind::NoNameservers, "config").with_detail(why.to_string()))
-        };
+        let bad =
+            |why: &str| Err(Error::new(ErrorKind::Config, "config").with_detail(why.to_string()));
         if self.nameservers.is_empty() {
-            return bad("at least one nameserver is required");
+            return Err(Error::new(ErrorKind::NoNameservers, "config")
+                .with_detail("at least one nameserver is required"));
         }
         if self.attempts == 0 {
             return bad("attempts must be at least 1");

@@ -35,11 +35,13 @@ pub enum ErrorKind {
     InvalidName,
     /// No nameserver is configured.
     NoNameservers,
+    /// The configuration is unusable (zero attempts, a zero timeout, ...).
+    Config,
 }
 
 impl ErrorKind {
     /// Every kind, in a fixed order (for per-kind counters).
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         Self::NxDomain,
         Self::NoData,
         Self::ServFail,
@@ -51,6 +53,7 @@ impl ErrorKind {
         Self::Resource,
         Self::InvalidName,
         Self::NoNameservers,
+        Self::Config,
     ];
 
     /// Position in [`ErrorKind::ALL`].
@@ -72,6 +75,7 @@ impl ErrorKind {
             Self::Resource => "local resources exhausted",
             Self::InvalidName => "invalid name",
             Self::NoNameservers => "no nameservers configured",
+            Self::Config => "invalid configuration",
         }
     }
 
@@ -89,6 +93,7 @@ impl ErrorKind {
             Self::Resource => "resource",
             Self::InvalidName => "invalid_name",
             Self::NoNameservers => "no_nameservers",
+            Self::Config => "config",
         }
     }
 
@@ -121,7 +126,7 @@ impl ErrorKind {
     pub fn is_local(self) -> bool {
         matches!(
             self,
-            Self::Io | Self::Resource | Self::InvalidName | Self::NoNameservers
+            Self::Io | Self::Resource | Self::InvalidName | Self::NoNameservers | Self::Config
         )
     }
 }

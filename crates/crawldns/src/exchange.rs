@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::answer::{self, Reading, RecordValue};
+use crate::answer::{self, display_name, Reading, RecordValue};
 use crate::attempts::{Action, Attempts, Event, Policy, Transport};
 use crate::config::ResolverConfig;
 use crate::error::{describe_io, io_kind, Error, ErrorKind};
@@ -130,12 +130,14 @@ impl Core {
                     ttl: t,
                 } => {
                     chain.extend(more.iter().map(display_name));
-                    let mut ips = Vec::with_capacity(data.len());
+                    let mut ips = Vec::new();
                     let mut target = None;
+                    let mut records = Vec::new();
                     for value in data {
                         match value {
                             RecordValue::Ip(ip) => ips.push(ip),
                             RecordValue::Name(n) => target = target.or(Some(display_name(&n))),
+                            RecordValue::Data(data) => records.push(data),
                         }
                     }
                     return Ok(Lookup {
@@ -143,6 +145,7 @@ impl Core {
                         query_type,
                         ips: ips.into(),
                         target,
+                        records,
                         chain,
                         ttl: ttl.min(t),
                     });
@@ -295,6 +298,10 @@ impl Core {
                 Metrics::add(&self.metrics.malformed);
                 Event::Malformed
             }
+            Err(TransportError::Io(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                *last_io = Some(err);
+                Event::PortClosed
+            }
             Err(TransportError::Io(err)) => {
                 let event = Event::Socket {
                     kind: io_kind(&err),
@@ -346,13 +353,4 @@ impl Probe for Core {
             }
         }
     }
-}
-
-/// A name as users write it: lower-case, no final dot.
-fn display_name(name: &hickory_proto::rr::Name) -> String {
-    let mut text = name.to_ascii().to_ascii_lowercase();
-    if text.len() > 1 && text.ends_with('.') {
-        text.pop();
-    }
-    text
 }

@@ -62,7 +62,7 @@ pub use health::ServerHealth;
 pub use local::normalize_host;
 pub use metrics::{LatencyHistogram, LatencySummary, MetricsSnapshot};
 pub use prewarm::{ErrorKindKey, PrewarmOptions, PrewarmReport};
-pub use records::{Lookup, LookupIp, QueryType};
+pub use records::{Lookup, LookupIp, QueryType, RecordData, ServiceBinding, Soa};
 pub use resolver::Resolver;
 
 /// The door for the fuzz targets, benchmarks and tests that exercise

@@ -25,6 +25,28 @@ pub(crate) fn localhost(strategy: IpStrategy) -> LookupIp {
     }
 }
 
+/// The name a reverse (PTR) lookup of `ip` asks for: `4.3.2.1.in-addr.arpa`,
+/// or the 32 nibbles of an IPv6 address under `ip6.arpa` (RFC 3596 §2.5).
+pub(crate) fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                name.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+                name.push('.');
+                name.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+                name.push('.');
+            }
+            name.push_str("ip6.arpa");
+            name
+        }
+    }
+}
+
 /// `host` as the resolver looks it up: an IP literal in its canonical form,
 /// or a name normalized (lower-case ASCII, no final dot).
 pub fn normalize_host(host: &str) -> Result<Cow<'_, str>, Error> {
@@ -59,7 +81,7 @@ pub(crate) fn local_answer(
         None if is_localhost(name) => match query_type {
             QueryType::A => IpAddr::V4(Ipv4Addr::LOCALHOST),
             QueryType::Aaaa => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            QueryType::Cname => return Some(Err(Error::new(ErrorKind::NoData, name))),
+            _ => return Some(Err(Error::new(ErrorKind::NoData, name))),
         },
         None => return None,
     };
@@ -93,6 +115,18 @@ mod tests {
         for not_ip in ["1.2.3", "h1.crawl.test", "[h1]", "::g", "1.2.3.4.5"] {
             assert_eq!(parse_ip_literal(not_ip), None, "{not_ip}");
         }
+    }
+
+    #[test]
+    fn reverse_names_of_both_families() {
+        assert_eq!(
+            reverse_name("192.0.2.10".parse().unwrap()),
+            "10.2.0.192.in-addr.arpa"
+        );
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
     }
 
     #[test]

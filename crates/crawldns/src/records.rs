@@ -9,6 +9,7 @@ use hickory_proto::rr::RecordType;
 
 /// The record types a lookup can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum QueryType {
     /// IPv4 addresses.
     A,
@@ -16,25 +17,176 @@ pub enum QueryType {
     Aaaa,
     /// The canonical-name record of the name itself.
     Cname,
+    /// Mail exchangers.
+    Mx,
+    /// Text strings.
+    Txt,
+    /// Name servers of a zone.
+    Ns,
+    /// The start of authority of a zone.
+    Soa,
+    /// A pointer, e.g. the name of an address (reverse lookups).
+    Ptr,
+    /// Service locations (RFC 2782).
+    Srv,
+    /// Certification authority authorization (RFC 8659).
+    Caa,
+    /// HTTPS service binding (RFC 9460): ALPN, port, address hints.
+    Https,
+    /// General service binding (RFC 9460).
+    Svcb,
 }
 
 impl QueryType {
+    /// Every type, in a fixed order.
+    pub const ALL: [QueryType; 12] = [
+        Self::A,
+        Self::Aaaa,
+        Self::Cname,
+        Self::Mx,
+        Self::Txt,
+        Self::Ns,
+        Self::Soa,
+        Self::Ptr,
+        Self::Srv,
+        Self::Caa,
+        Self::Https,
+        Self::Svcb,
+    ];
+
     pub(crate) fn wire(self) -> RecordType {
         match self {
             Self::A => RecordType::A,
             Self::Aaaa => RecordType::AAAA,
             Self::Cname => RecordType::CNAME,
+            Self::Mx => RecordType::MX,
+            Self::Txt => RecordType::TXT,
+            Self::Ns => RecordType::NS,
+            Self::Soa => RecordType::SOA,
+            Self::Ptr => RecordType::PTR,
+            Self::Srv => RecordType::SRV,
+            Self::Caa => RecordType::CAA,
+            Self::Https => RecordType::HTTPS,
+            Self::Svcb => RecordType::SVCB,
         }
     }
 
-    /// The type's name as written in zone files ("A", "AAAA", "CNAME").
+    /// Position in [`QueryType::ALL`].
+    #[inline]
+    pub(crate) fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// The type's name as written in zone files ("A", "AAAA", "MX", ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::A => "A",
             Self::Aaaa => "AAAA",
             Self::Cname => "CNAME",
+            Self::Mx => "MX",
+            Self::Txt => "TXT",
+            Self::Ns => "NS",
+            Self::Soa => "SOA",
+            Self::Ptr => "PTR",
+            Self::Srv => "SRV",
+            Self::Caa => "CAA",
+            Self::Https => "HTTPS",
+            Self::Svcb => "SVCB",
         }
     }
+
+    /// The type named `text` (any case), as [`QueryType::as_str`] writes it.
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The data of one record of a type other than A, AAAA and CNAME. Names
+/// are written as users write them: lower-case, no final dot (the root is
+/// `"."`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordData {
+    /// A mail exchanger.
+    Mx {
+        /// Lower is preferred.
+        preference: u16,
+        /// The host.
+        exchange: String,
+    },
+    /// The character-strings of one TXT record, as bytes.
+    Txt(Vec<Vec<u8>>),
+    /// A name server.
+    Ns(String),
+    /// A pointer target.
+    Ptr(String),
+    /// A start of authority.
+    Soa(Soa),
+    /// A service location.
+    Srv {
+        /// Lower is tried first.
+        priority: u16,
+        /// Share among equal priorities.
+        weight: u16,
+        /// The service's port.
+        port: u16,
+        /// The host.
+        target: String,
+    },
+    /// A CAA property.
+    Caa {
+        /// The issuer-critical flag.
+        critical: bool,
+        /// `issue`, `issuewild`, `iodef`, ...
+        tag: String,
+        /// The value, as bytes.
+        value: Vec<u8>,
+    },
+    /// An HTTPS or SVCB record.
+    ServiceBinding(ServiceBinding),
+}
+
+/// A start-of-authority record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    /// The primary name server.
+    pub mname: String,
+    /// The responsible mailbox, as a name.
+    pub rname: String,
+    /// The zone's serial.
+    pub serial: u32,
+    /// Seconds between refreshes.
+    pub refresh: u32,
+    /// Seconds between retries.
+    pub retry: u32,
+    /// Seconds until the zone expires.
+    pub expire: u32,
+    /// The negative-caching TTL (RFC 2308).
+    pub minimum: u32,
+}
+
+/// An HTTPS or SVCB record (RFC 9460): what a crawler learns about how to
+/// reach a service before connecting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceBinding {
+    /// 0 for alias mode; otherwise lower is preferred.
+    pub priority: u16,
+    /// The target name (`"."`: the owner itself).
+    pub target: String,
+    /// Protocols offered (`h2`, `h3`, ...).
+    pub alpn: Vec<String>,
+    /// The default ALPN (`http/1.1` for HTTPS) is not offered.
+    pub no_default_alpn: bool,
+    /// The port, when not the default.
+    pub port: Option<u16>,
+    /// IPv4 addresses to try.
+    pub ipv4hint: Vec<std::net::Ipv4Addr>,
+    /// IPv6 addresses to try.
+    pub ipv6hint: Vec<std::net::Ipv6Addr>,
+    /// An ECH configuration is present.
+    pub ech: bool,
 }
 
 /// The answer to a typed lookup.
@@ -48,6 +200,8 @@ pub struct Lookup {
     pub ips: Arc<[IpAddr]>,
     /// The CNAME target, for CNAME lookups.
     pub target: Option<String>,
+    /// The records, for the other types (empty for A, AAAA and CNAME).
+    pub records: Vec<RecordData>,
     /// The CNAME chain followed to reach the records (empty when none).
     pub chain: Vec<String>,
     /// Seconds the answer may still be cached: on a wire answer the

@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
 use crate::happy_eyeballs::{interleave, race};
 use crate::health::ServerHealth;
-use crate::local::{local_answer, localhost, normalize_host, parse_ip_literal};
+use crate::local::{local_answer, localhost, normalize_host, parse_ip_literal, reverse_name};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::name::{already_normal, is_localhost, normalize};
 use crate::records::{Lookup, LookupIp, QueryType};
@@ -131,12 +131,17 @@ impl Resolver {
             _ => {
                 inner.core.metrics.lookups.add();
                 let name = normalize_host(host)?;
+                // A reverse lookup of an address asks for its arpa name.
+                if let Some(ip) = parse_ip_literal(&name).filter(|_| query_type == QueryType::Ptr) {
+                    return inner.lookup_type(&reverse_name(ip), query_type).await;
+                }
                 if let Some(ips) = local_answer(&name, query_type) {
                     return ips.map(|ips| Lookup {
                         name: name.into_owned(),
                         query_type,
                         ips: ips.into(),
                         target: None,
+                        records: Vec::new(),
                         chain: Vec::new(),
                         ttl: 0,
                     });
@@ -377,8 +382,12 @@ impl Inner {
                 ))
             }
             Decision::Miss => {
-                count_lookup();
-                Metrics::add(&metrics.cache_misses);
+                // One miss per caller's lookup: the families of a
+                // `lookup_ip`, refreshes and pre-warming are not lookups.
+                if caller == Caller::Public {
+                    metrics.lookups.add();
+                    Metrics::add(&metrics.cache_misses);
+                }
                 None
             }
         }
@@ -504,9 +513,10 @@ impl Inner {
         caller: Caller,
     ) -> Result<Lookup, Error> {
         let metrics = &self.core.metrics;
-        match caller {
-            Caller::Public => metrics.fresh_hit_lookups.add(),
-            Caller::Internal => metrics.cache_hits.add(),
+        // A caller's lookup counts as a lookup and a hit in one increment;
+        // the resolver's own (a `lookup_ip` family, a refresh) as neither.
+        if caller == Caller::Public {
+            metrics.fresh_hit_lookups.add();
         }
         if prefetch {
             Metrics::add(&metrics.prefetches);
@@ -652,6 +662,7 @@ fn from_entry(entry: Entry, name: &str, query_type: QueryType, ttl: u32) -> Resu
             query_type,
             ips,
             target: None,
+            records: Vec::new(),
             chain: Vec::new(),
             ttl,
         }),

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crawldns::internals::wire::{encode_query, Question};
-use crawldns::{Batching, CacheConfig, ErrorKind, QueryType, Resolver, ResolverConfig};
+use crawldns::{Batching, CacheConfig, ErrorKind, QueryType, RecordData, Resolver, ResolverConfig};
 use hickory_proto::rr::RecordType;
 
 const ZONE: &str = "interop.test";
@@ -109,7 +109,20 @@ fn zone_file() -> String {
          alias2   CNAME alias3\n\
          alias3   CNAME dual\n\
          dangling CNAME nowhere\n\
-         short    60 A  192.0.2.3\n"
+         short    60 A  192.0.2.3\n\
+         mail     MX    10 mx1\n\
+         mail     MX    20 mx2.example.net.\n\
+         mail     MX    10 mx3\n\
+         txt      TXT   \"v=spf1 -all\"\n\
+         txt      TXT   \"first string\" \"second string\" \"with \\\"quote\\\"\"\n\
+         _sip._udp SRV  10 60 5060 sip\n\
+         _sip._udp SRV  20 0 5061 sip2\n\
+         caa      CAA   0 issue \"letsencrypt.org\"\n\
+         caa      CAA   128 iodef \"mailto:sec@interop.test\"\n\
+         svc      HTTPS 1 . alpn=\"h2,h3\" port=8443 ipv4hint=192.0.2.1 ipv6hint=2001:db8::1\n\
+         svc      HTTPS 2 alt alpn=h2 no-default-alpn\n\
+         alias-svc CNAME svc\n\
+         _dns     SVCB  1 dns alpn=dot port=853\n"
     );
     for i in 0..BIG {
         z.push_str(&format!("big      A     192.0.2.{}\n", i + 100));
@@ -117,16 +130,31 @@ fn zone_file() -> String {
     z
 }
 
+/// The reverse zone of 192.0.2.0/24, for PTR lookups.
+const REVERSE_ZONE: &str = "2.0.192.in-addr.arpa";
+
+fn reverse_zone_file() -> String {
+    format!(
+        "$ORIGIN {REVERSE_ZONE}.\n$TTL 300\n\
+         @   SOA ns.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 60\n\
+         @   NS  ns.{ZONE}.\n\
+         1   PTR www.{ZONE}.\n\
+         2   PTR dual.{ZONE}.\n"
+    )
+}
+
 fn start_knot(dir: &Path, port: u16) -> Daemon {
     let knotd = find("knotd").unwrap();
     std::fs::create_dir_all(dir.join("db")).unwrap();
     std::fs::write(dir.join("zone"), zone_file()).unwrap();
+    std::fs::write(dir.join("reverse.zone"), reverse_zone_file()).unwrap();
     let conf = format!(
         "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
          \x20   udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\
          database:\n    storage: \"{d}/db\"\n\
          log:\n  - target: stderr\n    any: info\n\
-         zone:\n  - domain: {ZONE}\n    file: \"{d}/zone\"\n    journal-content: none\n    zonefile-sync: -1\n",
+         zone:\n  - domain: {ZONE}\n    file: \"{d}/zone\"\n    journal-content: none\n    zonefile-sync: -1\n\
+         \x20 - domain: {REVERSE_ZONE}\n    file: \"{d}/reverse.zone\"\n    journal-content: none\n    zonefile-sync: -1\n",
         d = dir.display()
     );
     std::fs::write(dir.join("knot.conf"), conf).unwrap();
@@ -149,7 +177,9 @@ fn start_unbound(dir: &Path, port: u16, knot_port: u16) -> Daemon {
          \x20   num-threads: 1\n    outgoing-range: 64\n    num-queries-per-thread: 64\n    so-reuseport: no\n\
          \x20   do-not-query-localhost: no\n    module-config: \"iterator\"\n    qname-minimisation: no\n\
          \x20   domain-insecure: \"{ZONE}\"\n    local-zone: \"test.\" nodefault\n\
+         \x20   domain-insecure: \"{REVERSE_ZONE}\"\n    local-zone: \"{REVERSE_ZONE}.\" nodefault\n\
          stub-zone:\n    name: \"{ZONE}\"\n    stub-addr: 127.0.0.1@{knot_port}\n\
+         stub-zone:\n    name: \"{REVERSE_ZONE}\"\n    stub-addr: 127.0.0.1@{knot_port}\n\
          remote-control:\n    control-enable: no\n",
         d = dir.display()
     );
@@ -419,11 +449,7 @@ fn write_seeds(label: &str, server: SocketAddr) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/answer_decode");
     std::fs::create_dir_all(&dir).unwrap();
     for (i, (name, query_type, _)) in questions().into_iter().enumerate() {
-        let rtype = match query_type {
-            QueryType::A => RecordType::A,
-            QueryType::Aaaa => RecordType::AAAA,
-            QueryType::Cname => RecordType::CNAME,
-        };
+        let rtype: RecordType = query_type.as_str().parse().unwrap();
         let q = Question::new(&name, rtype, true).unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
@@ -449,6 +475,210 @@ fn write_seeds(label: &str, server: SocketAddr) {
             seed,
         )
         .unwrap();
+    }
+}
+
+/// The record types beyond addresses: (name or address, type, dig's status).
+fn typed_questions() -> Vec<(String, QueryType, &'static str)> {
+    let q = |n: &str, t, s| (format!("{n}.{ZONE}"), t, s);
+    vec![
+        q("mail", QueryType::Mx, "NOERROR"),
+        q("txt", QueryType::Txt, "NOERROR"),
+        q("_sip._udp", QueryType::Srv, "NOERROR"),
+        q("caa", QueryType::Caa, "NOERROR"),
+        q("svc", QueryType::Https, "NOERROR"),
+        q("alias-svc", QueryType::Https, "NOERROR"),
+        q("_dns", QueryType::Svcb, "NOERROR"),
+        (ZONE.to_string(), QueryType::Ns, "NOERROR"),
+        (ZONE.to_string(), QueryType::Soa, "NOERROR"),
+        // Reverse lookups: crawldns takes the address, dig the arpa name.
+        ("192.0.2.1".to_string(), QueryType::Ptr, "NOERROR"),
+        ("192.0.2.2".to_string(), QueryType::Ptr, "NOERROR"),
+        q("www", QueryType::Mx, "NOERROR"), // NODATA
+        q("missing", QueryType::Txt, "NXDOMAIN"),
+    ]
+}
+
+/// dig's status and the rdata of the answer records of `rtype`, as text.
+fn dig_rdata(server: SocketAddr, name: &str, rtype: &str) -> (String, BTreeSet<String>) {
+    let output = Command::new(find("dig").unwrap())
+        .args([
+            &format!("@{}", server.ip()),
+            "-p",
+            &server.port().to_string(),
+            "+noall",
+            "+comments",
+            "+answer",
+            "+tries=2",
+            "+time=2",
+            name,
+            rtype,
+        ])
+        .output()
+        .expect("dig runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("NO ANSWER")
+        .to_string();
+    let rdata = text
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.is_empty())
+        .filter_map(|line| {
+            // owner ttl class type rdata... (dig pads with tabs; no rdata
+            // here has runs of spaces inside quotes).
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let t = *fields.get(3)?;
+            let rest = fields.get(4..)?.join(" ");
+            (t == rtype).then(|| normal_rdata(rtype, &rest))
+        })
+        .collect();
+    (status, rdata)
+}
+
+/// Service-binding values are compared without their optional quotes.
+fn normal_rdata(rtype: &str, text: &str) -> String {
+    if rtype == "HTTPS" || rtype == "SVCB" {
+        text.replace('"', "")
+    } else {
+        text.to_string()
+    }
+}
+
+fn fqdn(name: &str) -> String {
+    if name == "." {
+        ".".into()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// A character-string as dig prints it: quoted, `"` and `\` escaped,
+/// other unprintable bytes as `\DDD`.
+fn quoted(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// crawldns's typed record in dig's presentation format.
+fn present(data: &RecordData) -> String {
+    match data {
+        RecordData::Mx {
+            preference,
+            exchange,
+        } => format!("{preference} {}", fqdn(exchange)),
+        RecordData::Txt(strings) => strings
+            .iter()
+            .map(|s| quoted(s))
+            .collect::<Vec<_>>()
+            .join(" "),
+        RecordData::Ns(host) | RecordData::Ptr(host) => fqdn(host),
+        RecordData::Soa(soa) => format!(
+            "{} {} {} {} {} {} {}",
+            fqdn(&soa.mname),
+            fqdn(&soa.rname),
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum
+        ),
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => format!("{priority} {weight} {port} {}", fqdn(target)),
+        RecordData::Caa {
+            critical,
+            tag,
+            value,
+        } => format!(
+            "{} {tag} {}",
+            if *critical { 128 } else { 0 },
+            quoted(value)
+        ),
+        RecordData::ServiceBinding(b) => {
+            let mut text = format!("{} {}", b.priority, fqdn(&b.target));
+            if !b.alpn.is_empty() {
+                text.push_str(&format!(" alpn={}", b.alpn.join(",")));
+            }
+            if b.no_default_alpn {
+                text.push_str(" no-default-alpn");
+            }
+            if let Some(port) = b.port {
+                text.push_str(&format!(" port={port}"));
+            }
+            if !b.ipv4hint.is_empty() {
+                let hints: Vec<String> = b.ipv4hint.iter().map(|a| a.to_string()).collect();
+                text.push_str(&format!(" ipv4hint={}", hints.join(",")));
+            }
+            if !b.ipv6hint.is_empty() {
+                let hints: Vec<String> = b.ipv6hint.iter().map(|a| a.to_string()).collect();
+                text.push_str(&format!(" ipv6hint={}", hints.join(",")));
+            }
+            text
+        }
+        other => panic!("a record type this test does not present: {other:?}"),
+    }
+}
+
+/// Every typed question through `server`: crawldns's records equal dig's,
+/// as sets of rdata in dig's presentation format.
+async fn compare_types(label: &str, server: SocketAddr) {
+    let resolver = Resolver::new(config(server, true, Batching::WhenBusy)).unwrap();
+    for (name, query_type, expected) in typed_questions() {
+        let dig_type = query_type.as_str();
+        let dig_name = match name.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => {
+                let [a, b, c, d] = v4.octets();
+                format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+            }
+            _ => name.clone(),
+        };
+        let (status, want) =
+            tokio::task::spawn_blocking(move || dig_rdata(server, &dig_name, dig_type))
+                .await
+                .unwrap();
+        let what = format!("{label}: {name} {dig_type}");
+        assert_eq!(status, expected, "{what}: dig");
+        match resolver.lookup(&name, query_type).await {
+            Ok(lookup) => {
+                assert!(
+                    !want.is_empty(),
+                    "{what}: dig has no records, crawldns {lookup:?}"
+                );
+                let got: BTreeSet<String> = lookup
+                    .records
+                    .iter()
+                    .map(|r| normal_rdata(dig_type, &present(r)))
+                    .collect();
+                assert_eq!(got, want, "{what}");
+                assert_eq!(lookup.records.len(), want.len(), "{what}: duplicates");
+                if name.starts_with("alias-svc") {
+                    assert_eq!(lookup.chain, [format!("svc.{ZONE}")], "{what}: chain");
+                }
+            }
+            Err(e) if status == "NXDOMAIN" => assert_eq!(e.kind(), ErrorKind::NxDomain, "{what}"),
+            Err(e) => {
+                assert!(want.is_empty(), "{what}: dig has {want:?}, crawldns {e}");
+                assert_eq!(e.kind(), ErrorKind::NoData, "{what}: {e}");
+            }
+        }
+        println!("  {what}: {status} ok ({} records)", want.len());
     }
 }
 
@@ -491,6 +721,8 @@ async fn crawldns_agrees_with_dig_through_knot_and_unbound() {
             println!("{label} at {addr}, 0x20 {case_randomization}, {batching:?}:");
             compare(label, addr, case_randomization, batching).await;
         }
+        println!("{label} at {addr}, typed records:");
+        compare_types(label, addr).await;
         if std::env::var("CRAWLDNS_WRITE_FUZZ_SEEDS").as_deref() == Ok("1") {
             write_seeds(label, addr);
         }

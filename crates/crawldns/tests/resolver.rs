@@ -535,6 +535,31 @@ async fn v6_nameservers_work() {
 async fn config_errors_are_clear() {
     let err = Resolver::new(ResolverConfig::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoNameservers);
+    // Every other validation error is a configuration error, saying what.
+    let server = "127.0.0.1:53".parse().unwrap();
+    for (config, why) in [
+        (
+            ResolverConfig::builder()
+                .nameserver(server)
+                .attempts(0)
+                .build(),
+            "attempts must be at least 1",
+        ),
+        (
+            ResolverConfig::builder()
+                .nameserver(server)
+                .timeout(Duration::ZERO)
+                .build(),
+            "timeout must be positive",
+        ),
+    ] {
+        let err = Resolver::new(config).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(
+            err.to_string(),
+            format!("config: invalid configuration: {why}")
+        );
+    }
     let dir = std::env::temp_dir().join(format!("crawldns-resolv-{}", std::process::id()));
     std::fs::write(&dir, "nameserver 127.0.0.1\noptions timeout:1 attempts:4\n").unwrap();
     let config = ResolverConfig::builder().resolv_conf(&dir).unwrap().build();
@@ -589,8 +614,9 @@ fn closed_port(ip: [u8; 4]) -> SocketAddr {
 async fn a_server_that_is_not_listening_fails_at_once_not_at_the_timeout() {
     let dead = closed_port([127, 0, 0, 23]);
     let timeout = Duration::from_secs(5);
-    // Alone: ICMP port unreachable reaches the connected socket, and every
-    // attempt fails as an I/O error instead of waiting out its timeout.
+    // Alone: ICMP port unreachable reaches the connected socket, and the
+    // attempt fails as an I/O error instead of waiting out its timeout; a
+    // closed port is not asked again for the same question.
     let r = Resolver::new(
         ResolverConfig::builder()
             .nameserver(dead)
@@ -603,8 +629,8 @@ async fn a_server_that_is_not_listening_fails_at_once_not_at_the_timeout() {
     let started = Instant::now();
     let err = r.lookup("h1.crawl.test", QueryType::A).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
-    assert!(err.to_string().contains("refused"), "{err}");
-    assert_eq!(err.attempts().len(), 2, "{err}");
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert_eq!(err.attempts().len(), 1, "{err}");
     assert!(err.attempts().iter().all(|a| a.server == dead));
     assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
     assert_eq!(r.metrics().timeouts, 0);
@@ -627,6 +653,73 @@ async fn a_server_that_is_not_listening_fails_at_once_not_at_the_timeout() {
     assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
     let m = r.metrics();
     assert_eq!((m.timeouts, m.udp_sent, m.answers), (0, 2, 1), "{m:?}");
+}
+
+/// 1,000 lookups at once against a refused port, alone and as the primary
+/// before a working secondary, 20 times each: every lookup fails (or fails
+/// over) on the ICMP refusal, none waits for a timeout, and the counters add
+/// up (one attempt per server per lookup; retries only where a next server
+/// exists).
+#[tokio::test]
+async fn a_refused_nameserver_fails_a_thousand_lookups_at_once_every_time() {
+    let dead = closed_port([127, 0, 0, 25]);
+    let good = server_on([127, 0, 0, 26]).await;
+    // A timeout no lookup may wait for: if one did, the run would be slow
+    // and the timeouts counter would say so.
+    let timeout = Duration::from_secs(10);
+    for run in 0..20 {
+        for with_secondary in [false, true] {
+            let mut config = ResolverConfig::builder()
+                .nameserver(dead)
+                .rotate(false)
+                .timeout(timeout)
+                .min_timeout(timeout)
+                .ip_strategy(IpStrategy::V4Only);
+            if with_secondary {
+                config = config.nameserver(good.addr());
+            }
+            let r = Resolver::new(config.build()).unwrap();
+            let started = Instant::now();
+            let mut lookups = tokio::task::JoinSet::new();
+            for i in 0..1000u32 {
+                let r = r.clone();
+                lookups.spawn(async move {
+                    let started = Instant::now();
+                    let result = r.lookup(&format!("h{i}.crawl.test"), QueryType::A).await;
+                    (i, result, started.elapsed())
+                });
+            }
+            let mut slowest = Duration::ZERO;
+            while let Some(joined) = lookups.join_next().await {
+                let (i, result, took) = joined.unwrap();
+                slowest = slowest.max(took);
+                match (with_secondary, result) {
+                    (false, Err(err)) => {
+                        assert_eq!(err.kind(), ErrorKind::Io, "run {run}: {err}");
+                        assert_eq!(err.attempts().len(), 1, "run {run}: {err}");
+                    }
+                    (true, Ok(found)) => assert_eq!(&*found.ips, &[v4(i)]),
+                    (_, other) => panic!("run {run} (secondary {with_secondary}): {other:?}"),
+                }
+            }
+            let m = r.metrics();
+            assert_eq!(m.timeouts, 0, "run {run}: {m:?}");
+            assert_eq!(m.lookups, 1000, "run {run}: {m:?}");
+            assert!(m.retries <= m.udp_sent, "run {run}: {m:?}");
+            if with_secondary {
+                assert_eq!(m.answers, 1000, "run {run}: {m:?}");
+                // Each lookup moved on at most once (fewer once the
+                // primary is marked down and skipped).
+                assert!(m.retries <= 1000, "run {run}: {m:?}");
+            } else {
+                assert_eq!(m.retries, 0, "run {run}: {m:?}");
+                assert_eq!(m.failures_of(ErrorKind::Io), 1000, "run {run}: {m:?}");
+            }
+            // Generous: the timeout is 10 s, and none was waited for.
+            assert!(slowest < Duration::from_secs(2), "run {run}: {slowest:?}");
+            assert!(started.elapsed() < Duration::from_secs(5), "run {run}");
+        }
+    }
 }
 
 /// Resolves h0 … h1999 all at once with `batching`, checks every answer and

@@ -182,11 +182,15 @@ impl UdpPool {
             }
         } else {
             let packet = encode_query(id, question, self.settings.payload);
-            socket
-                .socket
-                .send(&packet)
-                .await
-                .map_err(TransportError::Io)?;
+            if let Err(err) = socket.socket.send(&packet).await {
+                if err.kind() == io::ErrorKind::ConnectionRefused {
+                    // The send took the socket's pending ICMP error, which
+                    // an earlier query on it caused: they all went to the
+                    // same closed port.
+                    socket.refused();
+                }
+                return Err(TransportError::Io(err));
+            }
             self.metrics.udp_send(1);
         }
         match tokio::time::timeout(timeout, receiver).await {
@@ -442,8 +446,13 @@ impl PooledSocket {
         }
     }
 
-    /// Ends the query `id` with a send error.
+    /// Ends the query `id` with a send error (every query in flight, when
+    /// the error is the port's refusal).
     fn fail(&self, id: u16, err: &io::Error) {
+        if err.kind() == io::ErrorKind::ConnectionRefused {
+            self.refused();
+            return;
+        }
         let Some(pending) = self.in_flight.lock().remove(&id) else {
             return;
         };
