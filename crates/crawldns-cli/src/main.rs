@@ -21,6 +21,7 @@ mod metrics_http;
 mod netns;
 mod output;
 mod plot;
+mod records_json;
 mod resolve_cmd;
 mod stats;
 mod testbed_cmd;

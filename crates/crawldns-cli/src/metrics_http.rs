@@ -420,7 +420,9 @@ fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
 
 /// The resolver's latency histogram as an hdrhistogram, to render.
 fn hdr_of(latency: &crawldns::LatencyHistogram) -> Histogram<u64> {
-    let mut hdr = Histogram::new(3).expect("3 significant digits is a valid precision");
+    // The resolver's own bounds (1 µs to 1 h): a saturating record into an
+    // auto-resizing histogram would clamp instead of growing.
+    let mut hdr = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid constant bounds");
     for (value, count) in latency.recorded() {
         hdr.saturating_record_n(value, count);
     }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use crawldns::{ErrorKind, QueryType, Resolver};
+
+use crate::records_json::{escape_text, JsonRecord};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -37,9 +39,15 @@ pub struct ResolveArgs {
 
     /// Record type to look up for every name; repeat for several. IP is an
     /// address lookup: A and AAAA per --strategy, ordered for connecting.
+    /// PTR of an IP address asks for its reverse name.
     #[arg(long = "type", value_enum, value_name = "TYPE", ignore_case = true,
           default_values_t = [RecordKind::Ip])]
     pub types: Vec<RecordKind>,
+
+    /// Reverse lookups: the input lines are IP addresses, and each is asked
+    /// for its PTR records (the same as --type PTR).
+    #[arg(short = 'x', long = "reverse", conflicts_with = "types")]
+    pub reverse: bool,
 
     /// Lookups in flight at once.
     #[arg(long, value_name = "N", default_value_t = 256,
@@ -77,6 +85,33 @@ pub enum RecordKind {
     /// The name's own CNAME record.
     #[value(name = "CNAME")]
     Cname,
+    /// Mail exchangers.
+    #[value(name = "MX")]
+    Mx,
+    /// Text strings.
+    #[value(name = "TXT")]
+    Txt,
+    /// Name servers.
+    #[value(name = "NS")]
+    Ns,
+    /// Start of authority.
+    #[value(name = "SOA")]
+    Soa,
+    /// Pointer; an IP address as input asks for its reverse name.
+    #[value(name = "PTR")]
+    Ptr,
+    /// Service locations.
+    #[value(name = "SRV")]
+    Srv,
+    /// Certification authority authorization.
+    #[value(name = "CAA")]
+    Caa,
+    /// HTTPS service bindings (ALPN, port, address hints).
+    #[value(name = "HTTPS")]
+    Https,
+    /// General service bindings.
+    #[value(name = "SVCB")]
+    Svcb,
     /// The addresses to connect to: A and AAAA per --strategy.
     #[value(name = "IP")]
     Ip,
@@ -84,12 +119,29 @@ pub enum RecordKind {
 
 impl RecordKind {
     fn label(self) -> &'static str {
-        match self {
-            Self::A => "A",
-            Self::Aaaa => "AAAA",
-            Self::Cname => "CNAME",
-            Self::Ip => "IP",
+        match self.query_type() {
+            Some(query_type) => query_type.as_str(),
+            None => "IP",
         }
+    }
+
+    /// The resolver's type, for every kind but `IP` (an address lookup).
+    fn query_type(self) -> Option<QueryType> {
+        Some(match self {
+            Self::A => QueryType::A,
+            Self::Aaaa => QueryType::Aaaa,
+            Self::Cname => QueryType::Cname,
+            Self::Mx => QueryType::Mx,
+            Self::Txt => QueryType::Txt,
+            Self::Ns => QueryType::Ns,
+            Self::Soa => QueryType::Soa,
+            Self::Ptr => QueryType::Ptr,
+            Self::Srv => QueryType::Srv,
+            Self::Caa => QueryType::Caa,
+            Self::Https => QueryType::Https,
+            Self::Svcb => QueryType::Svcb,
+            Self::Ip => return None,
+        })
     }
 }
 
@@ -121,6 +173,9 @@ struct ResolveRecord {
     /// CNAMEs followed to reach the addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     chain: Vec<String>,
+    /// The records, with typed fields, for the types beyond addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    records: Vec<crate::records_json::JsonRecord>,
     /// Seconds the answer may be cached.
     ttl: Option<u32>,
     /// The response code the answer carried, when one did.
@@ -149,6 +204,7 @@ impl ResolveRecord {
             addresses: Vec::new(),
             target: None,
             chain: Vec::new(),
+            records: Vec::new(),
             ttl: None,
             rcode: rcode_of(error),
             error: Some(error.as_str()),
@@ -163,7 +219,7 @@ impl ResolveRecord {
     }
 
     fn text(&self) -> String {
-        let mut line = format!("{} {} ", self.name, self.query_type);
+        let mut line = format!("{} {} ", escape_text(&self.name), self.query_type);
         match (self.error, &self.target) {
             (Some(error), _) => {
                 let _ = write!(line, "error={error}");
@@ -172,6 +228,10 @@ impl ResolveRecord {
                 }
             }
             (None, Some(target)) => line.push_str(target),
+            (None, None) if !self.records.is_empty() => {
+                let records: Vec<String> = self.records.iter().map(|r| r.presentation()).collect();
+                line.push_str(&escape_text(&records.join(" | ")));
+            }
             (None, None) => {
                 let addrs: Vec<String> = self.addresses.iter().map(IpAddr::to_string).collect();
                 line.push_str(&addrs.join(","));
@@ -208,32 +268,37 @@ fn error_text(name: &str, error: &crawldns::Error) -> String {
 /// One lookup.
 async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -> ResolveRecord {
     let started = Instant::now();
-    let result = match kind {
-        RecordKind::Ip => resolver
-            .lookup_ip(&name)
-            .await
-            .map(|found| (found.addrs.to_vec(), None, Vec::new(), found.ttl)),
-        RecordKind::A | RecordKind::Aaaa | RecordKind::Cname => {
-            let query_type = match kind {
-                RecordKind::A => QueryType::A,
-                RecordKind::Aaaa => QueryType::Aaaa,
-                _ => QueryType::Cname,
-            };
-            resolver
-                .lookup(&name, query_type)
-                .await
-                .map(|found| (found.ips.to_vec(), found.target, found.chain, found.ttl))
-        }
+    let result = match kind.query_type() {
+        None => resolver.lookup_ip(&name).await.map(|found| {
+            (
+                found.addrs.to_vec(),
+                None,
+                Vec::new(),
+                Vec::new(),
+                found.ttl,
+            )
+        }),
+        Some(query_type) => resolver.lookup(&name, query_type).await.map(|found| {
+            let records = found.records.iter().map(JsonRecord::from).collect();
+            (
+                found.ips.to_vec(),
+                found.target,
+                found.chain,
+                records,
+                found.ttl,
+            )
+        }),
     };
     let ms = json_ms(started.elapsed());
     match result {
-        Ok((addresses, target, chain, ttl)) => ResolveRecord {
+        Ok((addresses, target, chain, records, ttl)) => ResolveRecord {
             line,
             name,
             query_type: kind.label(),
             addresses,
             target,
             chain,
+            records,
             ttl: Some(ttl),
             rcode: Some("NOERROR"),
             error: None,
@@ -289,7 +354,11 @@ impl Writer {
 /// Runs `crawldns resolve`.
 pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     let resolver = args.dns.resolver(args.timeout_ms)?;
-    let mut types = args.types.clone();
+    let mut types = if args.reverse {
+        vec![RecordKind::Ptr]
+    } else {
+        args.types.clone()
+    };
     dedup_in_order(&mut types);
 
     let source = Source::from_arg(args.file.as_deref());
@@ -478,6 +547,7 @@ mod tests {
             addresses: vec!["127.1.0.2".parse().unwrap(), "::1".parse().unwrap()],
             target: None,
             chain: Vec::new(),
+            records: Vec::new(),
             ttl: Some(300),
             rcode: Some("NOERROR"),
             error: None,

@@ -364,3 +364,93 @@ fn every_batching_mode_resolves_a_list_alike() {
     assert_eq!(out.status.code(), Some(2));
     assert!(texts(&out).1.contains("when-busy"), "{}", texts(&out).1);
 }
+
+/// Every record type beyond addresses has typed JSON fields; `-x` asks
+/// for the PTR records of an address's reverse name; text output escapes
+/// control bytes of an input line.
+#[test]
+fn record_types_reverse_lookups_and_escaped_text() {
+    let bed = dns_only();
+    let ns = bed.nameserver();
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            &ns,
+            "--type",
+            "MX",
+            "--type",
+            "txt",
+            "--type",
+            "HTTPS",
+        ],
+        "h3.crawl.test\n",
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    let of = |t: &str| {
+        records
+            .iter()
+            .find(|r| r["type"] == t)
+            .unwrap_or_else(|| panic!("no {t} in {records:?}"))
+    };
+    assert_eq!(
+        of("MX")["records"],
+        serde_json::json!([{"preference": 10, "exchange": "mail.crawl.test"}])
+    );
+    assert_eq!(
+        of("TXT")["records"],
+        serde_json::json!([{"strings": ["crawldns testbed host 3"]}])
+    );
+    assert_eq!(
+        of("HTTPS")["records"],
+        serde_json::json!([{
+            "priority": 1, "target": ".", "alpn": ["h2", "http/1.1"],
+            "no_default_alpn": false, "port": null,
+            "ipv4hint": ["127.1.0.4"], "ipv6hint": [], "ech": false
+        }])
+    );
+
+    // -x: the testbed serves no reverse zone, so it refuses the reverse
+    // name; the error names the name that was asked.
+    let out = run(&["resolve", "--nameserver", &ns, "-x"], "127.0.0.1\n::1\n");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 2, "{stdout}");
+    for r in &records {
+        assert_eq!(r["type"], "PTR");
+        assert_eq!(r["error"], "refused", "{r}");
+    }
+    assert!(
+        stdout.contains("1.0.0.127.in-addr.arpa: query refused"),
+        "{stdout}"
+    );
+
+    // IPv6 literals are addresses, as IPv4 ones are.
+    let out = run(
+        &["resolve", "--nameserver", &ns, "--format", "text"],
+        "::1\n[::1]\n::ffff:1.2.3.4\n",
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("::1 IP ::1 ttl=0"), "{stdout}");
+    assert!(stdout.contains("[::1] IP ::1 ttl=0"), "{stdout}");
+    assert!(
+        stdout.contains("::ffff:1.2.3.4 IP ::ffff:1.2.3.4 ttl=0"),
+        "{stdout}"
+    );
+
+    // A control byte in an input line never reaches the terminal raw.
+    let out = run(
+        &["resolve", "--nameserver", &ns, "--format", "text"],
+        "bad\u{1b}[31m.crawl.test\n",
+    );
+    let (stdout, _) = texts(&out);
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(
+        stdout.contains("bad\\u{1b}[31m.crawl.test IP error=invalid_name"),
+        "{stdout:?}"
+    );
+}

@@ -20,7 +20,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
+use hickory_proto::rr::rdata::svcb::{Alpn, IpHint, SvcParamKey, SvcParamValue, SVCB};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, HTTPS, MX, NS, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::hosts::{host_v4, MAX_HOSTS, ZONE};
@@ -240,6 +241,33 @@ impl Zone {
                 .filter_map(host_v4)
                 .map(|ip| make(RData::AAAA(AAAA(ip.to_ipv6_mapped()))))
                 .collect(),
+            // Beyond addresses, so the other record types can be tried
+            // offline: a TXT, an MX and an HTTPS record (h2 and
+            // http/1.1, the host's address as a hint) for every host.
+            (Node::Host(n) | Node::V4Only(n), RecordType::TXT) => vec![make(RData::TXT(TXT::new(
+                vec![format!("crawldns testbed host {n}")],
+            )))],
+            (Node::Host(_) | Node::V4Only(_), RecordType::MX) => {
+                vec![make(RData::MX(MX::new(10, child(&zone_origin(), "mail"))))]
+            }
+            (Node::Host(n) | Node::V4Only(n), RecordType::HTTPS) => {
+                let mut params = vec![(
+                    SvcParamKey::Alpn,
+                    SvcParamValue::Alpn(Alpn(vec!["h2".into(), "http/1.1".into()])),
+                )];
+                if let Some(ip) = host_v4(n) {
+                    params.push((
+                        SvcParamKey::Ipv4Hint,
+                        SvcParamValue::Ipv4Hint(IpHint(vec![A(ip)])),
+                    ));
+                }
+                vec![make(RData::HTTPS(HTTPS(SVCB::new(
+                    1,
+                    Name::root(),
+                    params,
+                ))))]
+            }
+            (Node::Apex, RecordType::NS) => vec![make(RData::NS(NS(child(&zone_origin(), "ns"))))],
             _ => Vec::new(),
         }
     }

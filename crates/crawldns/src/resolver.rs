@@ -129,13 +129,20 @@ impl Resolver {
         let name = match already_normal(host) {
             Some(name) if !is_localhost(name) => name,
             _ => {
-                inner.core.metrics.lookups.add();
-                let name = normalize_host(host)?;
+                let metrics = &inner.core.metrics;
+                let name = match normalize_host(host) {
+                    Ok(name) => name,
+                    Err(err) => {
+                        metrics.lookups.add();
+                        return Err(err);
+                    }
+                };
                 // A reverse lookup of an address asks for its arpa name.
                 if let Some(ip) = parse_ip_literal(&name).filter(|_| query_type == QueryType::Ptr) {
-                    return inner.lookup_type(&reverse_name(ip), query_type).await;
+                    return inner.lookup_public(&reverse_name(ip), query_type).await;
                 }
                 if let Some(ips) = local_answer(&name, query_type) {
+                    metrics.lookups.add();
                     return ips.map(|ips| Lookup {
                         name: name.into_owned(),
                         query_type,
@@ -146,13 +153,10 @@ impl Resolver {
                         ttl: 0,
                     });
                 }
-                return inner.lookup_type(&name, query_type).await;
+                return inner.lookup_public(&name, query_type).await;
             }
         };
-        match inner.cached_type(name, query_type, Freshness::Cached, Caller::Public) {
-            Some(found) => found,
-            None => inner.fetch(name, query_type, Freshness::Cached).await,
-        }
+        inner.lookup_public(name, query_type).await
     }
 
     /// The addresses of `host`, per the configured [`IpStrategy`]: A and AAAA
@@ -313,14 +317,17 @@ impl IpMode {
 }
 
 impl Inner {
-    /// A typed lookup through the cache, then single-flight.
-    async fn lookup_type(
+    /// A caller's typed lookup of `name` (normalized): counted as a lookup
+    /// and a hit or a miss, then the cache, then single-flight.
+    async fn lookup_public(
         self: &Arc<Self>,
         name: &str,
         query_type: QueryType,
     ) -> Result<Lookup, Error> {
-        self.lookup_type_with(name, query_type, Freshness::Cached)
-            .await
+        match self.cached_type(name, query_type, Freshness::Cached, Caller::Public) {
+            Some(found) => found,
+            None => self.fetch(name, query_type, Freshness::Cached).await,
+        }
     }
 
     async fn lookup_type_with(

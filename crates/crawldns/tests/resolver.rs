@@ -664,9 +664,9 @@ async fn a_server_that_is_not_listening_fails_at_once_not_at_the_timeout() {
 async fn a_refused_nameserver_fails_a_thousand_lookups_at_once_every_time() {
     let dead = closed_port([127, 0, 0, 25]);
     let good = server_on([127, 0, 0, 26]).await;
-    // A timeout no lookup may wait for: if one did, the run would be slow
-    // and the timeouts counter would say so.
-    let timeout = Duration::from_secs(10);
+    // A timeout no lookup may wait for: if one did, the timeouts counter
+    // would say so, and the lookup would take 30 s.
+    let timeout = Duration::from_secs(30);
     for run in 0..20 {
         for with_secondary in [false, true] {
             let mut config = ResolverConfig::builder()
@@ -715,9 +715,10 @@ async fn a_refused_nameserver_fails_a_thousand_lookups_at_once_every_time() {
                 assert_eq!(m.retries, 0, "run {run}: {m:?}");
                 assert_eq!(m.failures_of(ErrorKind::Io), 1000, "run {run}: {m:?}");
             }
-            // Generous: the timeout is 10 s, and none was waited for.
-            assert!(slowest < Duration::from_secs(2), "run {run}: {slowest:?}");
-            assert!(started.elapsed() < Duration::from_secs(5), "run {run}");
+            // Generous (a loaded CI machine): the timeout is 30 s, and none
+            // was waited for. Unloaded, the slowest takes milliseconds.
+            assert!(slowest < Duration::from_secs(10), "run {run}: {slowest:?}");
+            assert!(started.elapsed() < Duration::from_secs(20), "run {run}");
         }
     }
 }
