@@ -287,7 +287,7 @@ impl RecordWriter {
         if let Some(failed) = &self.failed {
             return Err(io::Error::other(failed.clone()));
         }
-        let line = serde_json::to_string(record).map_err(io::Error::other)?;
+        let line = record.to_json_line();
         if let Err(e) = self.out.line(&line) {
             self.failed = Some(e.to_string());
             return Err(e);
