@@ -527,3 +527,60 @@ async fn a_streamed_body_comes_in_chunks_and_frees_the_connection() {
     let abandoned = stream.finish();
     assert_eq!(abandoned.error.unwrap().class, ErrorClass::Body);
 }
+
+/// A fixed permutation of `items` (xorshift Fisher-Yates), so a shuffled
+/// order is the same on every run.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_survives_the_global_limit() {
+    let bed = bed(100, Duration::from_millis(10)).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            global_connections: 200,
+            per_host_connections: 8,
+            ..Default::default()
+        },
+    );
+    let mut urls: Vec<String> = (0..100)
+        .flat_map(|h| (0..20).map(move |i| (h, i)))
+        .map(|(h, i)| bed.farm.url(h, &format!("/page{i}")))
+        .collect();
+    shuffle(&mut urls, 0x9e37_79b9_7f4a_7c15);
+    let records = f.fetch_all(urls).await;
+    assert_eq!(records.len(), 2000);
+    assert!(records.iter().all(|r| r.is_ok()), "every URL fetched");
+
+    let total = bed.farm.total_stats();
+    assert_eq!(total.requests, 2000);
+    let reused = total.requests - total.connections;
+    eprintln!(
+        "server side: {} requests on {} connections ({reused} reused, {:.1}%); pool {:?}",
+        total.requests,
+        total.connections,
+        100.0 * reused as f64 / total.requests as f64,
+        f.pool_stats()
+    );
+    assert!(
+        reused * 10 >= total.requests * 7,
+        "only {reused} of {} requests reused a connection",
+        total.requests
+    );
+    assert!(total.max_concurrent_connections <= 200, "{total:?}");
+    for h in 0..100 {
+        let stats = bed.farm.host_stats(h).unwrap();
+        assert_eq!(stats.requests, 20, "host {h} progressed: {stats:?}");
+        assert!(stats.max_concurrent_connections <= 8, "host {h}: {stats:?}");
+    }
+    let pool = f.pool_stats();
+    assert_eq!(pool.opened, total.connections, "{pool:?} vs {total:?}");
+    assert_eq!(pool.reused + pool.opened, 2000, "{pool:?}");
+}
