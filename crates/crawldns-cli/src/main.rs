@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 mod demo_cmd;
 mod dns_args;
 mod fetch_cmd;
+mod fetch_tally;
 mod input;
 mod metrics_http;
 mod netns;

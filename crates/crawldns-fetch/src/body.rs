@@ -4,8 +4,9 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
+use crate::conn::Conn;
 use crate::decode::Decoded;
-use crate::pool::{Conn, Origin, Pool};
+use crate::pool::{Origin, Pool};
 use crate::record::ErrorClass;
 
 /// A failure: class and message.

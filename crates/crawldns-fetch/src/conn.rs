@@ -5,6 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,11 +19,38 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::client::TlsStream;
 
-use crate::pool::{Conn, Slot};
-
 /// How long a closing connection waits for the server to see the close
 /// (its end of stream) before the connection's slot is released anyway.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// An open connection, as the pool hands it out. Dropping it closes the
+/// connection (its driver task then releases its [`Slot`]).
+pub(crate) struct Conn {
+    pub sender: Sender,
+    pub remote: Option<SocketAddr>,
+    /// Shared with the connection's slot in the pool.
+    pub life: Arc<AtomicU8>,
+    /// Dropping this tells the driver to close the connection.
+    _closing: oneshot::Sender<()>,
+}
+
+impl Conn {
+    /// A connection whose driver holds `slot` and stops when `closing`'s
+    /// receiver fires.
+    fn new(
+        sender: Sender,
+        remote: Option<SocketAddr>,
+        life: Arc<AtomicU8>,
+        closing: oneshot::Sender<()>,
+    ) -> Self {
+        Self {
+            sender,
+            remote,
+            life,
+            _closing: closing,
+        }
+    }
+}
 
 /// The request-sending half of a connection.
 pub(crate) enum Sender {
@@ -75,18 +104,19 @@ impl Stream {
 }
 
 /// Handshakes HTTP/2 (when ALPN chose it) or HTTP/1.1 on `stream` and
-/// starts the connection's driver, which holds `slot` until the connection
-/// is closed.
-pub(crate) async fn handshake(
+/// starts the connection's driver, which holds `slot` (its place under the
+/// limits, sharing `life`) until the connection is closed.
+pub(crate) async fn handshake<S: Send + 'static>(
     stream: Stream,
     remote: SocketAddr,
-    slot: Slot,
+    slot: S,
+    life: Arc<AtomicU8>,
 ) -> Result<Conn, hyper::Error> {
     let (closing, closed) = oneshot::channel();
     if stream.alpn_h2() {
         let (sender, connection) =
             http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
-        let conn = Conn::new(Sender::H2(sender), Some(remote), &slot, closing);
+        let conn = Conn::new(Sender::H2(sender), Some(remote), life, closing);
         tokio::spawn(async move {
             let _slot = slot;
             tokio::select! {
@@ -97,17 +127,17 @@ pub(crate) async fn handshake(
         return Ok(conn);
     }
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-    let conn = Conn::new(Sender::H1(sender), Some(remote), &slot, closing);
+    let conn = Conn::new(Sender::H1(sender), Some(remote), life, closing);
     tokio::spawn(drive_h1(connection, closed, slot));
     Ok(conn)
 }
 
 /// Runs an HTTP/1.1 connection until it is done or told to close, then
 /// closes it gracefully: our FIN, then the server's end of stream (bounded).
-async fn drive_h1(
+async fn drive_h1<S>(
     connection: http1::Connection<TokioIo<Stream>, Empty<Bytes>>,
     closed: oneshot::Receiver<()>,
-    slot: Slot,
+    slot: S,
 ) {
     let _slot = slot;
     let mut running = std::pin::pin!(connection.without_shutdown());

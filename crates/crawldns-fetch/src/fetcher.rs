@@ -18,11 +18,12 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::body::{BodyReader, Failure};
+use crate::conn::Conn;
 use crate::conn::{handshake, Stream};
 use crate::connect::{happy_connect, DEFAULT_ATTEMPT_DELAY};
 use crate::decode::{Decoded, Wire};
 use crate::host_resolver::HostResolver;
-use crate::pool::{Checkout, Conn, Origin, Pool, PoolStats, Slot};
+use crate::pool::{Checkout, Origin, Pool, PoolStats, Slot};
 use crate::record::{ErrorClass, FetchError, FetchRecord, Phases};
 use crate::response::{Headers, HttpVersion, Response, ResponseHead};
 use crate::source::{ResultSink, UrlSource};
@@ -637,7 +638,8 @@ impl Fetcher {
             Stream::Plain(tcp)
         };
         progress.stage = Stage::Exchange;
-        handshake(stream, remote, slot)
+        let life = slot.life();
+        handshake(stream, remote, slot, life)
             .await
             .map_err(|e| (ErrorClass::Body, e.to_string()))
     }

@@ -16,7 +16,6 @@
 //!   the order they arrived, so no origin starves.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -25,7 +24,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::conn::Sender;
+use crate::conn::Conn;
 
 /// Scheme, host and port: what a connection can be reused for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,38 +44,6 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// An open connection, as the pool hands it out. Dropping it closes the
-/// connection (its driver task then releases its [`Slot`]).
-pub(crate) struct Conn {
-    pub sender: Sender,
-    pub remote: Option<SocketAddr>,
-    life: Arc<AtomicU8>,
-    /// Dropping this tells the driver to close the connection.
-    _closing: oneshot::Sender<()>,
-}
-
-impl Conn {
-    /// A connection whose driver holds `slot` and stops when `closing`'s
-    /// receiver fires.
-    pub fn new(
-        sender: Sender,
-        remote: Option<SocketAddr>,
-        slot: &Slot,
-        closing: oneshot::Sender<()>,
-    ) -> Self {
-        Self {
-            sender,
-            remote,
-            life: slot.life.clone(),
-            _closing: closing,
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.sender.is_closed()
-    }
-}
-
 /// [`Slot::life`] values; read and written under the pool's lock only.
 const LIVE: u8 = 0;
 const EVICTED: u8 = 1;
@@ -89,6 +56,13 @@ pub(crate) struct Slot {
     /// [`LIVE`], [`EVICTED`] (closed for room) or [`RELEASED`].
     life: Arc<AtomicU8>,
     armed: bool,
+}
+
+impl Slot {
+    /// The flag the slot's connection shares with the pool.
+    pub fn life(&self) -> Arc<AtomicU8> {
+        self.life.clone()
+    }
 }
 
 impl Drop for Slot {
@@ -238,7 +212,7 @@ impl Pool {
                 let mut found = None;
                 while let Some(idle) = o.idle.pop_back() {
                     stale.push(idle.seq);
-                    if !idle.conn.is_closed() && now - idle.since < self.inner.idle_timeout {
+                    if !idle.conn.sender.is_closed() && now - idle.since < self.inner.idle_timeout {
                         found = Some(idle.conn);
                         break;
                     }
@@ -273,7 +247,7 @@ impl Pool {
 
     /// Gives a connection back after a complete exchange.
     pub fn checkin(&self, origin: &Origin, conn: Conn) {
-        if conn.is_closed() {
+        if conn.sender.is_closed() {
             return;
         }
         let mut state = self.inner.state.lock();
