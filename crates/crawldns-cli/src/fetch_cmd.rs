@@ -24,6 +24,8 @@ use crate::fetch_tally::{FetchTally, Timing};
 use crate::input::{Entry, Input, Source};
 use crate::metrics_http::{MetricsArgs, Sources};
 use crate::output::{Output, Progress};
+use crate::resume::{Done, RunArgs};
+use crate::shutdown::Shutdown;
 use crate::stats::fmt_opt_ms;
 use crate::Outcome;
 
@@ -64,6 +66,10 @@ pub struct FetchArgs {
     /// The metrics endpoint.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+
+    /// Where records go, resuming, and the grace period of a stop.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// The fetcher's limits, shared with `crawldns demo`.
@@ -169,10 +175,12 @@ impl LimitArgs {
     }
 }
 
-/// Writes records to stdout and counts them; shared by the URL source (for
-/// invalid lines) and the result sink.
+/// Writes records to the output and counts them; shared by the URL source
+/// (for invalid lines) and the result sink.
 struct RecordWriter {
     out: Output,
+    /// Inputs already recorded (`--resume`).
+    done: Done,
     tally: Arc<Mutex<FetchTally>>,
     invalid_lines: u64,
     /// The first write error; every later write fails with it.
@@ -225,16 +233,30 @@ fn check_url(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// URLs from the input, with invalid lines turned into `url` records.
+/// The input key of a fetch record, for `--resume`: its URL as given.
+fn record_key(record: &serde_json::Value) -> Option<String> {
+    record.get("url")?.as_str().map(str::to_owned)
+}
+
+/// URLs from the input, with invalid lines turned into `url` records and
+/// inputs already recorded skipped; ends early when a stop is asked for.
 struct LineSource {
     entries: mpsc::Receiver<Entry>,
     writer: Arc<Mutex<RecordWriter>>,
+    shutdown: Shutdown,
 }
 
 impl LineSource {
     /// Handles one entry: the URL to fetch, or `None` after reporting it.
     fn accept(&self, entry: Entry) -> Option<String> {
         let mut writer = lock(&self.writer);
+        let key = match &entry {
+            Entry::Line { text, .. } => text,
+            Entry::NotUtf8 { lossy, .. } => lossy,
+        };
+        if writer.done.take(key) {
+            return None;
+        }
         match entry {
             Entry::Line { number, text } => match check_url(&text) {
                 Ok(()) => Some(text),
@@ -259,10 +281,10 @@ impl UrlSource for LineSource {
     fn next_url(&mut self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async move {
             loop {
-                if self.stopped() {
+                if self.stopped() || self.shutdown.requested() {
                     return None;
                 }
-                let entry = self.entries.recv().await?;
+                let entry = self.shutdown.until_requested(self.entries.recv()).await??;
                 if let Some(url) = self.accept(entry) {
                     return Some(url);
                 }
@@ -300,6 +322,9 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     let source = Source::from_arg(args.file.as_deref());
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let input = Input::open(source, show_progress)?;
+    let progress = Progress::new(input.total, "URLs");
+    let (out, done) = args.run.open(progress, record_key)?;
+    let shutdown = args.run.shutdown()?;
     let tally = Arc::new(Mutex::new(FetchTally::default()));
     let metrics = args
         .metrics
@@ -309,9 +334,9 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         })
         .await?;
 
-    let progress = Progress::new(input.total, "URLs");
     let writer = Arc::new(Mutex::new(RecordWriter {
-        out: Output::stdout(progress),
+        out,
+        done,
         tally: tally.clone(),
         invalid_lines: 0,
         failed: None,
@@ -320,18 +345,29 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     let mut source = LineSource {
         entries,
         writer: writer.clone(),
+        shutdown: shutdown.clone(),
     };
     let mut sink = Sink {
         writer: writer.clone(),
     };
     let started = Instant::now();
     let crawled = fetcher
-        .crawl(&mut source, &mut sink, to_usize(args.limits.batch))
+        .crawl_until(
+            &mut source,
+            &mut sink,
+            to_usize(args.limits.batch),
+            shutdown.forced(),
+        )
         .await;
     let elapsed = started.elapsed();
-    crawled.context("cannot write to stdout")?;
-    let invalid_lines = finish_output(&writer)?;
-    let read = reader.finish();
+    // Stops the input thread (it may be blocked handing over a line).
+    drop(source);
+    let out_name = lock(&writer).out.name().to_owned();
+    let crawled = crawled.with_context(|| format!("cannot write to {out_name}"))?;
+    let (invalid_lines, skipped) = finish_output(&writer)?;
+    let interrupted = shutdown.requested();
+    // After a stop the input may still be open (a pipe): do not wait for it.
+    let read = if interrupted { Ok(()) } else { reader.finish() };
     let tally = lock(&tally).clone();
 
     let resolver_name = if args.system_resolver {
@@ -343,7 +379,17 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         "{}",
         summary(&tally, invalid_lines, elapsed, &fetcher, &resolver_name)
     );
+    if skipped > 0 {
+        eprintln!("resumed: {skipped} URLs already in {out_name} were skipped");
+    }
     args.metrics.finish(metrics).await;
+    if interrupted {
+        eprintln!(
+            "interrupted: {} records written, {} fetches in flight dropped; run again with -o FILE --resume to fetch the rest",
+            tally.urls, crawled.aborted
+        );
+        return Ok(Outcome::Interrupted);
+    }
     read?;
     Ok(if tally.failed() == 0 {
         Outcome::Success
@@ -352,15 +398,15 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     })
 }
 
-/// After the crawl: fails if a write failed, flushes stdout, and returns
-/// the number of invalid lines.
-fn finish_output(writer: &Mutex<RecordWriter>) -> Result<u64> {
+/// After the crawl: fails if a write failed, flushes the output, and
+/// returns the number of invalid lines and of inputs skipped by --resume.
+fn finish_output(writer: &Mutex<RecordWriter>) -> Result<(u64, u64)> {
     let mut writer = lock(writer);
     if let Some(failed) = &writer.failed {
-        anyhow::bail!("cannot write to stdout: {failed}");
+        anyhow::bail!("cannot write to {}: {failed}", writer.out.name());
     }
     writer.out.finish()?;
-    Ok(writer.invalid_lines)
+    Ok((writer.invalid_lines, writer.done.skipped))
 }
 
 /// The summary table printed on stderr at the end.
