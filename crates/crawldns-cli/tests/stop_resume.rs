@@ -53,6 +53,18 @@ fn interrupted_count(stderr: &str) -> usize {
         .unwrap_or_else(|| panic!("no count in {stderr}"))
 }
 
+/// `COMMAND OPTIONS --nameserver NS -o OUT LIST [--resume]`.
+fn command_args(command: &[&str], bed: &Bed, out: &Path, list: &Path, resume: bool) -> Vec<String> {
+    let mut args: Vec<String> = command.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(["--nameserver".to_owned(), bed.nameserver(), "-o".to_owned()]);
+    args.push(out.display().to_string());
+    args.push(list.display().to_string());
+    if resume {
+        args.push("--resume".into());
+    }
+    args
+}
+
 fn counts<'a>(keys: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
     let mut map = HashMap::new();
     for key in keys {
@@ -80,22 +92,13 @@ fn fetch_stops_on_sigint_and_resume_does_the_rest() {
     let list = dir.file("urls.txt", &(urls.join("\n") + "\n"));
     let out = dir.path().join("out.jsonl");
     let args = |resume: bool| {
-        let mut args = vec![
-            "fetch".to_owned(),
-            "--nameserver".into(),
-            bed.nameserver(),
-            "--concurrency".into(),
-            "20".into(),
-            "--timeout-ms".into(),
-            "2000".into(),
-            "-o".into(),
-            out.display().to_string(),
-            list.display().to_string(),
-        ];
-        if resume {
-            args.push("--resume".into());
-        }
-        args
+        command_args(
+            &["fetch", "--concurrency", "20", "--timeout-ms", "2000"],
+            &bed,
+            &out,
+            &list,
+            resume,
+        )
     };
 
     let mut child = crawldns()
@@ -176,22 +179,13 @@ fn resolve_stops_on_sigint_and_resume_does_the_rest() {
     let list = dir.file("names.txt", &(names.join("\n") + "\n"));
     let out = dir.path().join("out.jsonl");
     let args = |resume: bool| {
-        let mut args = vec![
-            "resolve".to_owned(),
-            "--nameserver".into(),
-            bed.nameserver(),
-            "--type".into(),
-            "A".into(),
-            "--concurrency".into(),
-            "50".into(),
-            "-o".into(),
-            out.display().to_string(),
-            list.display().to_string(),
-        ];
-        if resume {
-            args.push("--resume".into());
-        }
-        args
+        command_args(
+            &["resolve", "--type", "A", "--concurrency", "50"],
+            &bed,
+            &out,
+            &list,
+            resume,
+        )
     };
     let child = crawldns()
         .args(args(false))
