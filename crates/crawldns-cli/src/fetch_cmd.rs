@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use crawldns_fetch::host_resolver::BoxFuture;
-use crawldns_fetch::{FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource};
+use crawldns_fetch::{
+    FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource, WarcWriter,
+};
 use tokio::sync::mpsc;
 
 use crate::dns_args::DnsArgs;
@@ -62,6 +64,13 @@ pub struct FetchArgs {
     #[arg(long, value_name = "MS", help_heading = "DNS",
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub dns_timeout_ms: Option<u64>,
+
+    /// Also archive every response as WARC 1.1 in FILE (gzipped records,
+    /// e.g. crawl.warc.gz): a warcinfo record, then a request and a
+    /// response record per fetched page. Failed fetches stay in the JSON
+    /// lines only.
+    #[arg(long, value_name = "FILE", help_heading = "Output and stopping")]
+    pub warc: Option<PathBuf>,
 
     /// The metrics endpoint.
     #[command(flatten)]
@@ -181,6 +190,8 @@ struct RecordWriter {
     out: Output,
     /// Inputs already recorded (`--resume`).
     done: Done,
+    /// The WARC file (`--warc`) and its path.
+    warc: Option<(WarcWriter, PathBuf)>,
     tally: Arc<Mutex<FetchTally>>,
     invalid_lines: u64,
     /// The first write error; every later write fails with it.
@@ -192,10 +203,18 @@ impl RecordWriter {
         if let Some(failed) = &self.failed {
             return Err(io::Error::other(failed.clone()));
         }
+        if let Some((warc, path)) = &mut self.warc {
+            if let Err(e) = warc.write(record) {
+                let failed = format!("cannot write to {}: {e}", path.display());
+                self.failed = Some(failed.clone());
+                return Err(io::Error::other(failed));
+            }
+        }
         let line = record.to_json_line();
         if let Err(e) = self.out.line(&line) {
-            self.failed = Some(e.to_string());
-            return Err(e);
+            let failed = format!("cannot write to {}: {e}", self.out.name());
+            self.failed = Some(failed.clone());
+            return Err(io::Error::other(failed));
         }
         lock(&self.tally).add(&Timing::from(record));
         self.out.progress().inc();
@@ -307,7 +326,17 @@ impl ResultSink for Sink {
 
 /// Runs `crawldns fetch`.
 pub async fn run(args: FetchArgs) -> Result<Outcome> {
-    let config = args.limits.config()?;
+    let mut config = args.limits.config()?;
+    config.keep_wire_body = args.warc.is_some();
+    // An unwritable archive fails before anything is fetched.
+    let warc = match &args.warc {
+        Some(path) => Some((
+            WarcWriter::create(path, concat!("crawldns/", env!("CARGO_PKG_VERSION")))
+                .with_context(|| format!("cannot write --warc {}", path.display()))?,
+            path.clone(),
+        )),
+        None => None,
+    };
     let (host_resolver, resolver): (Arc<dyn HostResolver>, _) = if args.system_resolver {
         let pool = crawldns_fetch::gai::GaiPool::new(GAI_THREADS)
             .context("cannot start the getaddrinfo threads")?;
@@ -340,6 +369,7 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         tally: tally.clone(),
         invalid_lines: 0,
         failed: None,
+        warc,
     }));
     let (entries, reader) = input.into_parts();
     let mut source = LineSource {
@@ -363,8 +393,13 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     // Stops the input thread (it may be blocked handing over a line).
     drop(source);
     let out_name = lock(&writer).out.name().to_owned();
-    let crawled = crawled.with_context(|| format!("cannot write to {out_name}"))?;
-    let (invalid_lines, skipped) = finish_output(&writer)?;
+    let crawled = crawled.map_err(|e| {
+        anyhow::anyhow!(lock(&writer)
+            .failed
+            .clone()
+            .unwrap_or_else(|| e.to_string()))
+    })?;
+    let (invalid_lines, skipped, archived) = finish_output(&writer)?;
     let interrupted = shutdown.requested();
     // After a stop the input may still be open (a pipe): do not wait for it.
     let read = if interrupted { Ok(()) } else { reader.finish() };
@@ -382,6 +417,9 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     if skipped > 0 {
         eprintln!("resumed: {skipped} URLs already in {out_name} were skipped");
     }
+    if let (Some(archived), Some(path)) = (archived, &args.warc) {
+        eprintln!("warc: {archived} responses archived in {}", path.display());
+    }
     args.metrics.finish(metrics).await;
     if interrupted {
         eprintln!(
@@ -398,15 +436,24 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     })
 }
 
-/// After the crawl: fails if a write failed, flushes the output, and
-/// returns the number of invalid lines and of inputs skipped by --resume.
-fn finish_output(writer: &Mutex<RecordWriter>) -> Result<(u64, u64)> {
+/// After the crawl: fails if a write failed, flushes the outputs, and
+/// returns the number of invalid lines, of inputs skipped by --resume, and
+/// of responses archived.
+fn finish_output(writer: &Mutex<RecordWriter>) -> Result<(u64, u64, Option<u64>)> {
     let mut writer = lock(writer);
     if let Some(failed) = &writer.failed {
-        anyhow::bail!("cannot write to {}: {failed}", writer.out.name());
+        anyhow::bail!("{failed}");
     }
     writer.out.finish()?;
-    Ok((writer.invalid_lines, writer.done.skipped))
+    let archived = match &mut writer.warc {
+        Some((warc, path)) => {
+            warc.finish()
+                .with_context(|| format!("cannot write to {}", path.display()))?;
+            Some(warc.responses())
+        }
+        None => None,
+    };
+    Ok((writer.invalid_lines, writer.done.skipped, archived))
 }
 
 /// The summary table printed on stderr at the end.

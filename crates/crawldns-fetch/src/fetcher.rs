@@ -658,6 +658,7 @@ impl Fetcher {
             return Err(Retry::Fresh);
         }
         let request = self.request(origin, url).map_err(Retry::No)?;
+        let request_text = request_text(&request);
         let response = match conn.sender.send(request).await {
             Ok(response) => response,
             Err(err) if err.is_canceled() || err.is_incomplete_message() => {
@@ -679,6 +680,7 @@ impl Fetcher {
             version: HttpVersion::of(response.version()),
             headers,
             remote_addr: conn.remote,
+            request: request_text,
         });
         progress.stage = Stage::Body;
         let wire = Wire::new(response.into_body(), self.config.keep_wire_body);
@@ -710,6 +712,19 @@ impl Fetcher {
             .body(Empty::new())
             .map_err(|e| (ErrorClass::Url, e.to_string()))
     }
+}
+
+/// A request as HTTP/1.1 text: request line, headers, blank line.
+fn request_text(request: &Request<Empty<Bytes>>) -> Vec<u8> {
+    let mut text = format!("{} {} HTTP/1.1\r\n", request.method(), request.uri()).into_bytes();
+    for (name, value) in request.headers() {
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.extend_from_slice(b": ");
+        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(b"\r\n");
+    }
+    text.extend_from_slice(b"\r\n");
+    text
 }
 
 async fn deliver(

@@ -37,6 +37,7 @@ pub mod reqwest_dns;
 pub mod response;
 pub mod source;
 pub mod tls;
+pub mod warc;
 
 pub use decode::ACCEPT_ENCODING;
 pub use fetcher::{BodyStream, CrawlSummary, Fetcher, FetcherConfig, FetcherError};
@@ -48,3 +49,4 @@ pub use record::{ErrorClass, FetchError, FetchRecord, Phases};
 pub use reqwest_dns::CrawlDnsResolve;
 pub use response::{Headers, HttpVersion, Response, ResponseHead};
 pub use source::{IterSource, ResultSink, UrlSource, VecSink};
+pub use warc::WarcWriter;

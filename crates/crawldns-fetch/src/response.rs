@@ -95,6 +95,9 @@ pub struct ResponseHead {
     pub headers: Headers,
     /// The server's address and port.
     pub remote_addr: Option<SocketAddr>,
+    /// The request that got this response, as HTTP/1.1 text (request
+    /// line, headers, blank line).
+    pub request: Vec<u8>,
 }
 
 /// A complete response, its body read (up to [`crate::FetcherConfig::max_body`]).
@@ -117,8 +120,41 @@ impl Response {
         self.head.status
     }
 
-    /// The body bytes as sent by the server, content encoding included.
-    pub fn payload(&self) -> &[u8] {
-        self.wire_body.as_deref().unwrap_or(&self.body)
+    /// The body as sent by the server (content encoding included): the
+    /// archive's payload. `None` when the body was decoded and the wire
+    /// bytes were not kept ([`crate::FetcherConfig::keep_wire_body`]).
+    pub fn payload(&self) -> Option<&[u8]> {
+        match (&self.wire_body, self.head.headers.get("content-encoding")) {
+            (Some(wire), _) => Some(wire),
+            (None, None) => Some(&self.body),
+            (None, Some(coding)) if coding.trim().eq_ignore_ascii_case("identity") => {
+                Some(&self.body)
+            }
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// The response as HTTP/1.1 text: status line, headers (without
+    /// `Transfer-Encoding`, which was undone), blank line, payload. `None`
+    /// when the payload is not at hand (see [`Response::payload`]).
+    pub fn raw(&self) -> Option<Vec<u8>> {
+        let payload = self.payload()?;
+        let reason = hyper::StatusCode::from_u16(self.head.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        let mut raw = format!("HTTP/1.1 {} {reason}\r\n", self.head.status).into_bytes();
+        for (name, value) in self.head.headers.iter() {
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                continue;
+            }
+            raw.extend_from_slice(name.as_bytes());
+            raw.extend_from_slice(b": ");
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(payload);
+        Some(raw)
     }
 }
