@@ -43,3 +43,9 @@ echo "== doc tests"
 cargo test --workspace --doc --locked
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== root-only tests"
+  cargo nextest run --workspace --locked --run-ignored only -E 'test(/root_only_/)' "$@"
+else
+  echo "== root-only tests skipped (not root)"
+fi

@@ -34,7 +34,7 @@ use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
 use crawldns_testbed::{host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, ZoneConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::fetch_cmd::{FetchTally, Timing};
+use crate::fetch_tally::{FetchTally, Timing};
 use crate::netns;
 use crate::plot;
 use crate::stats::{fmt_ms, fmt_opt_ms};

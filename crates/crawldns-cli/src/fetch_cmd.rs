@@ -7,7 +7,6 @@
 //! is not an http(s) URL is reported on stderr with its line number and gets
 //! a record with the error class `url`; the run goes on.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
@@ -17,29 +16,20 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use crawldns_fetch::host_resolver::BoxFuture;
-use crawldns_fetch::{FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource};
-use serde::{Deserialize, Serialize};
+use crawldns_fetch::{
+    FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource, WarcWriter,
+};
 use tokio::sync::mpsc;
 
 use crate::dns_args::DnsArgs;
+use crate::fetch_tally::{FetchTally, Timing};
 use crate::input::{Entry, Input, Source};
 use crate::metrics_http::{MetricsArgs, Sources};
 use crate::output::{Output, Progress};
-use crate::stats::{fmt_opt_ms, Latency};
+use crate::resume::{Done, RunArgs};
+use crate::shutdown::Shutdown;
+use crate::stats::fmt_opt_ms;
 use crate::Outcome;
-
-/// Outcome labels of fetch records: `ok`, then every error class label.
-pub const OUTCOMES: [&str; 9] = [
-    "ok",
-    "url",
-    "dns",
-    "connect",
-    "tls",
-    "timeout",
-    "http_status",
-    "body",
-    "redirects",
-];
 
 /// Threads of the `getaddrinfo` pool behind `--system-resolver`.
 pub const GAI_THREADS: usize = 32;
@@ -75,9 +65,20 @@ pub struct FetchArgs {
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub dns_timeout_ms: Option<u64>,
 
+    /// Also archive every response as WARC 1.1 in FILE (gzipped records,
+    /// e.g. crawl.warc.gz): a warcinfo record, then a request and a
+    /// response record per fetched page. Failed fetches stay in the JSON
+    /// lines only.
+    #[arg(long, value_name = "FILE", help_heading = "Output and stopping")]
+    pub warc: Option<PathBuf>,
+
     /// The metrics endpoint.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+
+    /// Where records go, resuming, and the grace period of a stop.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// The fetcher's limits, shared with `crawldns demo`.
@@ -183,99 +184,14 @@ impl LimitArgs {
     }
 }
 
-/// The timings and outcome of one record: what summaries and the demo need
-/// (and what the demo's namespaced child sends its parent).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timing {
-    /// `None` when the fetch succeeded; else the error class label (`dns`).
-    pub class: Option<String>,
-    /// The error class in full (`dns/nxdomain`, `http_status/500`).
-    pub error: Option<String>,
-    /// Time to first byte, ms.
-    pub ttfb_ms: Option<f64>,
-    /// DNS phase, ms (new connections only).
-    pub dns_ms: Option<f64>,
-    /// The whole fetch after the queue, ms.
-    pub total_ms: f64,
-}
-
-impl From<&FetchRecord> for Timing {
-    fn from(record: &FetchRecord) -> Self {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        Self {
-            class: record.error.as_ref().map(|e| e.class.label().to_owned()),
-            error: record.error.as_ref().map(|e| e.class.to_string()),
-            ttfb_ms: record.phases.ttfb.map(ms),
-            dns_ms: record.phases.dns.map(ms),
-            total_ms: ms(record.phases.total),
-        }
-    }
-}
-
-/// Counts and latency histograms over fetch records.
-#[derive(Debug, Clone, Default)]
-pub struct FetchTally {
-    /// Records seen.
-    pub urls: u64,
-    /// Records by outcome label (see [`OUTCOMES`]).
-    pub by_class: BTreeMap<String, u64>,
-    /// Failed records by full error class (`dns/nxdomain`).
-    pub by_error: BTreeMap<String, u64>,
-    /// Time to first byte.
-    pub ttfb: Latency,
-    /// DNS phase.
-    pub dns: Latency,
-    /// Whole fetch.
-    pub total: Latency,
-}
-
-impl FetchTally {
-    /// Counts one record.
-    pub fn add(&mut self, timing: &Timing) {
-        self.urls += 1;
-        let class = timing.class.as_deref().unwrap_or("ok");
-        *self.by_class.entry(class.to_owned()).or_default() += 1;
-        if let Some(error) = &timing.error {
-            *self.by_error.entry(error.clone()).or_default() += 1;
-        }
-        if let Some(ms) = timing.ttfb_ms {
-            self.ttfb.record_ms(ms);
-        }
-        if let Some(ms) = timing.dns_ms {
-            self.dns.record_ms(ms);
-        }
-        if timing.class.as_deref() != Some("url") {
-            self.total.record_ms(timing.total_ms);
-        }
-    }
-
-    /// Records without error.
-    pub fn ok(&self) -> u64 {
-        self.by_class.get("ok").copied().unwrap_or(0)
-    }
-
-    /// Records with an error.
-    pub fn failed(&self) -> u64 {
-        self.urls - self.ok()
-    }
-
-    /// `dns/nxdomain 1, http_status/500 2`, or `none`.
-    pub fn errors_line(&self) -> String {
-        if self.by_error.is_empty() {
-            return "none".to_owned();
-        }
-        self.by_error
-            .iter()
-            .map(|(class, n)| format!("{class} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// Writes records to stdout and counts them; shared by the URL source (for
-/// invalid lines) and the result sink.
+/// Writes records to the output and counts them; shared by the URL source
+/// (for invalid lines) and the result sink.
 struct RecordWriter {
     out: Output,
+    /// Inputs already recorded (`--resume`).
+    done: Done,
+    /// The WARC file (`--warc`) and its path.
+    warc: Option<(WarcWriter, PathBuf)>,
     tally: Arc<Mutex<FetchTally>>,
     invalid_lines: u64,
     /// The first write error; every later write fails with it.
@@ -287,10 +203,18 @@ impl RecordWriter {
         if let Some(failed) = &self.failed {
             return Err(io::Error::other(failed.clone()));
         }
-        let line = serde_json::to_string(record).map_err(io::Error::other)?;
+        if let Some((warc, path)) = &mut self.warc {
+            if let Err(e) = warc.write(record) {
+                let failed = format!("cannot write to {}: {e}", path.display());
+                self.failed = Some(failed.clone());
+                return Err(io::Error::other(failed));
+            }
+        }
+        let line = record.to_json_line();
         if let Err(e) = self.out.line(&line) {
-            self.failed = Some(e.to_string());
-            return Err(e);
+            let failed = format!("cannot write to {}: {e}", self.out.name());
+            self.failed = Some(failed.clone());
+            return Err(io::Error::other(failed));
         }
         lock(&self.tally).add(&Timing::from(record));
         self.out.progress().inc();
@@ -328,16 +252,30 @@ fn check_url(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// URLs from the input, with invalid lines turned into `url` records.
+/// The input key of a fetch record, for `--resume`: its URL as given.
+fn record_key(record: &serde_json::Value) -> Option<String> {
+    record.get("url")?.as_str().map(str::to_owned)
+}
+
+/// URLs from the input, with invalid lines turned into `url` records and
+/// inputs already recorded skipped; ends early when a stop is asked for.
 struct LineSource {
     entries: mpsc::Receiver<Entry>,
     writer: Arc<Mutex<RecordWriter>>,
+    shutdown: Shutdown,
 }
 
 impl LineSource {
     /// Handles one entry: the URL to fetch, or `None` after reporting it.
     fn accept(&self, entry: Entry) -> Option<String> {
         let mut writer = lock(&self.writer);
+        let key = match &entry {
+            Entry::Line { text, .. } => text,
+            Entry::NotUtf8 { lossy, .. } => lossy,
+        };
+        if writer.done.take(key) {
+            return None;
+        }
         match entry {
             Entry::Line { number, text } => match check_url(&text) {
                 Ok(()) => Some(text),
@@ -362,10 +300,10 @@ impl UrlSource for LineSource {
     fn next_url(&mut self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async move {
             loop {
-                if self.stopped() {
+                if self.stopped() || self.shutdown.requested() {
                     return None;
                 }
-                let entry = self.entries.recv().await?;
+                let entry = self.shutdown.until_requested(self.entries.recv()).await??;
                 if let Some(url) = self.accept(entry) {
                     return Some(url);
                 }
@@ -388,7 +326,17 @@ impl ResultSink for Sink {
 
 /// Runs `crawldns fetch`.
 pub async fn run(args: FetchArgs) -> Result<Outcome> {
-    let config = args.limits.config()?;
+    let mut config = args.limits.config()?;
+    config.keep_wire_body = args.warc.is_some();
+    // An unwritable archive fails before anything is fetched.
+    let warc = match &args.warc {
+        Some(path) => Some((
+            WarcWriter::create(path, concat!("crawldns/", env!("CARGO_PKG_VERSION")))
+                .with_context(|| format!("cannot write --warc {}", path.display()))?,
+            path.clone(),
+        )),
+        None => None,
+    };
     let (host_resolver, resolver): (Arc<dyn HostResolver>, _) = if args.system_resolver {
         let pool = crawldns_fetch::gai::GaiPool::new(GAI_THREADS)
             .context("cannot start the getaddrinfo threads")?;
@@ -403,6 +351,9 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     let source = Source::from_arg(args.file.as_deref());
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let input = Input::open(source, show_progress)?;
+    let progress = Progress::new(input.total, "URLs");
+    let (out, done) = args.run.open(progress, record_key)?;
+    let shutdown = args.run.shutdown()?;
     let tally = Arc::new(Mutex::new(FetchTally::default()));
     let metrics = args
         .metrics
@@ -412,29 +363,46 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         })
         .await?;
 
-    let progress = Progress::new(input.total, "URLs");
     let writer = Arc::new(Mutex::new(RecordWriter {
-        out: Output::stdout(progress),
+        out,
+        done,
         tally: tally.clone(),
         invalid_lines: 0,
         failed: None,
+        warc,
     }));
     let (entries, reader) = input.into_parts();
     let mut source = LineSource {
         entries,
         writer: writer.clone(),
+        shutdown: shutdown.clone(),
     };
     let mut sink = Sink {
         writer: writer.clone(),
     };
     let started = Instant::now();
     let crawled = fetcher
-        .crawl(&mut source, &mut sink, to_usize(args.limits.batch))
+        .crawl_until(
+            &mut source,
+            &mut sink,
+            to_usize(args.limits.batch),
+            shutdown.forced(),
+        )
         .await;
     let elapsed = started.elapsed();
-    crawled.context("cannot write to stdout")?;
-    let invalid_lines = finish_output(&writer)?;
-    let read = reader.finish();
+    // Stops the input thread (it may be blocked handing over a line).
+    drop(source);
+    let out_name = lock(&writer).out.name().to_owned();
+    let crawled = crawled.map_err(|e| {
+        anyhow::anyhow!(lock(&writer)
+            .failed
+            .clone()
+            .unwrap_or_else(|| e.to_string()))
+    })?;
+    let (invalid_lines, skipped, archived) = finish_output(&writer)?;
+    let interrupted = shutdown.requested();
+    // After a stop the input may still be open (a pipe): do not wait for it.
+    let read = if interrupted { Ok(()) } else { reader.finish() };
     let tally = lock(&tally).clone();
 
     let resolver_name = if args.system_resolver {
@@ -446,7 +414,20 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         "{}",
         summary(&tally, invalid_lines, elapsed, &fetcher, &resolver_name)
     );
+    if skipped > 0 {
+        eprintln!("resumed: {skipped} URLs already in {out_name} were skipped");
+    }
+    if let (Some(archived), Some(path)) = (archived, &args.warc) {
+        eprintln!("warc: {archived} responses archived in {}", path.display());
+    }
     args.metrics.finish(metrics).await;
+    if interrupted {
+        eprintln!(
+            "interrupted: {} records written, {} fetches in flight dropped; run again with -o FILE --resume to fetch the rest",
+            tally.urls, crawled.aborted
+        );
+        return Ok(Outcome::Interrupted);
+    }
     read?;
     Ok(if tally.failed() == 0 {
         Outcome::Success
@@ -455,15 +436,24 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     })
 }
 
-/// After the crawl: fails if a write failed, flushes stdout, and returns
-/// the number of invalid lines.
-fn finish_output(writer: &Mutex<RecordWriter>) -> Result<u64> {
+/// After the crawl: fails if a write failed, flushes the outputs, and
+/// returns the number of invalid lines, of inputs skipped by --resume, and
+/// of responses archived.
+fn finish_output(writer: &Mutex<RecordWriter>) -> Result<(u64, u64, Option<u64>)> {
     let mut writer = lock(writer);
     if let Some(failed) = &writer.failed {
-        anyhow::bail!("cannot write to stdout: {failed}");
+        anyhow::bail!("{failed}");
     }
     writer.out.finish()?;
-    Ok(writer.invalid_lines)
+    let archived = match &mut writer.warc {
+        Some((warc, path)) => {
+            warc.finish()
+                .with_context(|| format!("cannot write to {}", path.display()))?;
+            Some(warc.responses())
+        }
+        None => None,
+    };
+    Ok((writer.invalid_lines, writer.done.skipped, archived))
 }
 
 /// The summary table printed on stderr at the end.
@@ -550,31 +540,5 @@ mod tests {
         for bad in ["0", "-1", "inf", "NaN", "fast"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn tally_counts_outcomes_and_phases() {
-        let mut tally = FetchTally::default();
-        let ok = Timing {
-            class: None,
-            error: None,
-            ttfb_ms: Some(25.0),
-            dns_ms: Some(20.0),
-            total_ms: 26.0,
-        };
-        let nx = Timing {
-            class: Some("dns".into()),
-            error: Some("dns/nxdomain".into()),
-            ttfb_ms: None,
-            dns_ms: Some(20.0),
-            total_ms: 20.0,
-        };
-        tally.add(&ok);
-        tally.add(&ok);
-        tally.add(&nx);
-        assert_eq!((tally.urls, tally.ok(), tally.failed()), (3, 2, 1));
-        assert_eq!(tally.errors_line(), "dns/nxdomain 1");
-        assert_eq!(tally.ttfb.count(), 2);
-        assert_eq!(tally.dns.count(), 3);
     }
 }

@@ -114,11 +114,6 @@ impl Input {
         })
     }
 
-    /// After the channel closed: the read error that closed it, if any.
-    pub fn finish(self) -> Result<()> {
-        self.into_parts().1.finish()
-    }
-
     /// The entries, and what [`Reader::finish`] needs once they ran out.
     pub fn into_parts(self) -> (mpsc::Receiver<Entry>, Reader) {
         (

@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 mod demo_cmd;
 mod dns_args;
 mod fetch_cmd;
+mod fetch_tally;
 mod input;
 mod metrics_http;
 mod netns;
@@ -23,6 +24,8 @@ mod output;
 mod plot;
 mod records_json;
 mod resolve_cmd;
+mod resume;
+mod shutdown;
 mod stats;
 mod testbed_cmd;
 
@@ -34,7 +37,9 @@ Exit codes:
      resolver or server that could not start (the message says which)
   2  bad command line (unknown option, invalid value, no nameserver)
   3  done, but some names or URLs failed or some input lines were invalid
-     (each is in the output; invalid lines are reported with their numbers)";
+     (each is in the output; invalid lines are reported with their numbers)
+  130  stopped by SIGINT or SIGTERM; every finished record was written
+     (`-o FILE --resume` does the rest)";
 
 /// How a command that ran to its end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +48,8 @@ pub enum Outcome {
     Success,
     /// The run completed but some items failed: exit 3.
     SomeFailed,
+    /// Stopped by SIGINT or SIGTERM, finished records written: exit 130.
+    Interrupted,
 }
 
 /// An error in how the command was called: exit code 2, like clap's own.
@@ -124,6 +131,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::SomeFailed) => ExitCode::from(3),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {}", render_error(&e));
             if e.downcast_ref::<UsageError>().is_some() {

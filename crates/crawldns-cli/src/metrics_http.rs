@@ -30,7 +30,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::fetch_cmd::FetchTally;
+use crate::fetch_tally::{FetchTally, OUTCOMES};
 use crate::stats::count_at_or_below;
 
 /// Upper bounds of the latency buckets, in microseconds (0.5 ms to 30 s).
@@ -435,7 +435,7 @@ fn render_fetch(out: &mut Exposition, fetcher: &Fetcher, tally: &FetchTally) {
         "counter",
         "URLs fetched, by outcome: ok or the error class.",
     );
-    for class in crate::fetch_cmd::OUTCOMES {
+    for class in OUTCOMES {
         let value = tally.by_class.get(class).copied().unwrap_or(0);
         out.sample("crawldns_fetch_requests_total", &[("class", class)], value);
     }

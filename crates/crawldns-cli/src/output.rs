@@ -1,20 +1,40 @@
-//! Where results go: stdout, one line per result, and the progress bar on
-//! stderr.
+//! Where results go: stdout or a file (`-o FILE`), one line per result, and
+//! the progress bar on stderr.
 //!
-//! Results are buffered when stdout is a file or a pipe and written line by
-//! line when it is a terminal. A failed write (a closed pipe, a full disk)
-//! is an error the command reports and exits non-zero on, never ignored; the
-//! final [`Output::finish`] flushes and reports the same way.
+//! Results are buffered when the output is a file or a pipe and written
+//! line by line when it is a terminal. A failed write (a closed pipe, a
+//! full disk) is an error the command reports and exits non-zero on, never
+//! ignored; the final [`Output::finish`] flushes and reports the same way.
+//! Only whole lines reach the output: when a write to a file fails, the
+//! file is cut back to its last complete line, so every record in it stays
+//! readable (and `--resume` carries on from there).
 
-use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Results on stdout.
+/// Bytes buffered before a write.
+const BUFFER: usize = 64 * 1024;
+
+enum Target {
+    Stdout(io::Stdout),
+    /// A file and the length of its complete lines.
+    File {
+        file: File,
+        committed: u64,
+    },
+}
+
+/// Results on stdout or in a file.
 pub struct Output {
-    out: BufWriter<Stdout>,
+    target: Target,
+    /// What to call the target in messages: `stdout` or the path.
+    name: String,
+    buf: Vec<u8>,
     /// Flush after every line (stdout is a terminal).
     line_buffered: bool,
     progress: Progress,
@@ -26,29 +46,78 @@ impl Output {
         let stdout = io::stdout();
         let line_buffered = stdout.is_terminal();
         Self {
-            out: BufWriter::with_capacity(64 * 1024, stdout),
+            target: Target::Stdout(stdout),
+            name: "stdout".to_owned(),
+            buf: Vec::with_capacity(BUFFER),
             line_buffered,
             progress,
         }
     }
 
+    /// Writes to `path`: appended to (its complete lines kept) or created
+    /// afresh. Fails at once if the file cannot be opened for writing.
+    pub fn file(path: &Path, append: bool, progress: Progress) -> Result<Self> {
+        let mut options = File::options();
+        if append {
+            options.append(true).create(true);
+        } else {
+            options.write(true).create(true).truncate(true);
+        }
+        let file = options
+            .open(path)
+            .with_context(|| format!("cannot write to {}", path.display()))?;
+        let committed = file
+            .metadata()
+            .with_context(|| format!("cannot write to {}", path.display()))?
+            .len();
+        Ok(Self {
+            target: Target::File { file, committed },
+            name: path.display().to_string(),
+            buf: Vec::with_capacity(BUFFER),
+            line_buffered: false,
+            progress,
+        })
+    }
+
+    /// `stdout` or the file's path, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Writes one line (a newline is added).
     pub fn line(&mut self, text: &str) -> io::Result<()> {
-        let out = &mut self.out;
+        self.buf.extend_from_slice(text.as_bytes());
+        self.buf.push(b'\n');
+        if self.line_buffered || self.buf.len() >= BUFFER {
+            self.flush_lines()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered lines out; on failure cuts a file back to its
+    /// last complete line.
+    fn flush_lines(&mut self) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        let bar = self.progress.bar.clone();
         let line_buffered = self.line_buffered;
+        let target = &mut self.target;
         let mut write = || -> io::Result<()> {
-            out.write_all(text.as_bytes())?;
-            out.write_all(b"\n")?;
-            if line_buffered {
-                out.flush()?;
+            match target {
+                Target::Stdout(out) => {
+                    out.write_all(&buf)?;
+                    out.flush()
+                }
+                Target::File { file, committed } => write_whole_lines(file, committed, &buf),
             }
-            Ok(())
         };
-        match &self.progress.bar {
-            // Both on one terminal: take the bar away while the line goes out.
+        let written = match &bar {
+            // Both on one terminal: take the bar away while the lines go out.
             Some(bar) if line_buffered => bar.suspend(write),
             _ => write(),
-        }
+        };
+        self.buf = buf;
+        self.buf.clear();
+        written
     }
 
     /// The progress bar.
@@ -56,11 +125,45 @@ impl Output {
         &self.progress
     }
 
-    /// Flushes stdout and clears the progress bar.
+    /// Writes what is buffered and clears the progress bar.
     pub fn finish(&mut self) -> Result<()> {
         self.progress.finish();
-        self.out.flush().context("cannot write to stdout")
+        let name = self.name.clone();
+        self.flush_lines()
+            .with_context(|| format!("cannot write to {name}"))?;
+        if let Target::File { file, .. } = &mut self.target {
+            file.sync_data()
+                .with_context(|| format!("cannot write to {name}"))?;
+        }
+        Ok(())
     }
+}
+
+/// Writes `buf` (whole lines) at the end of `file`, whose first
+/// `committed` bytes are whole lines. When a write fails part-way, the
+/// file is cut back to the last whole line written, which stays committed.
+fn write_whole_lines(file: &mut File, committed: &mut u64, buf: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let error = match file.write(&buf[done..]) {
+            Ok(0) => io::Error::from(io::ErrorKind::WriteZero),
+            Ok(n) => {
+                done += n;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => e,
+        };
+        let whole = buf[..done]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        *committed += whole as u64;
+        let _ = file.set_len(*committed);
+        return Err(error);
+    }
+    *committed += buf.len() as u64;
+    Ok(())
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal; a no-op

@@ -25,8 +25,9 @@ use crate::dns_args::DnsArgs;
 use crate::input::{Entry, Input, Source};
 use crate::metrics_http::{MetricsArgs, Sources};
 use crate::output::{Output, Progress};
+use crate::resume::RunArgs;
 use crate::stats::{fmt_opt_ms, json_ms, Latency};
-use crate::Outcome;
+use crate::{Outcome, UsageError};
 
 /// Options of `crawldns resolve`.
 #[derive(Debug, Clone, Args)]
@@ -71,6 +72,10 @@ pub struct ResolveArgs {
     /// The metrics endpoint.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+
+    /// Where records go, resuming, and the grace period of a stop.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `--type`.
@@ -337,7 +342,8 @@ impl Writer {
             Format::Json => serde_json::to_string(record).context("cannot encode a record")?,
             Format::Text => record.text(),
         };
-        self.out.line(&line).context("cannot write to stdout")?;
+        let written = self.out.line(&line);
+        written.with_context(|| format!("cannot write to {}", self.out.name()))?;
         *self.tally.by_outcome.entry(record.outcome()).or_default() += 1;
         self.out.progress().inc();
         Ok(())
@@ -373,8 +379,16 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
         .await?;
 
     let total = input.total.map(|n| n * types.len() as u64);
+    if args.run.resume && args.format != Format::Json {
+        return Err(UsageError(
+            "--resume reads the JSON records of -o FILE: it needs --format json".into(),
+        )
+        .into());
+    }
+    let (out, mut done) = args.run.open(Progress::new(total, "lookups"), record_key)?;
+    let shutdown = args.run.shutdown()?;
     let mut writer = Writer {
-        out: Output::stdout(Progress::new(total, "lookups")),
+        out,
         format: args.format,
         tally: Tally::default(),
     };
@@ -382,7 +396,7 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
     let mut tasks: JoinSet<ResolveRecord> = JoinSet::new();
 
-    while let Some(entry) = input.entries.recv().await {
+    while let Some(Some(entry)) = shutdown.until_requested(input.entries.recv()).await {
         let (number, name, invalid) = match entry {
             Entry::Line { number, text } => {
                 let invalid = crawldns::normalize_host(&text)
@@ -406,7 +420,10 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
                 .out
                 .progress()
                 .eprintln(&format!("line {number}: {name:?}: {message}"));
-            for &t in &types {
+            for &t in types
+                .iter()
+                .filter(|t| !done.take(&key_of(&name, t.label())))
+            {
                 writer.record(&ResolveRecord::failed(
                     number,
                     name.clone(),
@@ -417,11 +434,21 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
             }
             continue;
         }
-        for &t in &types {
+        for &t in types
+            .iter()
+            .filter(|t| !done.take(&key_of(&name, t.label())))
+        {
             while tasks.len() >= concurrency {
-                if let Some(done) = tasks.join_next().await {
-                    writer.lookup_done(&done.context("a lookup task failed")?)?;
+                match shutdown.until_forced(tasks.join_next()).await {
+                    Some(Some(done)) => {
+                        writer.lookup_done(&done.context("a lookup task failed")?)?
+                    }
+                    Some(None) => {}
+                    None => break,
                 }
+            }
+            if shutdown.requested() && tasks.len() >= concurrency {
+                break;
             }
             tasks.spawn(lookup(resolver.clone(), number, name.clone(), t));
         }
@@ -429,18 +456,38 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
             writer.lookup_done(&done.context("a lookup task failed")?)?;
         }
     }
-    while let Some(done) = tasks.join_next().await {
+    while let Some(Some(done)) = shutdown.until_forced(tasks.join_next()).await {
         writer.lookup_done(&done.context("a lookup task failed")?)?;
     }
+    let dropped = tasks.len();
+    tasks.abort_all();
     let elapsed = started.elapsed();
     writer.out.finish()?;
-    let read = input.finish();
+    let interrupted = shutdown.requested();
+    // After a stop the input may still be open (a pipe): do not wait for it.
+    let (entries, reader) = input.into_parts();
+    drop(entries);
+    let read = if interrupted { Ok(()) } else { reader.finish() };
 
     eprint!(
         "{}",
         summary(&writer.tally, types.len(), elapsed, &resolver)
     );
+    if done.skipped > 0 {
+        eprintln!(
+            "resumed: {} lookups already in {} were skipped",
+            done.skipped,
+            writer.out.name()
+        );
+    }
     args.metrics.finish(metrics).await;
+    if interrupted {
+        let written: u64 = writer.tally.by_outcome.values().sum();
+        eprintln!(
+            "interrupted: {written} records written, {dropped} lookups in flight dropped; run again with -o FILE --resume to do the rest"
+        );
+        return Ok(Outcome::Interrupted);
+    }
     read?;
 
     let ok = writer.tally.by_outcome.get("ok").copied().unwrap_or(0);
@@ -450,6 +497,19 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     } else {
         Outcome::SomeFailed
     })
+}
+
+/// The input key of a record, for `--resume`: name and type.
+fn key_of(name: &str, query_type: &str) -> String {
+    format!("{name}\t{query_type}")
+}
+
+/// The input key of a JSON record read back.
+fn record_key(record: &serde_json::Value) -> Option<String> {
+    Some(key_of(
+        record.get("name")?.as_str()?,
+        record.get("type")?.as_str()?,
+    ))
 }
 
 /// Removes repeated entries, keeping the first of each.

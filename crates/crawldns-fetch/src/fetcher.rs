@@ -1,29 +1,31 @@
 //! The crawl fetcher: limits, keep-alive, redirects, body cap, and a record
-//! with phase timings and an error class for every URL.
+//! with phase timings, an error class and the response for every URL.
 
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderValue, ACCEPT, HOST, LOCATION, USER_AGENT};
+use http_body_util::Empty;
+use hyper::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, HOST, LOCATION, USER_AGENT,
+};
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
 use url::Url;
 
+use crate::body::{BodyReader, Failure};
+use crate::conn::Conn;
+use crate::conn::{handshake, Stream};
 use crate::connect::{happy_connect, DEFAULT_ATTEMPT_DELAY};
+use crate::decode::{Decoded, Wire};
 use crate::host_resolver::HostResolver;
-use crate::pool::{Checkout, Conn, Origin, Permits, Pool, PoolStats};
+use crate::pool::{Checkout, Origin, Pool, PoolStats, Slot};
 use crate::record::{ErrorClass, FetchError, FetchRecord, Phases};
+use crate::response::{Headers, HttpVersion, Response, ResponseHead};
 use crate::source::{ResultSink, UrlSource};
 use crate::tls::{client_config, TlsConfigError};
 
@@ -45,7 +47,8 @@ pub struct FetcherConfig {
     pub attempt_delay: Duration,
     /// Redirects followed at most (default 5).
     pub max_redirects: u32,
-    /// Body bytes read at most; more is a `body` error (default 10 MiB).
+    /// Decoded body bytes read at most; more is a `body` error (default
+    /// 10 MiB).
     pub max_body: u64,
     /// The User-Agent header (default `crawldns/<version>`).
     pub user_agent: String,
@@ -58,6 +61,9 @@ pub struct FetcherConfig {
     /// Fetches in flight at once in [`Fetcher::crawl`] (default 1,000);
     /// the connection limits still apply beneath it.
     pub concurrency: usize,
+    /// Keep the body as received as well when it was content-decoded
+    /// ([`Response::wire_body`]), as an archive needs (default false).
+    pub keep_wire_body: bool,
 }
 
 impl Default for FetcherConfig {
@@ -76,6 +82,7 @@ impl Default for FetcherConfig {
             extra_ca_pem: Vec::new(),
             prewarm: true,
             concurrency: 1000,
+            keep_wire_body: false,
         }
     }
 }
@@ -112,10 +119,13 @@ impl std::fmt::Debug for Fetcher {
 /// Totals of a crawl.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrawlSummary {
-    /// URLs fetched (successfully or not).
+    /// URLs fetched (successfully or not) and handed to the sink.
     pub urls: u64,
     /// Of which without error.
     pub ok: u64,
+    /// Fetches cut short by the abort of [`Fetcher::crawl_until`]; no
+    /// record was made for them.
+    pub aborted: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -128,21 +138,121 @@ enum Stage {
     Connect,
     Tls,
     Exchange,
+    Body,
 }
 
 /// What a fetch has learned so far; survives a deadline cutting it short.
 struct Progress {
+    url: String,
     stage: Stage,
     phases: Phases,
+    started: Instant,
     work_started: Option<Instant>,
     final_url: Url,
-    status: Option<u16>,
-    bytes: u64,
+    head: Option<ResponseHead>,
     redirects: u32,
     reused: bool,
 }
 
-type Failure = (ErrorClass, String);
+impl Progress {
+    /// The record of this fetch, without the response body.
+    fn record(mut self, error: Option<FetchError>, bytes: u64) -> FetchRecord {
+        self.phases.total = self.work_started.unwrap_or(self.started).elapsed();
+        FetchRecord {
+            url: self.url,
+            host: self.final_url.host_str().unwrap_or("").to_string(),
+            final_url: self.final_url.to_string(),
+            status: self.head.as_ref().map(|h| h.status),
+            http_version: self.head.as_ref().map(|h| h.version),
+            remote_addr: self.head.as_ref().and_then(|h| h.remote_addr),
+            bytes,
+            redirects: self.redirects,
+            reused_connection: self.reused,
+            phases: self.phases,
+            error,
+            response: None,
+        }
+    }
+}
+
+/// A response whose body is read chunk by chunk, for bodies too large to
+/// hold: see [`Fetcher::fetch_stream`].
+pub struct BodyStream {
+    progress: Progress,
+    reader: BodyReader,
+    deadline: Instant,
+    limit: Duration,
+    error: Option<FetchError>,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("url", &self.progress.url)
+            .field("head", &self.progress.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    /// Status, version, headers, remote address.
+    pub fn head(&self) -> &ResponseHead {
+        // A stream exists only once a response head arrived.
+        self.progress
+            .head
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a body stream always has a head"))
+    }
+
+    /// The next decoded bytes of the body, `None` at its end or after a
+    /// failure (which [`BodyStream::finish`] then reports).
+    pub async fn chunk(&mut self) -> Option<Vec<u8>> {
+        if self.error.is_some() {
+            return None;
+        }
+        match tokio::time::timeout_at(self.deadline, self.reader.chunk()).await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err((class, message))) => {
+                self.error = Some(FetchError { class, message });
+                None
+            }
+            Err(_) => {
+                self.error = Some(deadline_error(Stage::Body, self.limit));
+                None
+            }
+        }
+    }
+
+    /// Bytes received before content decoding, so far.
+    pub fn wire_bytes(&self) -> u64 {
+        self.reader.wire_bytes()
+    }
+
+    /// The record of the fetch (without the body). A body not read to its
+    /// end is a `body` error; an error status is an `http_status` error.
+    pub fn finish(self) -> FetchRecord {
+        self.finish_parts().0
+    }
+
+    fn finish_parts(mut self) -> (FetchRecord, Option<Vec<u8>>) {
+        let status = self.progress.head.as_ref().map_or(0, |h| h.status);
+        let error = match self.error.take() {
+            Some(error) => Some(error),
+            None if !self.reader.is_done() => Some(FetchError {
+                class: ErrorClass::Body,
+                message: "the body was not read to its end".into(),
+            }),
+            None if status >= 400 => Some(FetchError {
+                class: ErrorClass::HttpStatus(status),
+                message: format!("HTTP status {status}"),
+            }),
+            None => None,
+        };
+        let wire = self.reader.take_wire_body();
+        let bytes = self.reader.bytes;
+        (self.progress.record(error, bytes), wire)
+    }
+}
 
 impl Fetcher {
     /// A fetcher resolving names with `resolver`.
@@ -182,44 +292,67 @@ impl Fetcher {
         &self.resolver
     }
 
-    /// Fetches one URL (GET), following redirects. Never fails: the record
-    /// says what happened.
+    /// Fetches one URL (GET), following redirects, and reads the whole body
+    /// (decoded, up to [`FetcherConfig::max_body`]) into
+    /// [`FetchRecord::response`]. Never fails: the record says what
+    /// happened.
     pub async fn fetch(&self, url: &str) -> FetchRecord {
+        let mut stream = match self.fetch_stream(url).await {
+            Ok(stream) => stream,
+            Err(record) => return *record,
+        };
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.chunk().await {
+            body.extend_from_slice(&chunk);
+        }
+        let head = stream.head().clone();
+        let (mut record, wire_body) = stream.finish_parts();
+        record.response = Some(Response {
+            head,
+            body,
+            wire_body,
+        });
+        record
+    }
+
+    /// Fetches one URL (GET), following redirects, up to the final
+    /// response's head; the body is then read with [`BodyStream::chunk`]
+    /// and the record made with [`BodyStream::finish`]. A fetch that fails
+    /// before a final response head is the `Err` record.
+    pub async fn fetch_stream(&self, url: &str) -> Result<BodyStream, Box<FetchRecord>> {
         let parsed = match parse_url(url) {
             Ok(parsed) => parsed,
-            Err(message) => return FetchRecord::url_error(url, message),
+            Err(message) => return Err(Box::new(FetchRecord::url_error(url, message))),
         };
         let started = Instant::now();
+        let limit = self.config.request_timeout;
+        let deadline = started + limit;
         let mut progress = Progress {
+            url: url.to_string(),
             stage: Stage::Queue,
             phases: Phases::default(),
+            started,
             work_started: None,
             final_url: parsed.clone(),
-            status: None,
-            bytes: 0,
+            head: None,
             redirects: 0,
             reused: false,
         };
-        let outcome =
-            tokio::time::timeout(self.config.request_timeout, self.run(parsed, &mut progress))
-                .await;
+        let outcome = tokio::time::timeout_at(deadline, self.run(parsed, &mut progress)).await;
         let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err((class, message))) => Some(FetchError { class, message }),
-            Err(_) => Some(deadline_error(&progress, self.config.request_timeout)),
+            Ok(Ok(reader)) => {
+                return Ok(BodyStream {
+                    progress,
+                    reader,
+                    deadline,
+                    limit,
+                    error: None,
+                })
+            }
+            Ok(Err((class, message))) => FetchError { class, message },
+            Err(_) => deadline_error(progress.stage, limit),
         };
-        progress.phases.total = progress.work_started.unwrap_or(started).elapsed();
-        FetchRecord {
-            url: url.to_string(),
-            host: progress.final_url.host_str().unwrap_or("").to_string(),
-            final_url: progress.final_url.to_string(),
-            status: progress.status,
-            bytes: progress.bytes,
-            redirects: progress.redirects,
-            reused_connection: progress.reused,
-            phases: progress.phases,
-            error,
-        }
+        Err(Box::new(progress.record(Some(error), 0)))
     }
 
     /// Fetches `urls`, at most [`FetcherConfig::concurrency`] at a time,
@@ -260,10 +393,44 @@ impl Fetcher {
         sink: &mut dyn ResultSink,
         batch: usize,
     ) -> io::Result<CrawlSummary> {
-        const GATHER: Duration = Duration::from_millis(20);
+        self.crawl_until(source, sink, batch, std::future::pending())
+            .await
+    }
+
+    /// [`Fetcher::crawl`], cut short when `abort` completes: fetches still
+    /// running then are dropped without a record (counted in
+    /// [`CrawlSummary::aborted`]). For a graceful stop, end the source
+    /// first (the crawl then finishes what is in flight), and abort after a
+    /// grace period.
+    pub async fn crawl_until(
+        self: &Arc<Self>,
+        source: &mut dyn UrlSource,
+        sink: &mut dyn ResultSink,
+        batch: usize,
+        abort: impl Future<Output = ()> + Send,
+    ) -> io::Result<CrawlSummary> {
         let started = Instant::now();
         let mut summary = CrawlSummary::default();
         let mut tasks: JoinSet<FetchRecord> = JoinSet::new();
+        let result = tokio::select! {
+            result = self.crawl_into(source, sink, batch, &mut tasks, &mut summary) => result,
+            () = abort => Ok(()),
+        };
+        summary.aborted = tasks.len() as u64;
+        tasks.abort_all();
+        summary.elapsed = started.elapsed();
+        result.map(|()| summary)
+    }
+
+    async fn crawl_into(
+        self: &Arc<Self>,
+        source: &mut dyn UrlSource,
+        sink: &mut dyn ResultSink,
+        batch: usize,
+        tasks: &mut JoinSet<FetchRecord>,
+        summary: &mut CrawlSummary,
+    ) -> io::Result<()> {
+        const GATHER: Duration = Duration::from_millis(20);
         let mut exhausted = false;
         while !exhausted {
             // Deliver finished fetches while the source has nothing for us.
@@ -272,7 +439,7 @@ impl Fetcher {
                     url = source.next_url() => break url,
                     Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                         if let Ok(record) = joined {
-                            deliver(record, sink, &mut summary).await?;
+                            deliver(record, sink, summary).await?;
                         }
                     }
                 }
@@ -294,7 +461,7 @@ impl Fetcher {
             for url in chunk {
                 while tasks.len() >= self.config.concurrency.max(1) {
                     if let Some(Ok(record)) = tasks.join_next().await {
-                        deliver(record, sink, &mut summary).await?;
+                        deliver(record, sink, summary).await?;
                     }
                 }
                 let this = self.clone();
@@ -302,17 +469,16 @@ impl Fetcher {
             }
             while let Some(joined) = tasks.try_join_next() {
                 if let Ok(record) = joined {
-                    deliver(record, sink, &mut summary).await?;
+                    deliver(record, sink, summary).await?;
                 }
             }
         }
         while let Some(joined) = tasks.join_next().await {
             if let Ok(record) = joined {
-                deliver(record, sink, &mut summary).await?;
+                deliver(record, sink, summary).await?;
             }
         }
-        summary.elapsed = started.elapsed();
-        Ok(summary)
+        Ok(())
     }
 
     async fn prewarm_hosts(&self, urls: &[String]) {
@@ -329,68 +495,87 @@ impl Fetcher {
         self.resolver.prewarm(hosts).await;
     }
 
-    /// The fetch proper: redirects, one exchange per hop.
-    async fn run(&self, mut url: Url, progress: &mut Progress) -> Result<(), Failure> {
+    /// The fetch up to the final response's head: redirects followed (their
+    /// bodies read and dropped), one exchange per hop.
+    async fn run(&self, mut url: Url, progress: &mut Progress) -> Result<BodyReader, Failure> {
         loop {
             progress.final_url = url.clone();
             let origin = origin_of(&url)?;
-            progress.stage = Stage::Queue;
-            let queued = Instant::now();
-            if let Some(rate) = self.config.per_host_rate {
-                self.pool.pace(&origin, rate).await;
-            }
-            let mut checkout = self.pool.checkout(&origin).await;
-            progress.phases.queue += queued.elapsed();
-            progress.work_started.get_or_insert_with(Instant::now);
-            let (status, location) = loop {
-                let (conn, reused) = match checkout {
-                    Checkout::Reused(conn) => (conn, true),
-                    Checkout::New(permits) => (self.open(&origin, permits, progress).await?, false),
+            let mut reader = self.hop(&origin, &url, progress).await?;
+            let status = progress.head.as_ref().map_or(0, |h| h.status);
+            let location =
+                if (300..400).contains(&status) && status != StatusCode::NOT_MODIFIED.as_u16() {
+                    progress
+                        .head
+                        .as_ref()
+                        .and_then(|h| h.headers.get(LOCATION.as_str()))
+                        .map(str::to_string)
+                } else {
+                    None
                 };
-                progress.reused = reused;
-                match self.exchange(conn, &origin, &url, progress).await {
-                    Ok(done) => break done,
-                    // A kept-alive connection the server had just closed:
-                    // try once more on a fresh one.
-                    Err(Retry::Fresh) if reused => checkout = self.pool.checkout(&origin).await,
-                    Err(Retry::Fresh) => {
-                        return Err((
-                            ErrorClass::Body,
-                            "connection closed before the response".into(),
-                        ))
-                    }
-                    Err(Retry::No(failure)) => return Err(failure),
-                }
+            let Some(next) = location else {
+                return Ok(reader);
             };
-            match location {
-                Some(next) if progress.redirects < self.config.max_redirects => {
-                    progress.redirects += 1;
-                    url = url.join(&next).map_err(|e| {
-                        (
-                            ErrorClass::Url,
-                            format!("bad redirect location {next:?}: {e}"),
-                        )
-                    })?;
-                    if !matches!(url.scheme(), "http" | "https") {
-                        return Err((
-                            ErrorClass::Url,
-                            format!("redirect to unsupported scheme: {url}"),
-                        ));
-                    }
-                }
-                Some(_) => {
+            if progress.redirects >= self.config.max_redirects {
+                return Err((
+                    ErrorClass::Redirects,
+                    format!("more than {} redirects", self.config.max_redirects),
+                ));
+            }
+            // The redirect's own body: read (so the connection is reused)
+            // and dropped.
+            progress.stage = Stage::Body;
+            while reader.chunk().await?.is_some() {}
+            progress.redirects += 1;
+            url = url.join(&next).map_err(|e| {
+                (
+                    ErrorClass::Url,
+                    format!("bad redirect location {next:?}: {e}"),
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err((
+                    ErrorClass::Url,
+                    format!("redirect to unsupported scheme: {url}"),
+                ));
+            }
+        }
+    }
+
+    /// One request to `url` on a pooled or new connection, up to the
+    /// response head.
+    async fn hop(
+        &self,
+        origin: &Origin,
+        url: &Url,
+        progress: &mut Progress,
+    ) -> Result<BodyReader, Failure> {
+        progress.stage = Stage::Queue;
+        let queued = Instant::now();
+        if let Some(rate) = self.config.per_host_rate {
+            self.pool.pace(origin, rate).await;
+        }
+        let mut checkout = self.pool.checkout(origin).await;
+        progress.phases.queue += queued.elapsed();
+        progress.work_started.get_or_insert_with(Instant::now);
+        loop {
+            let (conn, reused) = match checkout {
+                Checkout::Reused(conn) => (conn, true),
+                Checkout::New(slot) => (self.open(origin, slot, progress).await?, false),
+            };
+            progress.reused = reused;
+            match self.exchange(conn, origin, url, progress).await {
+                Ok(reader) => return Ok(reader),
+                // A kept-alive connection the server had just closed: try
+                // once more on a fresh one.
+                Err(Retry::Fresh) if reused => checkout = self.pool.checkout(origin).await,
+                Err(Retry::Fresh) => {
                     return Err((
-                        ErrorClass::Redirects,
-                        format!("more than {} redirects", self.config.max_redirects),
+                        ErrorClass::Body,
+                        "connection closed before the response".into(),
                     ))
                 }
-                None if status >= 400 => {
-                    return Err((
-                        ErrorClass::HttpStatus(status),
-                        format!("HTTP status {status}"),
-                    ))
-                }
-                None => return Ok(()),
+                Err(Retry::No(failure)) => return Err(failure),
             }
         }
     }
@@ -399,7 +584,7 @@ impl Fetcher {
     async fn open(
         &self,
         origin: &Origin,
-        permits: Permits,
+        slot: Slot,
         progress: &mut Progress,
     ) -> Result<Conn, Failure> {
         progress.stage = Stage::Dns;
@@ -421,7 +606,7 @@ impl Fetcher {
         )
         .await;
         *progress.phases.connect.get_or_insert(Duration::ZERO) += connect_started.elapsed();
-        let (tcp, _) = match connected {
+        let (tcp, remote) = match connected {
             Ok(Ok(connected)) => connected,
             Ok(Err(err)) => {
                 return Err((
@@ -453,27 +638,28 @@ impl Fetcher {
             Stream::Plain(tcp)
         };
         progress.stage = Stage::Exchange;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let life = slot.life();
+        handshake(stream, remote, slot, life)
             .await
-            .map_err(|e| (ErrorClass::Body, e.to_string()))?;
-        Ok(Conn::start(sender, connection, permits))
+            .map_err(|e| (ErrorClass::Body, e.to_string()))
     }
 
-    /// One request/response on `conn`; returns the status and a redirect
-    /// location, and gives the connection back when it can be reused.
+    /// One request on `conn`, up to the response head; the body reader
+    /// gives the connection back when the body is complete.
     async fn exchange(
         &self,
         mut conn: Conn,
         origin: &Origin,
         url: &Url,
         progress: &mut Progress,
-    ) -> Result<(u16, Option<String>), Retry> {
+    ) -> Result<BodyReader, Retry> {
         progress.stage = Stage::Exchange;
-        if conn.sender.ready().await.is_err() {
+        if !conn.sender.ready().await {
             return Err(Retry::Fresh);
         }
         let request = self.request(origin, url).map_err(Retry::No)?;
-        let response = match conn.sender.send_request(request).await {
+        let request_text = request_text(&request);
+        let response = match conn.sender.send(request).await {
             Ok(response) => response,
             Err(err) if err.is_canceled() || err.is_incomplete_message() => {
                 return Err(Retry::Fresh)
@@ -483,34 +669,28 @@ impl Fetcher {
         if progress.phases.ttfb.is_none() || progress.redirects > 0 {
             progress.phases.ttfb = progress.work_started.map(|t| t.elapsed());
         }
-        let status = response.status();
-        progress.status = Some(status.as_u16());
-        let location = if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-            response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        } else {
-            None
-        };
-        let mut body = response.into_body();
-        let mut bytes = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Retry::No((ErrorClass::Body, e.to_string())))?;
-            if let Some(data) = frame.data_ref() {
-                bytes += data.len() as u64;
-                progress.bytes = bytes;
-                if bytes > self.config.max_body {
-                    return Err(Retry::No((
-                        ErrorClass::Body,
-                        format!("body exceeds the {} byte cap", self.config.max_body),
-                    )));
-                }
-            }
-        }
-        self.pool.checkin(origin, conn);
-        Ok((status.as_u16(), location))
+        let headers = Headers::of(response.headers());
+        let encoding = response
+            .headers()
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        progress.head = Some(ResponseHead {
+            status: response.status().as_u16(),
+            version: HttpVersion::of(response.version()),
+            headers,
+            remote_addr: conn.remote,
+            request: request_text,
+        });
+        progress.stage = Stage::Body;
+        let wire = Wire::new(response.into_body(), self.config.keep_wire_body);
+        let decoded = Decoded::new(wire, encoding.as_deref())
+            .map_err(|m| Retry::No((ErrorClass::Body, m)))?;
+        Ok(BodyReader::new(
+            decoded,
+            (self.pool.clone(), origin.clone(), conn),
+            self.config.max_body,
+        ))
     }
 
     fn request(&self, origin: &Origin, url: &Url) -> Result<Request<Empty<Bytes>>, Failure> {
@@ -528,9 +708,23 @@ impl Fetcher {
             .header(HOST, host)
             .header(USER_AGENT, self.user_agent.clone())
             .header(ACCEPT, "*/*")
+            .header(ACCEPT_ENCODING, crate::decode::ACCEPT_ENCODING)
             .body(Empty::new())
             .map_err(|e| (ErrorClass::Url, e.to_string()))
     }
+}
+
+/// A request as HTTP/1.1 text: request line, headers, blank line.
+fn request_text(request: &Request<Empty<Bytes>>) -> Vec<u8> {
+    let mut text = format!("{} {} HTTP/1.1\r\n", request.method(), request.uri()).into_bytes();
+    for (name, value) in request.headers() {
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.extend_from_slice(b": ");
+        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(b"\r\n");
+    }
+    text.extend_from_slice(b"\r\n");
+    text
 }
 
 async fn deliver(
@@ -576,66 +770,21 @@ fn origin_of(url: &Url) -> Result<Origin, Failure> {
 
 /// The request deadline ran out: in the DNS phase that is a DNS timeout,
 /// anywhere else a timeout.
-fn deadline_error(progress: &Progress, limit: Duration) -> FetchError {
-    let class = match progress.stage {
+fn deadline_error(stage: Stage, limit: Duration) -> FetchError {
+    let class = match stage {
         Stage::Dns => ErrorClass::Dns(crawldns::ErrorKind::Timeout),
-        Stage::Queue | Stage::Connect | Stage::Tls | Stage::Exchange => ErrorClass::Timeout,
+        _ => ErrorClass::Timeout,
     };
-    let stage = match progress.stage {
+    let stage = match stage {
         Stage::Queue => "waiting for a connection slot",
         Stage::Dns => "resolving the host",
         Stage::Connect => "connecting",
         Stage::Tls => "in the TLS handshake",
         Stage::Exchange => "in the HTTP exchange",
+        Stage::Body => "reading the body",
     };
     FetchError {
         class,
         message: format!("request deadline of {limit:?} ran out {stage}"),
-    }
-}
-
-/// A TCP or TLS stream, so one hyper connection type serves both.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }

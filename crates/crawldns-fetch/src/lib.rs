@@ -22,23 +22,31 @@
 //! # Ok(()) }
 //! ```
 
+mod body;
+mod conn;
 pub mod connect;
+mod decode;
 pub mod fetcher;
 pub mod gai;
 pub mod host_resolver;
 pub mod hyper_connector;
-pub mod pool;
+mod pool;
 pub mod record;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_dns;
+pub mod response;
 pub mod source;
 pub mod tls;
+pub mod warc;
 
-pub use fetcher::{CrawlSummary, Fetcher, FetcherConfig, FetcherError};
+pub use decode::ACCEPT_ENCODING;
+pub use fetcher::{BodyStream, CrawlSummary, Fetcher, FetcherConfig, FetcherError};
 pub use host_resolver::{DnsFailure, HostResolver};
 pub use hyper_connector::CrawlConnector;
-pub use pool::PoolStats;
+pub use pool::{Origin, PoolStats};
 pub use record::{ErrorClass, FetchError, FetchRecord, Phases};
 #[cfg(feature = "reqwest")]
 pub use reqwest_dns::CrawlDnsResolve;
+pub use response::{Headers, HttpVersion, Response, ResponseHead};
 pub use source::{IterSource, ResultSink, UrlSource, VecSink};
+pub use warc::WarcWriter;

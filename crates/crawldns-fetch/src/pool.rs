@@ -1,29 +1,33 @@
 //! Connections kept per origin, under a per-host and a global limit.
 //!
-//! Every open connection, busy or idle, holds one permit of its host's
-//! semaphore and one of the global semaphore, so the limits count open
-//! connections exactly as a server (or the testbed farm) sees them. When
-//! the global limit is reached, idle connections of other hosts are closed
-//! to make room; a connection coming back while someone waits for a global
-//! permit is closed instead of kept idle.
+//! Every open connection, busy, idle or closing, holds one [`Slot`]: it
+//! counts against its origin's limit and the global one until the
+//! connection is closed, so the limits count open connections exactly as a
+//! server (or the testbed farm) sees them.
+//!
+//! Keep-alive under the global limit:
+//! - a connection coming back goes first to a request queued for the same
+//!   origin (no new connection needed there);
+//! - only when its origin has nothing queued does it become idle;
+//! - when requests of other origins wait for a global slot, idle
+//!   connections are closed for them, least recently used first, never one
+//!   of an origin with requests queued;
+//! - queued requests that may open a connection get the freed slots in
+//!   the order they arrived, so no origin starves.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::client::conn::http1::Connection;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::conn::Conn;
+
 /// Scheme, host and port: what a connection can be reused for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
     /// True for https.
     pub tls: bool,
@@ -33,107 +37,51 @@ pub struct Origin {
     pub port: u16,
 }
 
-/// How long a closing connection waits for the server to see the close
-/// (its end of stream) before the connection's permits are released anyway.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
-
-/// An open HTTP/1.1 connection. Its permits live in its driver task and
-/// are released only when the connection is closed, so the limits hold as
-/// the server counts them.
-pub struct Conn {
-    pub sender: SendRequest<Empty<Bytes>>,
-    idle_since: Instant,
-    /// Dropping this tells the driver to close the connection.
-    _closing: oneshot::Sender<()>,
-}
-
-impl Conn {
-    /// Takes over a handshaken connection: spawns its driver, which owns
-    /// `permits` until the connection is closed.
-    pub fn start<T>(
-        sender: SendRequest<Empty<Bytes>>,
-        connection: Connection<T, Empty<Bytes>>,
-        permits: Permits,
-    ) -> Self
-    where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-        T: IntoInnerIo,
-    {
-        let (closing, closed) = oneshot::channel();
-        tokio::spawn(drive(connection, closed, permits));
-        Self {
-            sender,
-            idle_since: Instant::now(),
-            _closing: closing,
-        }
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
 }
 
-/// Gives back the transport under hyper's I/O adapter, for a graceful close.
-pub trait IntoInnerIo {
-    /// The transport.
-    type Io: AsyncRead + AsyncWrite + Unpin + Send;
-    /// Unwraps it.
-    fn into_inner_io(self) -> Self::Io;
+/// [`Slot::life`] values; read and written under the pool's lock only.
+const LIVE: u8 = 0;
+const EVICTED: u8 = 1;
+const RELEASED: u8 = 2;
+
+/// One open connection's place under the limits; released when dropped.
+pub(crate) struct Slot {
+    pool: Weak<Inner>,
+    origin: Origin,
+    /// [`LIVE`], [`EVICTED`] (closed for room) or [`RELEASED`].
+    life: Arc<AtomicU8>,
+    armed: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> IntoInnerIo for TokioIo<S> {
-    type Io = S;
-    fn into_inner_io(self) -> S {
-        self.into_inner()
+impl Slot {
+    /// The flag the slot's connection shares with the pool.
+    pub fn life(&self) -> Arc<AtomicU8> {
+        self.life.clone()
     }
 }
 
-/// Runs a connection until it is done or told to close, then closes it
-/// gracefully: our FIN, then the server's end of stream (bounded).
-async fn drive<T>(
-    connection: Connection<T, Empty<Bytes>>,
-    closed: oneshot::Receiver<()>,
-    permits: Permits,
-) where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static + IntoInnerIo,
-{
-    let _permits = permits;
-    let mut running = std::pin::pin!(connection.without_shutdown());
-    let parts = tokio::select! {
-        parts = &mut running => parts.ok(),
-        _ = closed => tokio::time::timeout(CLOSE_WAIT, &mut running).await.ok().and_then(Result::ok),
-    };
-    let Some(parts) = parts else { return };
-    let mut io = parts.io.into_inner_io();
-    let _ = tokio::time::timeout(CLOSE_WAIT, async move {
-        let _ = io.shutdown().await;
-        let mut sink = [0u8; 1024];
-        while let Ok(n) = io.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
         }
-    })
-    .await;
-}
-
-/// The two permits a new connection needs.
-pub struct Permits {
-    _host: OwnedSemaphorePermit,
-    _global: OwnedSemaphorePermit,
+        if let Some(pool) = self.pool.upgrade() {
+            pool.release(&self.origin, &self.life);
+        }
+    }
 }
 
 /// What a request gets from the pool.
-pub enum Checkout {
+pub(crate) enum Checkout {
     /// A kept-alive connection.
     Reused(Conn),
     /// Room to open a new connection.
-    New(Permits),
-}
-
-struct HostSlot {
-    idle: Mutex<Vec<Conn>>,
-    permits: Arc<Semaphore>,
-    returned: Notify,
-    /// Requests waiting for a connection to this origin.
-    waiters: AtomicUsize,
-    next_start: Mutex<Option<Instant>>,
+    New(Slot),
 }
 
 /// Counters of connection use.
@@ -147,69 +95,88 @@ pub struct PoolStats {
     pub evicted: u64,
 }
 
-/// The pool.
-pub struct Pool {
-    hosts: Mutex<HashMap<Origin, Arc<HostSlot>>>,
-    global: Arc<Semaphore>,
-    global_waiters: AtomicUsize,
+struct Idle {
+    conn: Conn,
+    since: Instant,
+    seq: u64,
+}
+
+struct Waiter {
+    seq: u64,
+    tx: oneshot::Sender<Checkout>,
+}
+
+#[derive(Default)]
+struct OriginState {
+    /// Idle connections, oldest first.
+    idle: VecDeque<Idle>,
+    /// Connections holding a slot: busy, idle or closing.
+    open: usize,
+    /// Requests waiting, in arrival order.
+    waiters: VecDeque<Waiter>,
+}
+
+struct State {
+    origins: HashMap<Origin, OriginState>,
+    /// Origins with requests waiting.
+    waiting: HashSet<Origin>,
+    /// Every idle connection by its idle sequence number: the first is the
+    /// least recently used.
+    lru: BTreeMap<u64, Origin>,
+    open: usize,
+    /// Connections closed for room that have not released their slot yet.
+    closing: usize,
+    seq: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    global: usize,
     per_host: usize,
     idle_timeout: Duration,
-    checkouts: AtomicU64,
     opened: AtomicU64,
     reused: AtomicU64,
     evicted: AtomicU64,
+    pace: Mutex<HashMap<Origin, Instant>>,
+}
+
+/// The pool. Cheap to clone (shared).
+#[derive(Clone)]
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
 }
 
 impl Pool {
     /// A pool allowing `global` open connections, `per_host` per origin.
     pub fn new(global: usize, per_host: usize, idle_timeout: Duration) -> Self {
         Self {
-            hosts: Mutex::new(HashMap::new()),
-            global: Arc::new(Semaphore::new(global.max(1))),
-            global_waiters: AtomicUsize::new(0),
-            per_host: per_host.max(1),
-            idle_timeout,
-            checkouts: AtomicU64::new(0),
-            opened: AtomicU64::new(0),
-            reused: AtomicU64::new(0),
-            evicted: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    origins: HashMap::new(),
+                    waiting: HashSet::new(),
+                    lru: BTreeMap::new(),
+                    open: 0,
+                    closing: 0,
+                    seq: 0,
+                }),
+                global: global.max(1),
+                per_host: per_host.max(1),
+                idle_timeout,
+                opened: AtomicU64::new(0),
+                reused: AtomicU64::new(0),
+                evicted: AtomicU64::new(0),
+                pace: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
     /// Counters so far.
     pub fn stats(&self) -> PoolStats {
         PoolStats {
-            opened: self.opened.load(Ordering::Relaxed),
-            reused: self.reused.load(Ordering::Relaxed),
-            evicted: self.evicted.load(Ordering::Relaxed),
+            opened: self.inner.opened.load(Ordering::Relaxed),
+            reused: self.inner.reused.load(Ordering::Relaxed),
+            evicted: self.inner.evicted.load(Ordering::Relaxed),
         }
-    }
-
-    fn slot(&self, origin: &Origin) -> Arc<HostSlot> {
-        let mut hosts = self.hosts.lock();
-        // Forget hosts with nothing open now and then, so a crawl over
-        // millions of hosts does not keep a slot for each.
-        if self.checkouts.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            let per_host = self.per_host;
-            hosts.retain(|_, slot| {
-                Arc::strong_count(slot) > 1
-                    || !slot.idle.lock().is_empty()
-                    || slot.permits.available_permits() < per_host
-                    || slot.next_start.lock().is_some_and(|t| t > Instant::now())
-            });
-        }
-        hosts
-            .entry(origin.clone())
-            .or_insert_with(|| {
-                Arc::new(HostSlot {
-                    idle: Mutex::new(Vec::new()),
-                    permits: Arc::new(Semaphore::new(self.per_host)),
-                    returned: Notify::new(),
-                    waiters: AtomicUsize::new(0),
-                    next_start: Mutex::new(None),
-                })
-            })
-            .clone()
     }
 
     /// Waits until this origin may start another request under a politeness
@@ -219,100 +186,221 @@ impl Pool {
             return;
         }
         let gap = Duration::from_secs_f64(1.0 / per_second);
-        let slot = self.slot(origin);
         let start = {
-            let mut next = slot.next_start.lock();
+            let mut pace = self.inner.pace.lock();
             let now = Instant::now();
-            let start = next.map_or(now, |t| t.max(now));
-            *next = Some(start + gap);
+            if pace.len() > 4096 {
+                pace.retain(|_, next| *next > now);
+            }
+            let next = pace.entry(origin.clone()).or_insert(now);
+            let start = (*next).max(now);
+            *next = start + gap;
             start
         };
         tokio::time::sleep_until(start).await;
     }
 
-    /// A kept-alive connection to `origin`, or the permits to open one.
+    /// A kept-alive connection to `origin`, or a slot to open one; waits
+    /// in line behind earlier requests when neither is free.
     pub async fn checkout(&self, origin: &Origin) -> Checkout {
-        let slot = self.slot(origin);
         loop {
-            let returned = slot.returned.notified();
-            tokio::pin!(returned);
-            returned.as_mut().enable();
-            if let Some(conn) = self.take_idle(&slot) {
-                self.reused.fetch_add(1, Ordering::Relaxed);
-                return Checkout::Reused(conn);
-            }
-            slot.waiters.fetch_add(1, Ordering::AcqRel);
-            let host = tokio::select! {
-                permit = slot.permits.clone().acquire_owned() => permit.ok(),
-                _ = &mut returned => None,
+            let rx = {
+                let mut state = self.inner.state.lock();
+                let now = Instant::now();
+                let o = state.origins.entry(origin.clone()).or_default();
+                let mut stale = Vec::new();
+                let mut found = None;
+                while let Some(idle) = o.idle.pop_back() {
+                    stale.push(idle.seq);
+                    if !idle.conn.sender.is_closed() && now - idle.since < self.inner.idle_timeout {
+                        found = Some(idle.conn);
+                        break;
+                    }
+                    // Dropping it closes it; its driver releases the slot.
+                }
+                let can_open = o.waiters.is_empty() && o.open < self.inner.per_host;
+                for seq in stale {
+                    state.lru.remove(&seq);
+                }
+                if let Some(conn) = found {
+                    self.inner.reused.fetch_add(1, Ordering::Relaxed);
+                    return Checkout::Reused(conn);
+                }
+                if can_open && state.open < self.inner.global {
+                    return Checkout::New(self.inner.grant_new(&mut state, origin));
+                }
+                let (tx, rx) = oneshot::channel();
+                state.seq += 1;
+                let seq = state.seq;
+                if let Some(o) = state.origins.get_mut(origin) {
+                    o.waiters.push_back(Waiter { seq, tx });
+                }
+                state.waiting.insert(origin.clone());
+                self.inner.dispatch(&mut state);
+                rx
             };
-            slot.waiters.fetch_sub(1, Ordering::AcqRel);
-            let Some(host) = host else { continue };
-            let global = self.global_permit(origin).await;
-            self.opened.fetch_add(1, Ordering::Relaxed);
-            return Checkout::New(Permits {
-                _host: host,
-                _global: global,
-            });
+            if let Ok(checkout) = rx.await {
+                return checkout;
+            }
         }
     }
 
     /// Gives a connection back after a complete exchange.
-    pub fn checkin(&self, origin: &Origin, mut conn: Conn) {
-        let slot = self.slot(origin);
-        let host_waiting = slot.waiters.load(Ordering::Acquire) > 0;
-        if conn.sender.is_closed()
-            || (!host_waiting && self.global_waiters.load(Ordering::Acquire) > 0)
-        {
-            // Requests for other hosts need the global permit more than this
-            // host needs an idle connection.
-            drop(conn);
+    pub fn checkin(&self, origin: &Origin, conn: Conn) {
+        if conn.sender.is_closed() {
             return;
         }
-        conn.idle_since = Instant::now();
-        slot.idle.lock().push(conn);
-        slot.returned.notify_one();
-    }
-
-    fn take_idle(&self, slot: &HostSlot) -> Option<Conn> {
-        let mut idle = slot.idle.lock();
-        while let Some(conn) = idle.pop() {
-            if !conn.sender.is_closed() && conn.idle_since.elapsed() < self.idle_timeout {
-                return Some(conn);
+        let mut state = self.inner.state.lock();
+        let mut conn = conn;
+        if let Some(o) = state.origins.get_mut(origin) {
+            while let Some(waiter) = o.waiters.pop_front() {
+                match waiter.tx.send(Checkout::Reused(conn)) {
+                    Ok(()) => {
+                        self.inner.reused.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(Checkout::Reused(back)) => conn = back,
+                    Err(Checkout::New(mut slot)) => {
+                        // Unreachable: we sent a connection. Defuse anyway.
+                        slot.armed = false;
+                        return;
+                    }
+                }
             }
         }
-        None
+        state.seq += 1;
+        let seq = state.seq;
+        let Some(o) = state.origins.get_mut(origin) else {
+            return;
+        };
+        o.idle.push_back(Idle {
+            conn,
+            since: Instant::now(),
+            seq,
+        });
+        state.lru.insert(seq, origin.clone());
+        state.waiting.remove(origin);
+        self.inner.dispatch(&mut state);
+    }
+}
+
+impl Inner {
+    /// Counts a new connection for `origin` (the caller checked the limits).
+    fn grant_new(self: &Arc<Self>, state: &mut State, origin: &Origin) -> Slot {
+        state.open += 1;
+        if let Some(o) = state.origins.get_mut(origin) {
+            o.open += 1;
+        }
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            pool: Arc::downgrade(self),
+            origin: origin.clone(),
+            life: Arc::new(AtomicU8::new(LIVE)),
+            armed: true,
+        }
     }
 
-    async fn global_permit(&self, origin: &Origin) -> OwnedSemaphorePermit {
+    /// A connection's slot is free again.
+    fn release(self: &Arc<Self>, origin: &Origin, life: &AtomicU8) {
+        let mut state = self.state.lock();
+        state.open = state.open.saturating_sub(1);
+        if life.swap(RELEASED, Ordering::AcqRel) == EVICTED {
+            state.closing = state.closing.saturating_sub(1);
+        }
+        if let Some(o) = state.origins.get_mut(origin) {
+            o.open = o.open.saturating_sub(1);
+            if o.open == 0 && o.idle.is_empty() && o.waiters.is_empty() {
+                state.origins.remove(origin);
+            }
+        }
+        self.dispatch(&mut state);
+    }
+
+    /// Hands out what is free to the requests waiting: new-connection
+    /// slots in arrival order, and idle connections of origins with nothing
+    /// queued closed (least recently used first) to make room.
+    fn dispatch(self: &Arc<Self>, state: &mut State) {
         loop {
-            if let Ok(permit) = self.global.clone().try_acquire_owned() {
-                return permit;
+            let mut oldest: Option<(u64, Origin)> = None;
+            let mut eligible = 0usize;
+            let mut done = Vec::new();
+            for origin in &state.waiting {
+                let Some(o) = state.origins.get_mut(origin) else {
+                    done.push(origin.clone());
+                    continue;
+                };
+                while o.waiters.front().is_some_and(|w| w.tx.is_closed()) {
+                    o.waiters.pop_front();
+                }
+                let Some(head) = o.waiters.front() else {
+                    done.push(origin.clone());
+                    continue;
+                };
+                if o.open < self.per_host {
+                    eligible += o.waiters.len().min(self.per_host - o.open);
+                    if oldest.as_ref().is_none_or(|(seq, _)| head.seq < *seq) {
+                        oldest = Some((head.seq, origin.clone()));
+                    }
+                }
             }
-            if !self.evict_idle_elsewhere(origin) {
-                break;
+            for origin in done {
+                state.waiting.remove(&origin);
             }
-        }
-        self.global_waiters.fetch_add(1, Ordering::AcqRel);
-        let permit = self.global.clone().acquire_owned().await;
-        self.global_waiters.fetch_sub(1, Ordering::AcqRel);
-        // The semaphore is never closed.
-        permit.expect("the global semaphore is never closed")
-    }
-
-    /// Closes one idle connection of another origin; false if none.
-    fn evict_idle_elsewhere(&self, origin: &Origin) -> bool {
-        let hosts = self.hosts.lock();
-        for (other, slot) in hosts.iter() {
-            if other == origin {
+            let Some((_, origin)) = oldest else { return };
+            if state.open < self.global {
+                let slot = self.grant_new(state, &origin);
+                let waiter = state
+                    .origins
+                    .get_mut(&origin)
+                    .and_then(|o| o.waiters.pop_front());
+                let sent = match waiter {
+                    Some(waiter) => waiter.tx.send(Checkout::New(slot)),
+                    None => Err(Checkout::New(slot)),
+                };
+                if let Err(Checkout::New(mut slot)) = sent {
+                    // The request gave up meanwhile: undo, without taking
+                    // the lock again in the slot's drop.
+                    slot.armed = false;
+                    state.open -= 1;
+                    if let Some(o) = state.origins.get_mut(&origin) {
+                        o.open -= 1;
+                    }
+                    self.opened.fetch_sub(1, Ordering::Relaxed);
+                }
                 continue;
             }
-            if let Some(conn) = slot.idle.lock().pop() {
-                drop(conn);
-                self.evicted.fetch_add(1, Ordering::Relaxed);
-                return true;
+            if state.closing >= eligible || !self.evict_lru(state) {
+                return;
             }
         }
-        false
+    }
+
+    /// Closes the least recently used idle connection of an origin with
+    /// nothing queued; false if there is none.
+    fn evict_lru(&self, state: &mut State) -> bool {
+        let victim = state.lru.iter().find_map(|(seq, origin)| {
+            let o = state.origins.get(origin)?;
+            o.waiters.is_empty().then(|| (*seq, origin.clone()))
+        });
+        let Some((seq, origin)) = victim else {
+            return false;
+        };
+        state.lru.remove(&seq);
+        let Some(o) = state.origins.get_mut(&origin) else {
+            return false;
+        };
+        let Some(at) = o.idle.iter().position(|idle| idle.seq == seq) else {
+            return false;
+        };
+        if let Some(idle) = o.idle.remove(at) {
+            // A connection whose slot is already released (the server
+            // closed it) frees nothing more.
+            if idle.conn.life.swap(EVICTED, Ordering::AcqRel) == LIVE {
+                state.closing += 1;
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(idle);
+        }
+        true
     }
 }

@@ -2,9 +2,12 @@
 //! error class a crawler can act on.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::response::{HttpVersion, Response};
 
 /// Where a fetch failed. A DNS failure is never reported as a connect
 /// failure: the phase decides the class.
@@ -117,7 +120,11 @@ pub struct FetchRecord {
     pub host: String,
     /// The final HTTP status, when a response arrived.
     pub status: Option<u16>,
-    /// Body bytes received.
+    /// The HTTP version of the final response.
+    pub http_version: Option<HttpVersion>,
+    /// The server's address and port for the final response.
+    pub remote_addr: Option<SocketAddr>,
+    /// Body bytes received, decoded.
     pub bytes: u64,
     /// Redirects followed.
     pub redirects: u32,
@@ -128,6 +135,11 @@ pub struct FetchRecord {
     pub phases: Phases,
     /// The failure, if any (an error status is one).
     pub error: Option<FetchError>,
+    /// The final response with its body, from [`crate::Fetcher::fetch`]
+    /// (`None` when no response head arrived, and from
+    /// [`crate::BodyStream::finish`]). Not part of the JSON line.
+    #[serde(skip)]
+    pub response: Option<Response>,
 }
 
 impl FetchRecord {
@@ -138,6 +150,8 @@ impl FetchRecord {
             final_url: url.to_string(),
             host: String::new(),
             status: None,
+            http_version: None,
+            remote_addr: None,
             bytes: 0,
             redirects: 0,
             reused_connection: false,
@@ -146,7 +160,23 @@ impl FetchRecord {
                 class: ErrorClass::Url,
                 message,
             }),
+            response: None,
         }
+    }
+
+    /// The record as one line of JSON (no newline): the one definition of
+    /// the JSON-lines shape, for every crate that writes records. The
+    /// response body is not in it.
+    pub fn to_json_line(&self) -> String {
+        // Plain data with string keys: serialization cannot fail, and if it
+        // ever did the line still says which URL and why.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            serde_json::json!({
+                "url": self.url,
+                "error": {"class": "body", "message": format!("cannot encode the record: {e}")},
+            })
+            .to_string()
+        })
     }
 
     /// True when a 2xx/3xx response arrived with its whole body.

@@ -456,3 +456,131 @@ async fn crawl_fetches_a_slow_source_as_it_comes() {
     );
     assert!(sink.0.iter().any(|(_, r)| r.url.ends_with("/late")));
 }
+
+#[tokio::test]
+async fn the_response_reaches_the_caller_whole() {
+    let bed = bed(3, Duration::ZERO).await;
+    let f = fetcher(&bed.dns, FetcherConfig::default());
+    let record = f.fetch(&bed.farm.url(2, "/bytes/3000")).await;
+    assert!(record.is_ok(), "{record:?}");
+    let response = record.response.as_ref().expect("the response is delivered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.head.version, crawldns_fetch::HttpVersion::Http11);
+    assert_eq!(response.head.headers.get("X-Host-Index"), Some("2"));
+    assert_eq!(
+        response.head.headers.get("content-type"),
+        Some("text/plain")
+    );
+    assert_eq!(response.head.remote_addr, bed.farm.addr(2));
+    assert_eq!(response.body, vec![b'x'; 3000]);
+    assert_eq!(record.remote_addr, bed.farm.addr(2));
+    assert_eq!(record.bytes, 3000);
+
+    // An error status still delivers its response.
+    let missing = f.fetch(&bed.farm.url(1, "/status/404")).await;
+    assert_eq!(missing.error.unwrap().class, ErrorClass::HttpStatus(404));
+    assert_eq!(missing.response.unwrap().body, b"404 Not Found\n");
+
+    // The JSON line carries the metadata, not the body.
+    let line = record.to_json_line();
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(json["status"], 200);
+    assert_eq!(json["http_version"], "HTTP/1.1");
+    assert_eq!(
+        json["remote_addr"],
+        bed.farm.addr(2).unwrap().to_string().as_str()
+    );
+    assert!(json.get("response").is_none() && json.get("body").is_none());
+}
+
+#[tokio::test]
+async fn a_streamed_body_comes_in_chunks_and_frees_the_connection() {
+    let bed = bed(1, Duration::ZERO).await;
+    let f = fetcher(&bed.dns, FetcherConfig::default());
+    let size = 1 << 20;
+    let mut stream = f
+        .fetch_stream(&bed.farm.url(0, &format!("/bytes/{size}")))
+        .await
+        .unwrap();
+    assert_eq!(stream.head().status, 200);
+    let (mut total, mut chunks) = (0usize, 0usize);
+    while let Some(chunk) = stream.chunk().await {
+        assert!(chunk.iter().all(|b| *b == b'x'));
+        total += chunk.len();
+        chunks += 1;
+    }
+    assert_eq!(total, size);
+    assert!(chunks >= 16, "{chunks} chunks: the body was not streamed");
+    let record = stream.finish();
+    assert!(record.is_ok() && record.response.is_none(), "{record:?}");
+    assert_eq!(record.bytes, size as u64);
+    // The connection went back to the pool: the next fetch reuses it.
+    let again = f.fetch(&bed.farm.url(0, "/")).await;
+    assert!(again.reused_connection, "{again:?}");
+    assert_eq!(bed.farm.host_stats(0).unwrap().connections, 1);
+
+    // A body left unread is a `body` error, and its connection is closed.
+    let stream = f
+        .fetch_stream(&bed.farm.url(0, "/bytes/100"))
+        .await
+        .unwrap();
+    let abandoned = stream.finish();
+    assert_eq!(abandoned.error.unwrap().class, ErrorClass::Body);
+}
+
+/// A fixed permutation of `items` (xorshift Fisher-Yates), so a shuffled
+/// order is the same on every run.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_survives_the_global_limit() {
+    let bed = bed(100, Duration::from_millis(10)).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            global_connections: 200,
+            per_host_connections: 8,
+            ..Default::default()
+        },
+    );
+    let mut urls: Vec<String> = (0..100)
+        .flat_map(|h| (0..20).map(move |i| (h, i)))
+        .map(|(h, i)| bed.farm.url(h, &format!("/page{i}")))
+        .collect();
+    shuffle(&mut urls, 0x9e37_79b9_7f4a_7c15);
+    let records = f.fetch_all(urls).await;
+    assert_eq!(records.len(), 2000);
+    assert!(records.iter().all(|r| r.is_ok()), "every URL fetched");
+
+    let total = bed.farm.total_stats();
+    assert_eq!(total.requests, 2000);
+    let reused = total.requests - total.connections;
+    eprintln!(
+        "server side: {} requests on {} connections ({reused} reused, {:.1}%); pool {:?}",
+        total.requests,
+        total.connections,
+        100.0 * reused as f64 / total.requests as f64,
+        f.pool_stats()
+    );
+    assert!(
+        reused * 10 >= total.requests * 7,
+        "only {reused} of {} requests reused a connection",
+        total.requests
+    );
+    assert!(total.max_concurrent_connections <= 200, "{total:?}");
+    for h in 0..100 {
+        let stats = bed.farm.host_stats(h).unwrap();
+        assert_eq!(stats.requests, 20, "host {h} progressed: {stats:?}");
+        assert!(stats.max_concurrent_connections <= 8, "host {h}: {stats:?}");
+    }
+    let pool = f.pool_stats();
+    assert_eq!(pool.opened, total.connections, "{pool:?} vs {total:?}");
+    assert_eq!(pool.reused + pool.opened, 2000, "{pool:?}");
+}

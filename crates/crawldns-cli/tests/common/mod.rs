@@ -104,6 +104,7 @@ pub struct BedConfig {
     pub http: bool,
     pub tls: bool,
     pub body_size: usize,
+    pub http_delay: Duration,
 }
 
 impl Default for BedConfig {
@@ -114,6 +115,7 @@ impl Default for BedConfig {
             http: true,
             tls: false,
             body_size: 1000,
+            http_delay: Duration::ZERO,
         }
     }
 }
@@ -142,6 +144,7 @@ impl Bed {
                         hosts: config.hosts,
                         body_size: config.body_size,
                         tls: config.tls,
+                        response_delay: config.http_delay,
                         ..HttpFarmConfig::default()
                     })
                     .await
@@ -162,6 +165,10 @@ impl Bed {
     /// `--nameserver` for this bed.
     pub fn nameserver(&self) -> String {
         self.dns_addr().to_string()
+    }
+
+    pub fn dns(&self) -> &DnsServer {
+        self.dns.as_ref().expect("DNS is up")
     }
 
     pub fn dns_addr(&self) -> SocketAddr {
