@@ -19,7 +19,8 @@ pub const REPRODUCE: &str = "cargo run --release -p crawldns-bench -- full --out
 pub const NOTES_MARKER: &str =
     "<!-- notes below are kept when crawldns-bench regenerates this file -->";
 
-fn medians(peer: &PeerResult, f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+/// The median over a peer's rounds of one figure of its samples.
+fn median_over_rounds(peer: &PeerResult, f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
     median(peer.samples.iter().filter_map(f))
 }
 
@@ -32,21 +33,21 @@ fn tally(peer: &PeerResult) -> Tally {
 }
 
 fn lookups_per_s(p: &PeerResult) -> Option<f64> {
-    medians(p, |s| match s {
+    median_over_rounds(p, |s| match s {
         Sample::Throughput(t) => Some(t.lookups_per_s()),
         _ => None,
     })
 }
 
 fn cpu_us(p: &PeerResult) -> Option<f64> {
-    medians(p, |s| match s {
+    median_over_rounds(p, |s| match s {
         Sample::Throughput(t) => Some(t.cpu_us_per_lookup()),
         _ => None,
     })
 }
 
 fn burst_ms(p: &PeerResult, f: impl Fn(&crate::workloads::BurstSample) -> u64) -> Option<f64> {
-    medians(p, |s| match s {
+    median_over_rounds(p, |s| match s {
         Sample::Burst(b) => Some(f(b) as f64 / 1000.0),
         _ => None,
     })
@@ -57,7 +58,7 @@ fn p99_ms(p: &PeerResult) -> Option<f64> {
 }
 
 fn resolver_fds(p: &PeerResult) -> Option<f64> {
-    medians(p, |s| match s {
+    median_over_rounds(p, |s| match s {
         Sample::Fds(f) => Some(f.resolver_fds() as f64),
         _ => None,
     })
@@ -272,7 +273,7 @@ fn w1_section(out: &mut String, job: &JobResult) {
         ],
     );
     for p in compared(job) {
-        let drops = medians(p, |s| match s {
+        let drops = median_over_rounds(p, |s| match s {
             Sample::Throughput(t) => t.udp_drops.map(|d| d as f64),
             _ => None,
         });
@@ -287,7 +288,7 @@ fn w1_section(out: &mut String, job: &JobResult) {
                 div(lps, ceiling).map_or("—".into(), |r| format!("{:.0}%", r * 100.0)),
                 num(cpu, 1),
                 num(
-                    medians(p, |s| match s {
+                    median_over_rounds(p, |s| match s {
                         Sample::Throughput(t) => Some(t.user_us_per_lookup()),
                         _ => None,
                     }),
@@ -304,13 +305,13 @@ fn w1_section(out: &mut String, job: &JobResult) {
                     ratio(div(cpu, c_cpu))
                 },
                 answers(p),
-                medians(p, |s| match s {
+                median_over_rounds(p, |s| match s {
                     Sample::Throughput(t) => t.server_busy(),
                     _ => None,
                 })
                 .map_or("—".into(), |b| format!("{:.0}%", b * 100.0)),
                 num(
-                    medians(p, |s| match s {
+                    median_over_rounds(p, |s| match s {
                         Sample::Throughput(t) => t
                             .server_cpu_s
                             .map(|c| c * 1e6 / t.window_lookups.max(1) as f64),
@@ -367,7 +368,7 @@ fn burst_section(out: &mut String, job: &JobResult) {
     );
     for p in compared(job) {
         let p99 = p99_ms(p);
-        let queries = medians(p, |s| match s {
+        let queries = median_over_rounds(p, |s| match s {
             Sample::Burst(b) => b
                 .server_queries
                 .map(|q| q as f64 / f64::from(job.job.count)),
@@ -383,7 +384,7 @@ fn burst_section(out: &mut String, job: &JobResult) {
                 num(burst_ms(p, |b| b.wall_us), 1),
                 num(queries, 2),
                 num(
-                    medians(p, |s| match s {
+                    median_over_rounds(p, |s| match s {
                         Sample::Burst(b) => b.udp_drops.map(|d| d as f64),
                         _ => None,
                     }),
@@ -426,7 +427,7 @@ fn fds_section(out: &mut String, job: &JobResult) {
     for p in compared(job) {
         let fds = resolver_fds(p);
         let get = |f: fn(&crate::workloads::FdSample) -> f64| {
-            medians(p, |s| match s {
+            median_over_rounds(p, |s| match s {
                 Sample::Fds(x) => Some(f(x)),
                 _ => None,
             })

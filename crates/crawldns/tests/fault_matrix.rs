@@ -124,14 +124,7 @@ async fn a_malformed_answer_error_names_the_server() {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    crawldns_sys::process::rss_bytes().unwrap_or(0) / 1024
 }
 
 /// 100,000 distinct names at once against a slow server, with at most 1,000
