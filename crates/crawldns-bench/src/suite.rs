@@ -154,6 +154,19 @@ impl Job {
     }
 }
 
+/// Runs `job` in the bench's child (`netns-child`) inside `namespace`, and
+/// reads the result it prints as its last JSON line.
+fn run_job_in(namespace: &Namespace, job: &Job, limit: Duration) -> Result<JobResult> {
+    let spec = serde_json::to_string(job).context("encoding the job")?;
+    let text = namespace.run_self(&["netns-child", "--job", &spec], limit)?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    serde_json::from_str(line).with_context(|| format!("reading the child's result: {text}"))
+}
+
 /// Runs a job in this process: starts its server, then the rounds on a
 /// client thread with its own single-threaded tokio runtime.
 pub fn run_job(job: &Job) -> Result<JobResult> {
@@ -683,7 +696,7 @@ pub fn run_plan(plan: &Plan) -> Result<RunResults> {
             let limit =
                 Duration::from_secs(plan.limit_s * plan.reps as u64 * system.len() as u64 + 120);
             eprintln!("  (getaddrinfo peers, in network namespace {})", ns.name());
-            match ns.run_job(&child_job, limit) {
+            match run_job_in(ns, &child_job, limit) {
                 Ok(child) => {
                     result.peers.extend(child.peers);
                     result.notes.push(format!(
