@@ -1,6 +1,7 @@
 //! The network namespace in which the system resolver (glibc
 //! `getaddrinfo`) is pointed at the test server. The mechanism is
-//! [`crawldns_testbed::netns`]; this adds the bench's naming and its child.
+//! [`crawldns_testbed::netns`]; this adds the bench's naming and running
+//! the bench binary as a child in it (what the child runs is the suite's).
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -8,8 +9,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crawldns_testbed::netns::GlibcNamespace;
-
-use crate::suite::{Job, JobResult};
 
 /// Prefix of the namespace's name (`crawldns-bench-<pid>`).
 const PREFIX: &str = "crawldns-bench-";
@@ -45,16 +44,16 @@ impl Namespace {
         self.inner.name()
     }
 
-    /// Runs `job` in a child process inside the namespace and returns what
-    /// it measured. The child's progress goes to our stderr.
-    pub fn run_job(&self, job: &Job, limit: Duration) -> Result<JobResult> {
+    /// Runs this binary with `args` in a child process inside the
+    /// namespace, at most `limit`, and returns its stdout. The child's
+    /// progress goes to our stderr.
+    pub fn run_self(&self, args: &[&str], limit: Duration) -> Result<String> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
-        let exe = exe.to_str().context("bench binary path is not UTF-8")?;
-        let spec = serde_json::to_string(job).context("encoding the job")?;
         let mut command = Command::new("ip");
         command
             .args(self.inner.exec_args())
-            .args([exe, "netns-child", "--job", &spec])
+            .arg(exe)
+            .args(args)
             .env(ENV, self.inner.name())
             .stdin(Stdio::null());
         let out = crate::process::stdout_with_timeout(&mut command, limit)
@@ -62,13 +61,7 @@ impl Namespace {
         if !out.status.success() {
             bail!("netns child failed ({})", out.status);
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or("");
-        serde_json::from_str(line).with_context(|| format!("reading the child's result: {text}"))
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 

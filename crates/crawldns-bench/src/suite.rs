@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{self, on_thread, open_fds, ThreadCpuClock};
+use crate::measure::{self, on_thread, ThreadCpuClock};
 use crate::netns::{self, Namespace};
 use crate::peers::{PeerKind, PeerSetup};
 use crate::servers::dnsperf::{self, DnsperfRun};
@@ -19,6 +19,8 @@ use crate::servers::testbed::{CountersHandle, TestbedThread};
 use crate::sysctl::{self, Raised};
 use crate::workloads::w1::ServerCpu;
 use crate::workloads::{self, Sample, WorkloadKind};
+use crawldns_sys::process::open_fds;
+use crawldns_sys::rlimit::{open_file_limit, raise_fd_limit};
 
 /// `net.core.rmem_default` while a workload runs against Knot, so that
 /// knotd's socket can absorb W1's bursts (the testbed sets its own).
@@ -152,27 +154,17 @@ impl Job {
     }
 }
 
-/// Raises the soft limit of open files to the hard limit (a resolver with a
-/// socket per query needs one per lookup in flight).
-pub fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
-/// The soft limit of open files.
-pub fn open_file_limit() -> Option<u64> {
-    // SAFETY: getrlimit with a valid struct.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0).then_some(limit.rlim_cur)
-    }
+/// Runs `job` in the bench's child (`netns-child`) inside `namespace`, and
+/// reads the result it prints as its last JSON line.
+fn run_job_in(namespace: &Namespace, job: &Job, limit: Duration) -> Result<JobResult> {
+    let spec = serde_json::to_string(job).context("encoding the job")?;
+    let text = namespace.run_self(&["netns-child", "--job", &spec], limit)?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    serde_json::from_str(line).with_context(|| format!("reading the child's result: {text}"))
 }
 
 /// Runs a job in this process: starts its server, then the rounds on a
@@ -185,7 +177,9 @@ pub fn run_job(job: &Job) -> Result<JobResult> {
             WARMUP_FIRST
         );
     }
-    raise_fd_limit();
+    // A resolver with a socket per query needs one per lookup in flight;
+    // failing to raise is reported with the Fds figures (the limit is noted).
+    let _ = raise_fd_limit();
     let pin = job.pin && measure::cpu_count() >= 2;
     let (client_cpu, server_cpu) = if pin {
         (Some(0), Some(1))
@@ -381,7 +375,7 @@ async fn run_once(
     let setup = job.setup(server);
     let first = job.first_name(rep);
     let warmup = job.warmup.min(ZONE_HOSTS - WARMUP_FIRST);
-    let before = open_fds()?;
+    let before = open_fds().context("reading /proc/self/fd")?;
     crate::with_peer!(kind, setup, |peer| {
         match job.workload {
             WorkloadKind::W1 => {
@@ -702,7 +696,7 @@ pub fn run_plan(plan: &Plan) -> Result<RunResults> {
             let limit =
                 Duration::from_secs(plan.limit_s * plan.reps as u64 * system.len() as u64 + 120);
             eprintln!("  (getaddrinfo peers, in network namespace {})", ns.name());
-            match ns.run_job(&child_job, limit) {
+            match run_job_in(ns, &child_job, limit) {
                 Ok(child) => {
                     result.peers.extend(child.peers);
                     result.notes.push(format!(

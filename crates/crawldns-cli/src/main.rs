@@ -1,10 +1,10 @@
 //! `crawldns`: DNS resolution and fetching for high-throughput crawlers.
 //!
 //! One module per subcommand (`resolve_cmd`, `fetch_cmd`, `testbed_cmd`,
-//! `demo_cmd`), plus what they share: `dns_args` (nameserver options),
-//! `input` (reading a list), `output` (stdout and the progress bar),
-//! `stats` (hdrhistogram percentiles), `metrics_http` (`--metrics-addr`),
-//! `netns` and `plot` (for the demo). `main` parses the command line, sets
+//! `demo`, a folder: scenario, testbed, crawl, system path, report, plot),
+//! plus what they share: `dns_args` (nameserver options), `input` (reading
+//! a list), `output` (stdout and the progress bar), `stats` (hdrhistogram
+//! percentiles), `metrics_http` (`--metrics-addr`), `netns` (for the demo). `main` parses the command line, sets
 //! up logging and the Tokio runtime, runs the subcommand and turns its
 //! outcome into an exit code (see [`EXIT_CODES`]).
 
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-mod demo_cmd;
+mod demo;
 mod dns_args;
 mod fetch_cmd;
 mod fetch_tally;
@@ -21,7 +21,6 @@ mod input;
 mod metrics_http;
 mod netns;
 mod output;
-mod plot;
 mod records_json;
 mod resolve_cmd;
 mod resume;
@@ -91,12 +90,12 @@ enum Command {
 
     /// Compare the system resolver path with crawldns on a local testbed:
     /// crawl the same URLs twice, print a side-by-side table, write a plot.
-    Demo(demo_cmd::DemoArgs),
+    Demo(demo::DemoArgs),
 
     /// The demo's system-path crawl, run by `crawldns demo` inside its
     /// network namespace; prints its results as JSON.
     #[command(hide = true)]
-    DemoSystemPath(demo_cmd::SystemPathArgs),
+    DemoSystemPath(demo::SystemPathArgs),
 
     /// Run the local testbed: an authoritative DNS server for the synthetic
     /// zone crawl.test and an HTTP host farm on 127.x.y.z, until Ctrl-C.
@@ -120,8 +119,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Resolve(args) => resolve_cmd::run(args).await,
             Command::Fetch(args) => fetch_cmd::run(args).await,
-            Command::Demo(args) => demo_cmd::run(args).await,
-            Command::DemoSystemPath(args) => demo_cmd::run_system_path(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::DemoSystemPath(args) => demo::run_system_path(args).await,
             Command::Testbed(args) => testbed_cmd::run(args).await.map(|()| Outcome::Success),
         }
     });

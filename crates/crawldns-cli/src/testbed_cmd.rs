@@ -390,32 +390,17 @@ fn print_stdout(text: &str) -> Result<()> {
 }
 
 /// Raises the soft open-file limit to the hard one: the farm holds one
-/// listener per host plus every open connection. Failure only means a farm of
-/// many hosts may hit the limit, which the farm reports itself.
+/// listener per host plus every open connection. Failure is only logged: a
+/// farm of many hosts that hits the limit reports it itself.
 pub fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit through a pointer to a live value.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        tracing::debug!("getrlimit(RLIMIT_NOFILE) failed");
-        return;
-    }
-    if limit.rlim_cur >= limit.rlim_max {
-        return;
-    }
-    let raised = libc::rlimit {
-        rlim_cur: limit.rlim_max,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads one rlimit through a pointer to a live value.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        tracing::debug!(
-            from = limit.rlim_cur,
-            to = raised.rlim_cur,
+    match crawldns_sys::rlimit::raise_fd_limit() {
+        Ok(limit) if limit.now > limit.before => tracing::debug!(
+            from = limit.before,
+            to = limit.now,
             "raised the open-file limit"
-        );
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::debug!("cannot raise the open-file limit: {err}"),
     }
 }
 

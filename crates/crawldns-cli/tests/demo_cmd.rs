@@ -4,12 +4,12 @@
 //! demo must say plainly that the system path was skipped, and these tests
 //! say so too.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{crawldns, texts, TempDir};
+use crawldns_testkit::cli::{texts, TempDir};
 
 /// Whether the system path can run here: root, with `ip`.
 fn namespaces_possible() -> bool {

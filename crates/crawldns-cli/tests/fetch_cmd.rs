@@ -3,9 +3,9 @@
 //! process, on loopback). Records are parsed as JSON and checked field by
 //! field.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 
-use common::{json_lines, run, texts, Bed, BedConfig, TempDir};
+use crawldns_testkit::cli::{json_lines, texts, Bed, BedConfig, TempDir};
 use serde_json::Value;
 
 /// The record of `url`.

@@ -2,16 +2,16 @@
 //! run against the testbed (started in this process), and its numbers are
 //! checked exactly once the run's records are out.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{crawldns, run, texts, Bed, BedConfig};
+use crawldns_testkit::cli::{lines_of, texts, Bed, BedConfig};
 
 /// How long anything may take on a slow, loaded machine.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -22,19 +22,6 @@ struct Running {
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     stderr_seen: Vec<String>,
-}
-
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 impl Running {

@@ -2,11 +2,11 @@
 //! testbed's DNS server (started in this process, on loopback), including
 //! the bad-input cases and their exit codes.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 
 use std::process::Stdio;
 
-use common::{json_lines, run, texts, Bed, BedConfig, TempDir};
+use crawldns_testkit::cli::{json_lines, texts, Bed, BedConfig, TempDir};
 use serde_json::Value;
 
 fn dns_only() -> Bed {
@@ -303,7 +303,7 @@ fn a_failed_write_to_stdout_is_reported_and_exit_1() {
         eprintln!("skipped: no /dev/full here");
         return;
     };
-    let out = common::crawldns()
+    let out = crawldns()
         .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
         .stdin(Stdio::piped())
         .stdout(full)

@@ -3,7 +3,7 @@
 //! two runs cover every input exactly once. Also: a full output fails
 //! clearly and keeps what it wrote readable.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{crawldns, texts, Bed, BedConfig, TempDir};
+use crawldns_testkit::cli::{texts, Bed, BedConfig, TempDir};
 use serde_json::Value;
 
 fn sigint(child: &Child) {

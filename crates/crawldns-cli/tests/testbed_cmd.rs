@@ -4,21 +4,21 @@
 //!
 //! Needs `dig` (Debian: bind9-dnsutils; `scripts/test.sh` installs it).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crawldns_testkit::cli::lines_of;
 
 /// How long the binary may take to print `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long it may take to exit after a signal.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn crawldns() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_crawldns"))
-}
+crawldns_testkit::bind_crawldns_binary!();
 
 /// A running `crawldns testbed`, killed if a test fails before stopping it.
 struct Testbed {
@@ -39,16 +39,7 @@ impl Testbed {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("crawldns starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().expect("stdout is piped"));
         let mut testbed = Testbed {
             child,
             lines,

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crawldns_sys::sockbuf::{size_recv_buffer, udp_drops};
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use parking_lot::RwLock;
@@ -16,8 +17,11 @@ use tokio::task::JoinSet;
 
 use crate::counters::{Counters, Transport};
 use crate::faults::{Delay, Faults, RcodeFault};
-use crate::sockbuf::{size_recv_buffer, udp_drops, RECV_BUFFER};
 use crate::zone::{forged_answer, truncated, Zone, ZoneConfig};
+
+/// Receive buffer the server asks for on its UDP socket (bursts of
+/// thousands of queries arrive before it reads one).
+const RECV_BUFFER: usize = 8 << 20;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,6 @@ pub mod faults;
 pub mod hosts;
 pub mod http_farm;
 pub mod netns;
-pub mod sockbuf;
 pub mod tls;
 pub mod zone;
 

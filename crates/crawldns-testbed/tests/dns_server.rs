@@ -100,7 +100,7 @@ async fn two_thousand_delayed_queries_are_served_concurrently() {
     .await
     .unwrap();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    crawldns_testbed::sockbuf::size_recv_buffer(&sock, 8 << 20);
+    crawldns_sys::sockbuf::size_recv_buffer(&sock, 8 << 20);
     sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .unwrap();
     sock.set_nonblocking(true).unwrap();

@@ -17,12 +17,7 @@ use crawldns::CacheConfig;
 use tokio::time::Instant;
 
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    crawldns_sys::process::rss_bytes().unwrap_or(0)
 }
 
 fn main() {

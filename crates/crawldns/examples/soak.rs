@@ -93,18 +93,11 @@ fn heap_in_use_kib() -> u64 {
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+    crawldns_sys::process::open_fds().unwrap_or(0)
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    crawldns_sys::process::rss_bytes().unwrap_or(0) / 1024
 }
 
 #[derive(Default)]

@@ -1,15 +1,11 @@
-//! The fault matrix as tests: each scenario of `examples/fault_matrix.rs`
-//! (included here) runs against the testbed and must meet its checks:
-//! every answer the expected address, every error the expected kind and
+//! The fault matrix as tests: each scenario of
+//! `crawldns_testkit::fault_matrix` runs against the testbed and must meet
+//! its checks: every answer the expected address, every error the expected kind and
 //! clear, counts exact where the behaviour is deterministic and time bounds
 //! generous. `cargo run --release -p crawldns --example fault_matrix` prints
 //! the whole matrix as the table in RELIABILITY.md.
 //!
 //! Also here: bounded resources under a flood of distinct names.
-
-#[path = "../examples/fault_matrix.rs"]
-#[allow(dead_code)]
-mod matrix;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use crawldns::{CacheConfig, ErrorKind, QueryType, Resolver};
 use crawldns_testbed::{host_v4, Faults, RcodeFault};
-use matrix::Row;
+use crawldns_testkit::fault_matrix::{self as matrix, Row};
+use crawldns_testkit::hostile::HostileServer;
+use crawldns_testkit::hostile_tcp::{hostile_tcp_server, TcpMischief};
 
 fn check(row: Row) {
     println!("{}\n{}", Row::header(), row.markdown());
@@ -111,7 +109,7 @@ async fn slow_servers_time_out_within_the_bound() {
 /// A malformed answer's error says what happened and which server sent it.
 #[tokio::test]
 async fn a_malformed_answer_error_names_the_server() {
-    let hostile = matrix::HostileServer::start().await;
+    let hostile = HostileServer::start().await;
     let r = Resolver::new(matrix::config(&[hostile.addr]).attempts(1).build()).unwrap();
     let err = r.lookup("h1.crawl.test", QueryType::A).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
@@ -124,14 +122,7 @@ async fn a_malformed_answer_error_names_the_server() {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    crawldns_sys::process::rss_bytes().unwrap_or(0) / 1024
 }
 
 /// 100,000 distinct names at once against a slow server, with at most 1,000
@@ -321,93 +312,6 @@ async fn a_server_that_slows_down_within_the_configured_timeout_still_answers() 
         "a server answering in 400 ms with a 2 s timeout configured: {got:?}; health {:?}",
         r.server_health()
     );
-}
-
-/// How a hostile TCP server answers the TCP retry of a truncated answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum TcpMischief {
-    /// The right question, another ID.
-    WrongId,
-    /// The right ID, another name.
-    WrongQuestion,
-    /// The right ID and question, then junk.
-    Junk,
-    /// A length prefix of 65,535, then the connection closes.
-    ShortRead,
-    /// Accepts, reads the query, never answers.
-    Stall,
-}
-
-/// A server whose UDP answers are all truncated (TC=1, echoing the query),
-/// and whose TCP side misbehaves as told.
-async fn hostile_tcp_server(mischief: TcpMischief) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A port free for both UDP and TCP.
-    let mut bound = None;
-    for _ in 0..50 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
-            bound = Some((udp, tcp, addr));
-            break;
-        }
-    }
-    let (udp, tcp, addr) = bound.expect("a port free for UDP and TCP");
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
-            let mut reply = buf[..len].to_vec();
-            reply[2] = 0x87; // QR, AA, TC, RD
-            reply[3] = 0x80;
-            reply[10] = 0; // no EDNS record echoed
-            reply[11] = 0;
-            let question_end = 12 + reply[12..].iter().position(|b| *b == 0).unwrap() + 5;
-            reply.truncate(question_end);
-            let _ = udp.send_to(&reply, peer).await;
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = tcp.accept().await {
-            tokio::spawn(async move {
-                let mut len = [0u8; 2];
-                if stream.read_exact(&mut len).await.is_err() {
-                    return;
-                }
-                let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                if stream.read_exact(&mut query).await.is_err() {
-                    return;
-                }
-                let question_end = 12 + query[12..].iter().position(|b| *b == 0).unwrap() + 5;
-                let mut reply = query[..question_end].to_vec();
-                reply[2] = 0x85;
-                reply[3] = 0x80;
-                reply[10] = 0;
-                reply[11] = 0;
-                match mischief {
-                    TcpMischief::WrongId => reply[0] ^= 0xff,
-                    TcpMischief::WrongQuestion => reply[13] ^= 0x01,
-                    TcpMischief::Junk => {
-                        reply[7] = 1; // one answer, which is junk
-                        reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0x40, 0x04]);
-                    }
-                    TcpMischief::ShortRead => {
-                        let _ = stream.write_all(&[0xff, 0xff, 1, 2, 3]).await;
-                        return;
-                    }
-                    TcpMischief::Stall => {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return;
-                    }
-                }
-                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                framed.extend_from_slice(&reply);
-                let _ = stream.write_all(&framed).await;
-                // Hold the connection open a little, as a lazy server would.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            });
-        }
-    });
-    addr
 }
 
 /// The TCP retry of a truncated answer meets a hostile server: a wrong ID,

@@ -217,32 +217,20 @@ fn forged_answer(id: u16, name: &str, shape: Shape) -> Vec<u8> {
 
 /// Inodes of this process's open sockets.
 fn socket_inodes() -> HashSet<u64> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return HashSet::new();
-    };
-    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|target| {
-            let t = target.to_string_lossy().into_owned();
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
+    crawldns_sys::process::socket_inodes().unwrap_or_default()
 }
 
 /// The ports of UDP sockets bound to 0.0.0.0 among `inodes`, as
 /// `/proc/self/net/udp` lists them: what a local attacker can read.
 fn udp_ports(inodes: &HashSet<u64>) -> Vec<u16> {
-    let text = std::fs::read_to_string("/proc/self/net/udp").unwrap_or_default();
-    let mut ports: Vec<u16> = text
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let inode: u64 = cols.get(9)?.parse().ok()?;
-            let (ip, port) = cols.get(1)?.split_once(':')?;
-            // Unconnected sockets show 0.0.0.0, connected ones 127.0.0.1.
-            (inodes.contains(&inode) && (ip == "00000000" || ip == "0100007F"))
-                .then(|| u16::from_str_radix(port, 16).ok())?
+    let mut ports: Vec<u16> = crawldns_sys::sockbuf::udp_sockets()
+        .into_iter()
+        // Unconnected sockets show 0.0.0.0, connected ones 127.0.0.1.
+        .filter(|s| {
+            inodes.contains(&s.inode)
+                && (s.local.ip() == Ipv4Addr::UNSPECIFIED || s.local.ip() == Ipv4Addr::LOCALHOST)
         })
+        .map(|s| s.local.port())
         .collect();
     ports.sort_unstable();
     ports.dedup();

@@ -9,9 +9,10 @@ use anyhow::Result;
 use tokio::task::JoinSet;
 
 use super::{check_one, FdSample};
-use crate::measure::{open_fds, Tally};
+use crate::measure::Tally;
 use crate::names::Family;
 use crate::peers::Peer;
+use crawldns_sys::process::open_fds;
 
 /// What one run does.
 #[derive(Debug, Clone, Copy)]

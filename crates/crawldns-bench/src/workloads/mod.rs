@@ -14,6 +14,7 @@ use crate::peers::Peer;
 pub mod burst;
 pub mod fds;
 pub mod pending;
+pub mod targets;
 pub mod w1;
 
 /// The workloads that run today.

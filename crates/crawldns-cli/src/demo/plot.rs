@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
+use super::report::Column;
+use super::scenario::Scenario;
 use crate::stats::Latency;
 
 /// Size of the image, in pixels.
@@ -17,23 +19,53 @@ const SIZE: (u32, u32) = (960, 600);
 /// Points per CDF line.
 const POINTS: usize = 400;
 
+/// Writes the demo's plot to `path`: the TTFB CDF of each crawl that ran.
+pub(super) fn write(
+    path: &Path,
+    s: &Scenario,
+    system: Option<&Column>,
+    crawldns: &Column,
+) -> Result<()> {
+    let mut series = Vec::new();
+    if let Some(system) = system {
+        series.push(Series {
+            label: format!("system path (getaddrinfo x{})", s.gai_threads),
+            latency: &system.tally.ttfb,
+            color: SYSTEM_COLOR,
+        });
+    }
+    series.push(Series {
+        label: "crawldns".to_owned(),
+        latency: &crawldns.tally.ttfb,
+        color: CRAWLDNS_COLOR,
+    });
+    let title = format!(
+        "Time to first byte: {} URLs on {} hosts, DNS RTT {} ms",
+        s.url_count(),
+        s.hosts,
+        s.dns_delay_ms
+    );
+    let svg = ttfb_cdf_svg(&title, &series)?;
+    write_file(path, &svg)
+}
+
 /// One line of the plot.
-pub struct Series<'a> {
+struct Series<'a> {
     /// The legend entry.
-    pub label: String,
+    label: String,
     /// Its TTFB histogram.
-    pub latency: &'a Latency,
+    latency: &'a Latency,
     /// Its color.
-    pub color: RGBColor,
+    color: RGBColor,
 }
 
 /// Orange for the system path.
-pub const SYSTEM_COLOR: RGBColor = RGBColor(230, 110, 20);
+const SYSTEM_COLOR: RGBColor = RGBColor(230, 110, 20);
 /// Blue for crawldns.
-pub const CRAWLDNS_COLOR: RGBColor = RGBColor(30, 90, 200);
+const CRAWLDNS_COLOR: RGBColor = RGBColor(30, 90, 200);
 
 /// Renders the CDFs of `series` as SVG text.
-pub fn ttfb_cdf_svg(title: &str, series: &[Series<'_>]) -> Result<String> {
+fn ttfb_cdf_svg(title: &str, series: &[Series<'_>]) -> Result<String> {
     let (lo_us, hi_us) = x_range(series);
     let points = log_points(lo_us, hi_us, POINTS);
     let mut svg = String::new();
@@ -98,7 +130,7 @@ pub fn ttfb_cdf_svg(title: &str, series: &[Series<'_>]) -> Result<String> {
 }
 
 /// Writes `svg` to `path` whole: a temporary file beside it, then a rename.
-pub fn write_file(path: &Path, svg: &str) -> Result<()> {
+fn write_file(path: &Path, svg: &str) -> Result<()> {
     let stem = path
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())

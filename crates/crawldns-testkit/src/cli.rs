@@ -1,27 +1,45 @@
-//! What the command tests share: the testbed started in the test process
+//! The CLI child-process harness: the testbed started in the test process
 //! (on its own Tokio runtime, so the test itself can block on the binary),
-//! and running the built `crawldns` binary.
+//! and running the built `crawldns` binary with piped input and output.
+//!
+//! Cargo tells only the CLI crate's own integration tests where its binary
+//! is (`CARGO_BIN_EXE_crawldns`, at compile time), so a test file binds the
+//! harness to it with [`bind_crawldns_binary!`](crate::bind_crawldns_binary).
 
-#![allow(dead_code)]
-
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
 use crawldns_testbed::{Delay, DnsServer, DnsServerConfig, ZoneConfig};
 use tokio::runtime::Runtime;
 
-/// The built binary.
-pub fn crawldns() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_crawldns"))
+/// Defines, in the calling test file, `crawldns()` (a [`Command`] for the
+/// built binary) and `run(args, stdin)` (it, run to completion with `stdin`
+/// as its input; see [`run`]).
+#[macro_export]
+macro_rules! bind_crawldns_binary {
+    () => {
+        /// The built binary.
+        #[allow(dead_code)]
+        fn crawldns() -> ::std::process::Command {
+            ::std::process::Command::new(env!("CARGO_BIN_EXE_crawldns"))
+        }
+
+        /// Runs `crawldns ARGS` with `stdin` as its standard input.
+        #[allow(dead_code)]
+        fn run(args: &[&str], stdin: &str) -> ::std::process::Output {
+            $crate::cli::run(crawldns(), args, stdin)
+        }
+    };
 }
 
-/// Runs `crawldns ARGS` with `stdin` as its standard input.
-pub fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = crawldns()
+/// Runs `command ARGS` with `stdin` as its standard input, to completion.
+pub fn run(mut command: Command, args: &[&str], stdin: &str) -> Output {
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -36,6 +54,22 @@ pub fn run(args: &[&str], stdin: &str) -> Output {
     let out = child.wait_with_output().expect("crawldns runs");
     let _ = writer.join();
     out
+}
+
+/// The lines of `pipe` (a child's stdout or stderr), read on a thread of
+/// their own: a test waits for a line with `recv_timeout`, the event it
+/// synchronises on.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Stdout and stderr as text, for assertions.
@@ -60,6 +94,7 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A new empty directory whose name contains `tag`.
     pub fn new(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "crawldns-cli-{tag}-{}-{}",
@@ -79,6 +114,7 @@ impl TempDir {
         path
     }
 
+    /// Where it is.
     pub fn path(&self) -> &Path {
         &self.0
     }
@@ -99,11 +135,17 @@ pub struct Bed {
 
 /// How to start a [`Bed`].
 pub struct BedConfig {
+    /// Hosts of the zone (and of the farm).
     pub hosts: u32,
+    /// Delay of every DNS answer.
     pub dns_delay: Duration,
+    /// Start the HTTP farm too.
     pub http: bool,
+    /// Serve the farm over TLS.
     pub tls: bool,
+    /// Bytes of every response body.
     pub body_size: usize,
+    /// Delay of every HTTP response's headers.
     pub http_delay: Duration,
 }
 
@@ -121,6 +163,8 @@ impl Default for BedConfig {
 }
 
 impl Bed {
+    /// Starts what `config` asks for; panics if it cannot (a test without
+    /// its testbed cannot run).
     pub fn start(config: BedConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -167,14 +211,17 @@ impl Bed {
         self.dns_addr().to_string()
     }
 
+    /// The DNS server.
     pub fn dns(&self) -> &DnsServer {
         self.dns.as_ref().expect("DNS is up")
     }
 
+    /// The DNS server's address.
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns.as_ref().expect("DNS is up").addr()
     }
 
+    /// The HTTP farm.
     pub fn farm(&self) -> &HttpFarm {
         self.farm.as_ref().expect("this bed has an HTTP farm")
     }

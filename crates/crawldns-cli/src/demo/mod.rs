@@ -1,0 +1,155 @@
+//! `crawldns demo`: the system resolver path and crawldns, side by side, on
+//! a local testbed.
+//!
+//! The same crawl runs twice, each against its own copy of the testbed (an
+//! authoritative DNS server whose answers are delayed like a real
+//! resolver's round trip, and an HTTP farm of hundreds of hosts), with the
+//! same URLs and the same fetcher limits:
+//!
+//! 1. the system path: glibc `getaddrinfo` on a pool of 32 threads, the
+//!    default of the async stacks most crawlers use. glibc only asks the
+//!    nameservers of `/etc/resolv.conf`, on port 53, so this crawl runs in a
+//!    child process (`crawldns demo-system-path`) inside a network
+//!    namespace whose resolv.conf names 127.0.0.1, where the child runs its
+//!    own testbed (see [`crate::netns`] and [`system_path`]). That needs root; without it, the
+//!    demo says so and shows crawldns alone.
+//! 2. crawldns, in this process: pre-warm the hosts, then fetch.
+//!
+//! It prints a table (TTFB and DNS percentiles, wall time, errors, ratios)
+//! and writes an SVG plot of both TTFB distributions.
+
+//!
+//! One file per part: [`scenario`] (the crawl and its options),
+//! [`testbed`] (starting it), [`crawl`] (one crawl, and the crawldns path),
+//! [`system_path`] (the namespaced child), [`report`] (the table and notes),
+//! [`plot`] (the SVG).
+
+mod crawl;
+mod plot;
+mod report;
+mod scenario;
+mod system_path;
+mod testbed;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::netns;
+use crate::Outcome;
+use crawl::crawldns_path;
+use report::{notes, table, Column};
+pub use scenario::Scenario;
+pub use system_path::{run_system_path, SystemPathArgs};
+
+/// Options of `crawldns demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The crawl and its testbed.
+    #[command(flatten)]
+    pub scenario: Scenario,
+
+    /// Where to write the SVG plot of both TTFB distributions.
+    #[arg(long, value_name = "PATH", default_value = "crawldns-demo.svg")]
+    pub plot: PathBuf,
+
+    /// Skip the system path (no network namespace, no root needed) and show
+    /// crawldns alone.
+    #[arg(long)]
+    pub no_system_path: bool,
+}
+
+/// Runs `crawldns demo`. Ctrl-C (or SIGTERM) stops it and removes the
+/// namespace.
+pub async fn run(args: DemoArgs) -> Result<Outcome> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    tokio::select! {
+        result = demo(args) => result,
+        _ = sigint.recv() => bail!("interrupted (SIGINT); the namespace, if any, was removed"),
+        _ = sigterm.recv() => bail!("stopped (SIGTERM); the namespace, if any, was removed"),
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<Outcome> {
+    let s = &args.scenario;
+    crate::testbed_cmd::raise_fd_limit();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "crawldns demo: {} hosts x {} URLs = {} URLs; DNS answers delayed {} ms, HTTP responses {} ms",
+        s.hosts,
+        s.urls_per_host,
+        s.url_count(),
+        s.dns_delay_ms,
+        s.http_delay_ms
+    );
+    let _ = writeln!(
+        out,
+        "both crawls: same testbed settings, same URLs, same limits ({} connections, {} per host)",
+        s.global_connections, s.per_host
+    );
+    say(out.trim_end());
+
+    let both = !args.no_system_path && netns::unavailable().is_none();
+    let system = if args.no_system_path {
+        Err("skipped (--no-system-path)".to_owned())
+    } else if let Some(why) = netns::unavailable() {
+        Err(format!("skipped: {why}"))
+    } else {
+        say(&format!(
+            "\n[1/2] system path: glibc getaddrinfo on {} threads, in a network namespace ...",
+            s.gai_threads
+        ));
+        match system_path::system_path(s).await {
+            Ok(report) => {
+                say(&format!("      done in {:.2} s", report.wall_ms / 1e3));
+                Ok(report)
+            }
+            Err(e) => Err(format!("failed: {}", crate::render_error(&e))),
+        }
+    };
+    if let Err(why) = &system {
+        say(&format!("\nsystem path: {why}\nshowing crawldns alone."));
+    }
+    say(&format!(
+        "\n{}crawldns: pre-warm, then fetch, in this process ...",
+        if both { "[2/2] " } else { "" }
+    ));
+    let crawldns = crawldns_path(s).await?;
+    say(&format!("      done in {:.2} s", crawldns.wall_ms / 1e3));
+
+    let system = system.ok().map(|report| {
+        Column::new(
+            "system path",
+            format!("getaddrinfo x{}", s.gai_threads),
+            report,
+        )
+    });
+    let crawldns = Column::new("crawldns", "pre-warm + cache".to_owned(), crawldns);
+    say(&format!("\n{}", table(system.as_ref(), &crawldns)));
+    say(&notes(s, system.as_ref(), &crawldns));
+
+    plot::write(&args.plot, s, system.as_ref(), &crawldns)?;
+    say(&format!(
+        "plot: {} (CDF of TTFB, {})",
+        args.plot.display(),
+        if system.is_some() {
+            "both crawls"
+        } else {
+            "crawldns only"
+        }
+    ));
+    Ok(Outcome::Success)
+}
+
+/// Prints to stdout at once (the demo talks as it goes).
+fn say(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    // The demo's output is for a person; a closed stdout only loses that.
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}

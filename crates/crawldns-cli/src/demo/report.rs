@@ -1,0 +1,239 @@
+//! The side-by-side table, its ratios, and the notes under it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::crawl::CrawlReport;
+use super::scenario::Scenario;
+use crate::fetch_tally::FetchTally;
+use crate::stats::{fmt_ms, fmt_opt_ms};
+
+/// One column of the table.
+pub(super) struct Column {
+    pub(super) title: &'static str,
+    subtitle: String,
+    pub(super) tally: FetchTally,
+    report: CrawlReport,
+}
+
+impl Column {
+    pub(super) fn new(title: &'static str, subtitle: String, report: CrawlReport) -> Self {
+        let mut tally = FetchTally::default();
+        for timing in &report.timings {
+            tally.add(timing);
+        }
+        Self {
+            title,
+            subtitle,
+            tally,
+            report,
+        }
+    }
+}
+
+/// `system / crawldns`, as `12.3x`.
+fn ratio(system: Option<Duration>, crawldns: Option<Duration>) -> String {
+    match (system, crawldns) {
+        (Some(a), Some(b)) if !b.is_zero() => {
+            let r = a.as_secs_f64() / b.as_secs_f64();
+            if r >= 1000.0 {
+                // A cache hit against a network round trip: the exact
+                // factor says nothing more.
+                ">1000x".to_owned()
+            } else if r >= 100.0 {
+                format!("{r:.0}x")
+            } else {
+                format!("{r:.1}x")
+            }
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+/// The side-by-side table.
+pub(super) fn table(system: Option<&Column>, crawldns: &Column) -> String {
+    let mut text = String::new();
+    let mut columns: Vec<&Column> = Vec::new();
+    columns.extend(system);
+    columns.push(crawldns);
+    let row = |text: &mut String, name: &str, cells: &[String], ratio: Option<String>| {
+        let _ = write!(text, "{name:<14}");
+        for cell in cells {
+            let _ = write!(text, " {cell:>18}");
+        }
+        if let Some(ratio) = ratio {
+            let _ = write!(text, " {ratio:>8}");
+        }
+        text.push('\n');
+    };
+    let with_ratio = system.is_some();
+    let ratio_of = |f: &dyn Fn(&Column) -> Option<Duration>| {
+        with_ratio.then(|| ratio(system.and_then(f), f(crawldns)))
+    };
+    row(
+        &mut text,
+        "",
+        &columns
+            .iter()
+            .map(|c| c.title.to_owned())
+            .collect::<Vec<_>>(),
+        with_ratio.then(|| "ratio".to_owned()),
+    );
+    row(
+        &mut text,
+        "",
+        &columns
+            .iter()
+            .map(|c| c.subtitle.clone())
+            .collect::<Vec<_>>(),
+        with_ratio.then(String::new),
+    );
+    type Metric = (&'static str, fn(&Column) -> Option<Duration>);
+    let metrics: [Metric; 5] = [
+        ("TTFB p50", |c| c.tally.ttfb.quantile(0.5)),
+        ("TTFB p99", |c| c.tally.ttfb.quantile(0.99)),
+        ("DNS p50", |c| c.tally.dns.quantile(0.5)),
+        ("DNS p99", |c| c.tally.dns.quantile(0.99)),
+        ("wall time", |c| {
+            Some(Duration::from_secs_f64(c.report.wall_ms.max(0.0) / 1e3))
+        }),
+    ];
+    for (name, metric) in metrics {
+        row(
+            &mut text,
+            name,
+            &columns
+                .iter()
+                .map(|c| fmt_opt_ms(metric(c)))
+                .collect::<Vec<_>>(),
+            ratio_of(&metric),
+        );
+    }
+    row(
+        &mut text,
+        "errors",
+        &columns
+            .iter()
+            .map(|c| c.tally.failed().to_string())
+            .collect::<Vec<_>>(),
+        with_ratio.then(String::new),
+    );
+    row(
+        &mut text,
+        "ok",
+        &columns
+            .iter()
+            .map(|c| format!("{}/{}", c.tally.ok(), c.tally.urls))
+            .collect::<Vec<_>>(),
+        with_ratio.then(String::new),
+    );
+    text
+}
+
+/// What the numbers mean, and anything odd about them.
+pub(super) fn notes(s: &Scenario, system: Option<&Column>, crawldns: &Column) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "TTFB runs from the moment a request holds a connection slot (waiting for the limits is \
+         not in it) to the first byte of the response: DNS, connect and the server's {} ms are.",
+        s.http_delay_ms
+    );
+    let _ = writeln!(
+        text,
+        "DNS is the resolution time of new connections ({} of them for crawldns{}).",
+        crawldns.tally.dns.count(),
+        system.map_or_else(String::new, |c| format!(
+            ", {} for the system path",
+            c.tally.dns.count()
+        )),
+    );
+    let _ =
+        writeln!(
+        text,
+        "crawldns pre-warmed {} hosts in {} before its first request; that time is in its wall \
+         time, not in its TTFB.",
+        s.hosts,
+        fmt_ms(Duration::from_secs_f64(crawldns.report.prewarm_ms.max(0.0) / 1e3)),
+    );
+    for column in system.into_iter().chain([crawldns]) {
+        if column.tally.failed() > 0 {
+            let _ = writeln!(
+                text,
+                "errors ({}): {}",
+                column.title,
+                column.tally.errors_line()
+            );
+        }
+    }
+    text
+}
+
+/// Only for tests: a column from TTFB values.
+#[cfg(test)]
+fn column_for_test(title: &'static str, ttfb_ms: &[f64], wall_ms: f64) -> Column {
+    use crate::fetch_tally::Timing;
+    let timings = ttfb_ms
+        .iter()
+        .map(|&ms| Timing {
+            class: None,
+            error: None,
+            ttfb_ms: Some(ms),
+            dns_ms: Some(ms / 2.0),
+            total_ms: ms,
+        })
+        .collect();
+    Column::new(
+        title,
+        "test".to_owned(),
+        CrawlReport {
+            wall_ms,
+            prewarm_ms: 0.0,
+            connections_opened: 0,
+            connections_reused: 0,
+            timings,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios() {
+        let ms = Duration::from_millis;
+        assert_eq!(ratio(Some(ms(400)), Some(ms(40))), "10.0x");
+        assert_eq!(ratio(Some(ms(4000)), Some(ms(10))), "400x");
+        assert_eq!(
+            ratio(Some(ms(40)), Some(Duration::from_micros(1))),
+            ">1000x"
+        );
+        assert_eq!(ratio(None, Some(ms(40))), "-");
+        assert_eq!(ratio(Some(ms(40)), Some(Duration::ZERO)), "-");
+    }
+
+    #[test]
+    fn the_table_has_both_columns_and_ratios() {
+        let system = column_for_test("system path", &[400.0; 10], 3_000.0);
+        let crawldns = column_for_test("crawldns", &[40.0; 10], 1_000.0);
+        let text = table(Some(&system), &crawldns);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("system path") && lines[0].contains("crawldns"));
+        let p50 = lines.iter().find(|l| l.starts_with("TTFB p50")).unwrap();
+        assert!(
+            p50.contains("400.") && p50.contains("40.0 ms") && p50.ends_with("10.0x"),
+            "{p50}"
+        );
+        let wall = lines.iter().find(|l| l.starts_with("wall time")).unwrap();
+        assert!(wall.ends_with("3.0x"), "{wall}");
+        let ok = lines.iter().find(|l| l.starts_with("ok")).unwrap();
+        assert!(ok.contains("10/10"), "{ok}");
+
+        let alone = table(None, &crawldns);
+        assert!(
+            !alone.contains("system path") && !alone.contains("ratio"),
+            "{alone}"
+        );
+    }
+}
