@@ -35,6 +35,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+echo "== python test env (scripts/requirements-test.txt: warcio reads the WARC output back)"
+bash scripts/pyenv.sh >/dev/null
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -584,3 +584,41 @@ async fn keep_alive_survives_the_global_limit() {
     assert_eq!(pool.opened, total.connections, "{pool:?} vs {total:?}");
     assert_eq!(pool.reused + pool.opened, 2000, "{pool:?}");
 }
+
+#[tokio::test]
+async fn compressed_bodies_decode_exactly_and_a_bomb_stops_at_the_cap() {
+    use crawldns_testbed::http_farm::text_body;
+    let bed = bed(2, Duration::ZERO).await;
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            max_body: 1 << 20,
+            keep_wire_body: true,
+            ..Default::default()
+        },
+    );
+    for coding in ["gzip", "deflate", "br", "zstd"] {
+        let path = format!("/enc/{coding}/100000");
+        let record = f.fetch(&bed.farm.url(1, &path)).await;
+        assert!(record.is_ok(), "{coding}: {record:?}");
+        let response = record.response.unwrap();
+        assert_eq!(response.head.headers.get("content-encoding"), Some(coding));
+        assert_eq!(response.body, text_body(100_000), "{coding}");
+        assert_eq!(record.bytes, 100_000);
+        let (_, _, sent) = bed.farm.reply_for(&path).unwrap();
+        assert!(sent.len() < 40_000, "{coding} compresses");
+        assert_eq!(response.wire_body.as_deref(), Some(&sent[..]), "{coding}");
+        assert_eq!(response.payload(), Some(&sent[..]));
+
+        // 8 MiB of zeros in a few KiB: decoding stops at the 1 MiB cap.
+        let bomb = f
+            .fetch(&bed.farm.url(0, &format!("/bomb/{coding}/{}", 8 << 20)))
+            .await;
+        let error = bomb.error.as_ref().expect("the bomb is stopped");
+        assert_eq!(error.class, ErrorClass::Body, "{coding}: {bomb:?}");
+        assert!(error.message.contains("cap"), "{error:?}");
+        assert_eq!(bomb.bytes, 1 << 20);
+    }
+    // The fetcher asked for every coding it decodes.
+    assert_eq!(crawldns_fetch::ACCEPT_ENCODING, "gzip, br, zstd");
+}

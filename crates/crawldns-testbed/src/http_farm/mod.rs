@@ -17,7 +17,12 @@
 //! | `/status/<code>` | status `<code>` (200–599) with a short text body (empty for 204/304); 400 for anything else |
 //! | `/bytes/<n>` | 200 with exactly `n` bytes of `b'x'` (`n` up to [`MAX_BYTES`]); 400 otherwise |
 //! | `/slow-body` | 200, headers at once (no response delay), then [`SLOW_BODY_CHUNKS`] chunks of [`SLOW_BODY_CHUNK_SIZE`] bytes, one every [`SLOW_BODY_CHUNK_INTERVAL`] (10 s in all) |
+//! | `/enc/<coding>/<n>` | 200, `Content-Encoding: <coding>` (`gzip`, `deflate`, `br`, `zstd`): [`text_body`]`(n)` encoded |
+//! | `/bomb/<coding>/<n>` | the same with `n` zero bytes: a tiny body that decodes to `n` bytes |
 //! | anything else | 200 with [`HttpFarmConfig::body_size`] bytes of `b'x'` |
+//!
+//! [`HttpFarm::reply_for`] tells what a path serves (status, coding, bytes
+//! as sent), so a test can compare a fetched or archived payload with it.
 //!
 //! Every response except `/slow-body` is delayed by
 //! [`HttpFarmConfig::response_delay`] before its headers are sent.
@@ -52,6 +57,7 @@
 mod accept;
 mod bind;
 mod close_counted;
+mod compress;
 mod config;
 mod counters;
 mod router;
@@ -70,6 +76,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+pub use compress::{text_body, Coding};
 pub use config::{FarmError, HttpFarmConfig};
 pub use counters::{FarmStats, HostStats};
 pub use router::{HOST_INDEX_HEADER, MAX_BYTES};
@@ -233,6 +240,17 @@ impl HttpFarm {
     pub fn url_by_ip(&self, n: u32, path: &str) -> Option<String> {
         self.addr(n)
             .map(|addr| format!("{}://{addr}{}", self.scheme(), slash(path)))
+    }
+
+    /// What the farm serves for `path` (any host): status, `Content-Encoding`
+    /// and the body bytes as sent (still encoded), for a test to compare a
+    /// fetched payload with; `None` for `/slow-body`.
+    pub fn reply_for(&self, path: &str) -> Option<(u16, Option<&'static str>, Vec<u8>)> {
+        if path == "/slow-body" {
+            return None;
+        }
+        let reply = router::reply(path, &self.shared);
+        Some((reply.status.as_u16(), reply.encoding, reply.body.to_vec()))
     }
 
     /// Counters of host `n`, or `None` if the farm has no host `n`.

@@ -8,9 +8,10 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
+use super::compress::{encode, text_body, Coding};
 use super::slow_body::SlowBody;
 use super::Shared;
 
@@ -37,12 +38,23 @@ pub(super) async fn respond(
     let mut response = if path == "/slow-body" {
         Response::new(SlowBody::new().boxed())
     } else {
-        let (status, body) = plain_response(path, &shared);
+        let path = path.to_owned();
+        let for_reply = Arc::clone(&shared);
+        // Compressing a large body is CPU work: off the runtime's threads.
+        let reply = match tokio::task::spawn_blocking(move || reply(&path, &for_reply)).await {
+            Ok(reply) => reply,
+            Err(_) => Reply::plain(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
+        };
         if !shared.response_delay.is_zero() {
             tokio::time::sleep(shared.response_delay).await;
         }
-        let mut response = Response::new(Full::new(body).boxed());
-        *response.status_mut() = status;
+        let mut response = Response::new(Full::new(reply.body).boxed());
+        *response.status_mut() = reply.status;
+        if let Some(coding) = reply.encoding {
+            response
+                .headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
         response
     };
     response
@@ -54,8 +66,51 @@ pub(super) async fn respond(
     Ok(response)
 }
 
-/// Status and body for every path but `/slow-body`.
-pub(super) fn plain_response(path: &str, shared: &Shared) -> (StatusCode, Bytes) {
+/// A response: status, body (as sent), content coding.
+pub(super) struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub encoding: Option<&'static str>,
+}
+
+impl Reply {
+    fn plain(status: StatusCode, body: Bytes) -> Self {
+        Self {
+            status,
+            body,
+            encoding: None,
+        }
+    }
+}
+
+/// The reply to every path but `/slow-body`.
+pub(super) fn reply(path: &str, shared: &Shared) -> Reply {
+    let encoded = path
+        .strip_prefix("/enc/")
+        .map(|rest| (rest, false))
+        .or_else(|| path.strip_prefix("/bomb/").map(|rest| (rest, true)));
+    let Some((rest, bomb)) = encoded else {
+        let (status, body) = plain_response(path, shared);
+        return Reply::plain(status, body);
+    };
+    let parsed = rest.split_once('/').and_then(|(coding, n)| {
+        let n = n.parse::<usize>().ok().filter(|n| *n <= MAX_BYTES)?;
+        Some((Coding::parse(coding)?, n))
+    });
+    let Some((coding, n)) = parsed else {
+        let (status, body) = bad_request("/enc|bomb/<gzip|deflate|br|zstd>/<n up to 64 MiB>");
+        return Reply::plain(status, body);
+    };
+    let plain = if bomb { vec![0u8; n] } else { text_body(n) };
+    Reply {
+        status: StatusCode::OK,
+        body: Bytes::from(encode(coding, &plain)),
+        encoding: Some(coding.label()),
+    }
+}
+
+/// Status and body for every path but `/slow-body`, `/enc/` and `/bomb/`.
+fn plain_response(path: &str, shared: &Shared) -> (StatusCode, Bytes) {
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse::<u16>().ok().filter(|c| (200..=599).contains(c)) {
             Some(code) => match StatusCode::from_u16(code) {
