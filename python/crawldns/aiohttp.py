@@ -1,0 +1,63 @@
+"""crawldns as aiohttp's resolver.
+
+    import aiohttp, crawldns.aiohttp
+
+    resolver = crawldns.aiohttp.Resolver(nameservers=["127.0.0.1:53"])
+    connector = aiohttp.TCPConnector(resolver=resolver, limit=200, limit_per_host=8)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        ...
+
+A failed lookup raises a ``crawldns.DNSError`` (an ``OSError``), which
+aiohttp reports as ``aiohttp.ClientConnectorDNSError``, not as a connect
+error.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Optional
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+import crawldns
+
+__all__ = ["Resolver"]
+
+_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+_INET = socket.AF_INET
+_INET6 = socket.AF_INET6
+
+
+class Resolver(AbstractResolver):
+    """``aiohttp.abc.AbstractResolver`` on a ``crawldns.Resolver``.
+
+    Takes the keyword options of ``crawldns.Resolver`` (``nameservers=...``
+    etc.), or an existing one as ``resolver=`` (shared, e.g. with a
+    pre-warm; then ``close()`` leaves it open).
+    """
+
+    def __init__(self, *, resolver: Optional[crawldns.Resolver] = None, **options: Any) -> None:
+        if resolver is not None and options:
+            raise TypeError("pass either resolver= or crawldns.Resolver options, not both")
+        self._owned = resolver is None
+        self.resolver: crawldns.Resolver = resolver or crawldns.Resolver(**options)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> "list[ResolveResult]":
+        addrs = await self.resolver.resolve(host, family)
+        return [
+            {
+                "hostname": host,
+                "host": addr,
+                "port": port,
+                "family": _INET6 if ":" in addr else _INET,
+                "proto": 0,
+                "flags": _FLAGS,
+            }
+            for addr in addrs
+        ]
+
+    async def close(self) -> None:
+        if self._owned:
+            self.resolver.close()
