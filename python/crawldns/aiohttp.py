@@ -23,10 +23,6 @@ import crawldns
 
 __all__ = ["Resolver"]
 
-_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
-_INET = socket.AF_INET
-_INET6 = socket.AF_INET6
-
 
 class Resolver(AbstractResolver):
     """``aiohttp.abc.AbstractResolver`` on a ``crawldns.Resolver``.
@@ -45,18 +41,14 @@ class Resolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> "list[ResolveResult]":
-        addrs = await self.resolver.resolve(host, family)
-        return [
-            {
-                "hostname": host,
-                "host": addr,
-                "port": port,
-                "family": _INET6 if ":" in addr else _INET,
-                "proto": 0,
-                "flags": _FLAGS,
-            }
-            for addr in addrs
-        ]
+        """``host``'s addresses as aiohttp's ``ResolveResult`` dicts, in the
+        order to connect to them (``family``: ``AF_UNSPEC``, ``AF_INET`` or
+        ``AF_INET6``). Raises ``crawldns.DNSError``."""
+        # The extension builds the dicts (a cache hit returns them at once).
+        found = self.resolver._native.resolve_hosts(host, port, family)
+        if found.__class__ is list:
+            return found
+        return await found
 
     async def close(self) -> None:
         if self._owned:

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crawldns::{Error, Lookup, MetricsSnapshot, PrewarmReport, QueryType};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -14,6 +15,15 @@ use pyo3::types::{PyDict, PyList, PyString};
 pub enum Outcome {
     /// Addresses, in the order to connect to them.
     Ips(Arc<[IpAddr]>),
+    /// Addresses as aiohttp's `ResolveResult` dicts for `name` and `port`.
+    Hosts {
+        /// The addresses.
+        ips: Arc<[IpAddr]>,
+        /// The host name asked for.
+        name: String,
+        /// The port to put in each dict.
+        port: u16,
+    },
     /// A typed answer.
     Lookup(Lookup),
     /// What a pre-warm did.
@@ -29,6 +39,9 @@ impl Outcome {
     pub fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
             Self::Ips(ips) => Ok(addresses(py, &ips)?.into_any().unbind()),
+            Self::Hosts { ips, name, port } => {
+                Ok(hosts(py, &ips, &name, port)?.into_any().unbind())
+            }
             Self::Lookup(lookup) => Ok(lookup_dict(py, &lookup)?.into_any().unbind()),
             Self::Prewarm(report) => Ok(prewarm_dict(py, &report)?.into_any().unbind()),
             Self::Failed(err) => Err(crate::errors::from_error(py, &err)),
@@ -47,6 +60,39 @@ pub fn addresses<'py>(py: Python<'py>, ips: &[IpAddr]) -> PyResult<Bound<'py, Py
         PyString::new(py, &text)
     });
     PyList::new(py, items)
+}
+
+/// aiohttp's `ResolveResult` dicts: `{"hostname", "host", "port", "family",
+/// "proto": 0, "flags": AI_NUMERICHOST | AI_NUMERICSERV}` per address.
+pub fn hosts<'py>(
+    py: Python<'py>,
+    ips: &[IpAddr],
+    name: &str,
+    port: u16,
+) -> PyResult<Bound<'py, PyList>> {
+    let hostname = PyString::new(py, name);
+    let port = port.into_pyobject(py)?;
+    let flags = libc::AI_NUMERICHOST | libc::AI_NUMERICSERV;
+    let mut text = String::with_capacity(40);
+    let items = ips.iter().map(|ip| {
+        text.clear();
+        let _ = write!(text, "{ip}");
+        let family = if ip.is_ipv6() {
+            libc::AF_INET6
+        } else {
+            libc::AF_INET
+        };
+        let dict = PyDict::new(py);
+        dict.set_item(intern!(py, "hostname"), &hostname)?;
+        dict.set_item(intern!(py, "host"), PyString::new(py, &text))?;
+        dict.set_item(intern!(py, "port"), &port)?;
+        dict.set_item(intern!(py, "family"), family)?;
+        dict.set_item(intern!(py, "proto"), 0)?;
+        dict.set_item(intern!(py, "flags"), flags)?;
+        Ok::<_, PyErr>(dict)
+    });
+    let dicts = items.collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, dicts)
 }
 
 /// The records of a typed answer as strings: addresses for A and AAAA, the

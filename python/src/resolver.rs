@@ -8,6 +8,7 @@
 //! onto the runtime thread, and the caller gets an asyncio future that the
 //! loop's [`crate::channel::Channel`] completes.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -61,34 +62,24 @@ impl NativeResolver {
     /// to them), or an asyncio future of them. `family` is `AF_UNSPEC`
     /// (the configured strategy), `AF_INET` or `AF_INET6`.
     fn resolve(&self, py: Python<'_>, host: &str, family: i32) -> PyResult<Py<PyAny>> {
-        let resolver = self.usable(py, host)?.clone();
-        let host_owned = host.to_owned();
-        let work: Work = match family {
-            libc::AF_UNSPEC => Box::pin(async move {
-                match resolver.lookup_ip(&host_owned).await {
-                    Ok(found) => Outcome::Ips(found.addrs),
-                    Err(err) => Outcome::Failed(err),
-                }
-            }),
-            libc::AF_INET | libc::AF_INET6 => {
-                let qtype = if family == libc::AF_INET {
-                    QueryType::A
-                } else {
-                    QueryType::Aaaa
-                };
-                Box::pin(async move {
-                    match resolver.lookup(&host_owned, qtype).await {
-                        Ok(found) => Outcome::Ips(found.ips),
-                        Err(err) => Outcome::Failed(err),
-                    }
-                })
-            }
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "family must be AF_UNSPEC, AF_INET or AF_INET6, not {family}"
-                )))
-            }
-        };
+        let work = self.address_work(py, host, family, Outcome::Ips)?;
+        self.run(py, work, host)
+    }
+
+    /// As `resolve`, as aiohttp's `ResolveResult` dicts for `port`.
+    fn resolve_hosts(
+        &self,
+        py: Python<'_>,
+        host: &str,
+        port: u16,
+        family: i32,
+    ) -> PyResult<Py<PyAny>> {
+        let name = host.to_owned();
+        let work = self.address_work(py, host, family, move |ips| Outcome::Hosts {
+            ips,
+            name,
+            port,
+        })?;
         self.run(py, work, host)
     }
 
@@ -159,6 +150,35 @@ impl NativeResolver {
 }
 
 impl NativeResolver {
+    /// The lookup of `host`'s addresses of `family`, ending in `done(ips)`.
+    fn address_work<F>(&self, py: Python<'_>, host: &str, family: i32, done: F) -> PyResult<Work>
+    where
+        F: FnOnce(Arc<[IpAddr]>) -> Outcome + Send + 'static,
+    {
+        let resolver = self.usable(py, host)?.clone();
+        let host = host.to_owned();
+        let qtype = match family {
+            libc::AF_UNSPEC => None,
+            libc::AF_INET => Some(QueryType::A),
+            libc::AF_INET6 => Some(QueryType::Aaaa),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "family must be AF_UNSPEC, AF_INET or AF_INET6, not {family}"
+                )))
+            }
+        };
+        Ok(Box::pin(async move {
+            let found = match qtype {
+                None => resolver.lookup_ip(&host).await.map(|found| found.addrs),
+                Some(qtype) => resolver.lookup(&host, qtype).await.map(|found| found.ips),
+            };
+            match found {
+                Ok(ips) => done(ips),
+                Err(err) => Outcome::Failed(err),
+            }
+        }))
+    }
+
     /// The resolver, unless closed or inherited through `fork()`.
     fn usable(&self, py: Python<'_>, name: &str) -> PyResult<&crawldns::Resolver> {
         self.generation.check("crawldns.Resolver")?;
@@ -177,6 +197,11 @@ impl NativeResolver {
         if let Poll::Ready(outcome) = poll {
             return outcome.into_py(py);
         }
+        self.submit(py, work, name)
+    }
+
+    /// Runs `work` on the runtime; returns the loop's future of it.
+    fn submit(&self, py: Python<'_>, work: Work, name: &str) -> PyResult<Py<PyAny>> {
         let (loop_, channel) = current_channel(py)?;
         channel::submit(
             py,
