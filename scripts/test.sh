@@ -9,9 +9,13 @@ cd "$(dirname "$0")/.."
 # cmake builds the vendored c-ares of the benchmark harness, ip makes the
 # network namespaces of the root-only tests.
 need_apt=()
-for pair in dig:bind9-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound; do
+for pair in dig:bind9-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
+# The Python tests' venv (scripts/pyenv.sh) needs venv and pip (python3-venv).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need_apt+=(python3-venv)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
@@ -52,3 +56,19 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "== root-only tests skipped (not root)"
 fi
+
+# The Python package (python/): its extension crate is not a workspace
+# member (maturin builds it as an extension module), so it is linted here;
+# then the wheel is built from the tree into the venv of scripts/pyenv.sh
+# and pytest runs against `crawldns testbed` processes.
+echo "== python: cargo fmt, clippy"
+venv=$(scripts/pyenv.sh)
+export PYO3_PYTHON="$venv/bin/python" CARGO_TARGET_DIR="$PWD/target"
+(cd python && cargo fmt -- --check && cargo clippy --all-targets --locked -- -D warnings)
+echo "== python: wheel"
+rm -rf target/wheels
+"$venv/bin/maturin" build --locked -m python/Cargo.toml -i "$venv/bin/python" -o target/wheels
+"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/crawldns-*.whl
+cargo build -p crawldns-cli --locked
+echo "== python: pytest"
+CRAWLDNS_BIN="$PWD/target/debug/crawldns" "$venv/bin/python" -m pytest -q python/tests
