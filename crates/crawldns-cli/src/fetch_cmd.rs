@@ -272,6 +272,12 @@ impl FetchTally {
     }
 }
 
+/// The JSON line of a record, as `crawldns fetch` writes it (and `crawldns
+/// fleet work` stores it).
+pub fn record_line(record: &FetchRecord) -> io::Result<String> {
+    serde_json::to_string(record).map_err(io::Error::other)
+}
+
 /// Writes records to stdout and counts them; shared by the URL source (for
 /// invalid lines) and the result sink.
 struct RecordWriter {
@@ -287,7 +293,7 @@ impl RecordWriter {
         if let Some(failed) = &self.failed {
             return Err(io::Error::other(failed.clone()));
         }
-        let line = serde_json::to_string(record).map_err(io::Error::other)?;
+        let line = record_line(record)?;
         if let Err(e) = self.out.line(&line) {
             self.failed = Some(e.to_string());
             return Err(e);

@@ -1,6 +1,6 @@
 //! `crawldns`: DNS resolution and fetching for high-throughput crawlers.
 //!
-//! One module per subcommand (`resolve_cmd`, `fetch_cmd`, `testbed_cmd`,
+//! One module per subcommand (`resolve_cmd`, `fetch_cmd`, `fleet_cmd`, `testbed_cmd`,
 //! `demo_cmd`), plus what they share: `dns_args` (nameserver options),
 //! `input` (reading a list), `output` (stdout and the progress bar),
 //! `stats` (hdrhistogram percentiles), `metrics_http` (`--metrics-addr`),
@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 mod demo_cmd;
 mod dns_args;
 mod fetch_cmd;
+mod fleet_cmd;
 mod input;
 mod metrics_http;
 mod netns;
@@ -90,6 +91,10 @@ enum Command {
     #[command(hide = true)]
     DemoSystemPath(demo_cmd::SystemPathArgs),
 
+    /// Crawl with many workers sharing one frontier on Redis Streams:
+    /// enqueue, work, status, collect.
+    Fleet(fleet_cmd::FleetArgs),
+
     /// Run the local testbed: an authoritative DNS server for the synthetic
     /// zone crawl.test and an HTTP host farm on 127.x.y.z, until Ctrl-C.
     Testbed(testbed_cmd::TestbedArgs),
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
             Command::Fetch(args) => fetch_cmd::run(args).await,
             Command::Demo(args) => demo_cmd::run(args).await,
             Command::DemoSystemPath(args) => demo_cmd::run_system_path(args).await,
+            Command::Fleet(args) => fleet_cmd::run(args).await,
             Command::Testbed(args) => testbed_cmd::run(args).await.map(|()| Outcome::Success),
         }
     });

@@ -131,70 +131,55 @@ pub struct EnqueueReport {
     pub ids: Option<(u64, u64)>,
 }
 
-/// Enqueues URLs (already checked, one per item), blocking while the
-/// frontier is at its cap and while Redis is away. Registers as a running
-/// enqueuer for the whole call, so collectors and `--until-done` workers
-/// wait for it.
-pub async fn enqueue_lines<I>(
-    redis: &FleetRedis,
-    urls: I,
+/// An enqueue in progress: registered as a running enqueuer (so that
+/// collectors and `--until-done` workers wait for it) from
+/// [`Enqueuer::start`] to [`Enqueuer::finish`].
+#[derive(Debug)]
+pub struct Enqueuer<'a> {
+    redis: &'a FleetRedis,
+    partitions: u32,
     options: EnqueueOptions,
-) -> Result<EnqueueReport, FleetError>
-where
-    I: IntoIterator<Item = String>,
-{
-    let backoff = options.backoff;
-    let partitions = redis
-        .retry("setting up the partitions", backoff, || {
-            ensure(redis, options.partitions)
-        })
-        .await?;
-    let meta = redis.keys().meta();
-    redis
-        .retry("registering the enqueuer", backoff, || {
-            let meta = &meta;
-            async move {
-                redis
-                    .query::<i64>(redis::cmd("HINCRBY").arg(meta).arg("enqueuers").arg(1))
-                    .await
-            }
-        })
-        .await?;
-    let result = enqueue_all(redis, partitions, urls, options).await;
-    redis
-        .retry("unregistering the enqueuer", backoff, || {
-            let meta = &meta;
-            async move {
-                redis
-                    .query::<i64>(redis::cmd("HINCRBY").arg(meta).arg("enqueuers").arg(-1))
-                    .await
-            }
-        })
-        .await?;
-    result
+    report: EnqueueReport,
 }
 
-async fn enqueue_all<I>(
-    redis: &FleetRedis,
-    partitions: u32,
-    urls: I,
-    options: EnqueueOptions,
-) -> Result<EnqueueReport, FleetError>
-where
-    I: IntoIterator<Item = String>,
-{
-    let batch_size = options
-        .batch
-        .clamp(1, usize::try_from(options.cap.max(1)).unwrap_or(usize::MAX));
-    let mut report = EnqueueReport::default();
-    let mut batch = Vec::with_capacity(batch_size);
-    let mut urls = urls.into_iter();
-    loop {
-        batch.clear();
-        batch.extend(urls.by_ref().take(batch_size));
-        if batch.is_empty() {
-            return Ok(report);
+impl<'a> Enqueuer<'a> {
+    /// Sets the fleet up if needed and registers the enqueuer.
+    pub async fn start(redis: &'a FleetRedis, options: EnqueueOptions) -> Result<Self, FleetError> {
+        let partitions = redis
+            .retry("setting up the partitions", options.backoff, || {
+                ensure(redis, options.partitions)
+            })
+            .await?;
+        add_enqueuer(redis, options.backoff, 1).await?;
+        Ok(Self {
+            redis,
+            partitions,
+            options,
+            report: EnqueueReport::default(),
+        })
+    }
+
+    /// P.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Enqueues `urls`, in batches, each waiting for room under the cap
+    /// and for Redis. A URL with no host goes in all the same: its worker
+    /// reports it as invalid, so every line gets a result.
+    pub async fn push(&mut self, urls: &[String]) -> Result<(), FleetError> {
+        let size = self.options.batch.clamp(
+            1,
+            usize::try_from(self.options.cap.max(1)).unwrap_or(usize::MAX),
+        );
+        for batch in urls.chunks(size) {
+            self.push_batch(batch).await?;
         }
+        Ok(())
+    }
+
+    async fn push_batch(&mut self, batch: &[String]) -> Result<(), FleetError> {
+        let (redis, options, partitions) = (self.redis, self.options, self.partitions);
         let n = batch.len() as u64;
         // Back-pressure: wait until the batch fits under the cap.
         let mut attempt = 0;
@@ -207,7 +192,7 @@ where
             if queued + n <= options.cap {
                 break;
             }
-            report.waits += 1;
+            self.report.waits += 1;
             tokio::time::sleep(
                 options
                     .backoff
@@ -228,9 +213,8 @@ where
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (i, url) in batch.iter().enumerate() {
-            let p = partition_of(url, partitions);
             pipe.cmd("XADD")
-                .arg(redis.keys().partition(p))
+                .arg(redis.keys().partition(partition_of(url, partitions)))
                 .arg("*")
                 .arg("id")
                 .arg(first + i as u64)
@@ -248,9 +232,41 @@ where
         redis
             .retry("enqueueing", options.backoff, || redis.pipe::<()>(&pipe))
             .await?;
-        report.urls += n;
-        report.ids = Some((report.ids.map_or(first, |(f, _)| f), last));
+        self.report.urls += n;
+        self.report.ids = Some((self.report.ids.map_or(first, |(f, _)| f), last));
+        Ok(())
     }
+
+    /// Unregisters the enqueuer; returns what it did.
+    pub async fn finish(self) -> Result<EnqueueReport, FleetError> {
+        add_enqueuer(self.redis, self.options.backoff, -1).await?;
+        Ok(self.report)
+    }
+}
+
+async fn add_enqueuer(redis: &FleetRedis, backoff: Backoff, delta: i64) -> Result<(), FleetError> {
+    let meta = redis.keys().meta();
+    let meta = &meta;
+    redis
+        .retry("registering the enqueuer", backoff, || async move {
+            redis
+                .query::<i64>(redis::cmd("HINCRBY").arg(meta).arg("enqueuers").arg(delta))
+                .await
+        })
+        .await
+        .map(drop)
+}
+
+/// Enqueues all of `urls` (see [`Enqueuer`]).
+pub async fn enqueue_lines(
+    redis: &FleetRedis,
+    urls: &[String],
+    options: EnqueueOptions,
+) -> Result<EnqueueReport, FleetError> {
+    let mut enqueuer = Enqueuer::start(redis, options).await?;
+    let pushed = enqueuer.push(urls).await;
+    let report = enqueuer.finish().await?;
+    pushed.map(|()| report)
 }
 
 fn delivery(partition: u32, entry: &StreamId) -> Result<Delivery, FleetError> {

@@ -33,7 +33,7 @@ pub use backoff::Backoff;
 pub use collector::{collect, CollectOptions, CollectReport};
 pub use connection::FleetRedis;
 pub use error::FleetError;
-pub use frontier::{enqueue_lines, EnqueueOptions, EnqueueReport};
+pub use frontier::{enqueue_lines, EnqueueOptions, EnqueueReport, Enqueuer};
 pub use lease::LeaseConfig;
 pub use redis_url::RedisUrl;
 pub use stats::{DnsStats, WorkerStats};

@@ -19,10 +19,12 @@ pub struct DnsStats {
 }
 
 impl DnsStats {
-    /// Cache hits over hits and misses (`None` before the first lookup).
+    /// The share of lookups answered without a query of their own: from
+    /// the cache, or by joining a query already in flight (single-flight).
+    /// `None` before the first lookup.
     pub fn hit_ratio(&self) -> Option<f64> {
-        let total = self.cache_hits + self.cache_misses;
-        (total > 0).then(|| self.cache_hits as f64 / total as f64)
+        (self.lookups > 0)
+            .then(|| self.lookups.saturating_sub(self.queries) as f64 / self.lookups as f64)
     }
 }
 
@@ -129,13 +131,20 @@ mod tests {
     #[test]
     fn hit_ratio_and_counts() {
         assert_eq!(DnsStats::default().hit_ratio(), None);
+        // 400 lookups, 50 on the wire: the rest from the cache or joined.
         let d = DnsStats {
-            lookups: 10,
-            cache_hits: 9,
-            cache_misses: 1,
-            queries: 1,
+            lookups: 400,
+            cache_hits: 91,
+            cache_misses: 618,
+            queries: 50,
         };
-        assert_eq!(d.hit_ratio(), Some(0.9));
+        assert_eq!(d.hit_ratio(), Some(0.875));
+        let retried = DnsStats {
+            lookups: 10,
+            queries: 12,
+            ..d
+        };
+        assert_eq!(retried.hit_ratio(), Some(0.0));
         let mut w = WorkerStats::default();
         w.count("ok");
         w.count("ok");
