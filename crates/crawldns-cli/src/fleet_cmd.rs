@@ -331,6 +331,7 @@ async fn work(args: WorkArgs) -> Result<Outcome> {
     config.drain_timeout = Duration::from_millis(args.drain_ms);
     config.until_done = args.until_done;
     config.concurrency = usize::try_from(args.limits.concurrency).unwrap_or(usize::MAX);
+    config.per_host = usize::try_from(args.limits.per_host).unwrap_or(usize::MAX);
     let id = config.id.clone();
     let started = Instant::now();
     let fetch = Arc::new(FetcherFetch { fetcher, resolver });

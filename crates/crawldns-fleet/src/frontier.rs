@@ -4,12 +4,16 @@
 //! An entry is `id` (the URL id, from `NS:seq`) and `url`. A worker reads
 //! entries with XREADGROUP, and once the result is in the result stream it
 //! XACKs and XDELs them in the same MULTI, so the frontier only holds what
-//! is not done yet and Redis memory is bounded by the enqueue cap.
+//! is not done yet and Redis memory is bounded by the enqueue cap. Entries
+//! another worker left pending are claimed (XPENDING IDLE + XCLAIM) by the
+//! partition's new holder.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+};
 use redis::Value;
 
 use crate::backoff::Backoff;
@@ -327,47 +331,69 @@ pub async fn read(
     Ok(out)
 }
 
-/// Claims for `consumer` entries of `partition` that another consumer (a
-/// dead or fenced worker) read but did not acknowledge for `min_idle`,
-/// scanning from `cursor`; returns them and the cursor to go on from
-/// (`0-0` once the scan went round). Entries deleted meanwhile are acked.
+/// Claims for `consumer` the entries of `partition` that *other*
+/// consumers (a dead worker, or one that lost the lease) read and did not
+/// acknowledge for `min_idle`: XPENDING with IDLE to find them, paging
+/// through the whole pending list, then XCLAIM. The consumer's own
+/// pending entries are left alone: they are running here. An entry
+/// deleted meanwhile is dropped from the pending list by XCLAIM.
 pub async fn claim(
     redis: &FleetRedis,
     consumer: &str,
     partition: u32,
     min_idle: Duration,
-    cursor: &str,
     count: usize,
-) -> Result<(Vec<Delivery>, String), FleetError> {
+) -> Result<Vec<Delivery>, FleetError> {
+    const PAGE: usize = 500;
     let key = redis.keys().partition(partition);
-    let reply: StreamAutoClaimReply = redis
+    let idle_ms = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+    let mut theirs: Vec<String> = Vec::new();
+    let mut start = "-".to_owned();
+    loop {
+        let page: StreamPendingCountReply = redis
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&key)
+                    .arg(GROUP)
+                    .arg("IDLE")
+                    .arg(idle_ms)
+                    .arg(&start)
+                    .arg("+")
+                    .arg(PAGE),
+            )
+            .await?;
+        let full = page.ids.len() >= PAGE;
+        let last = page.ids.last().map(|p| p.id.clone());
+        theirs.extend(
+            page.ids
+                .into_iter()
+                .filter(|p| p.consumer != consumer)
+                .map(|p| p.id),
+        );
+        match last {
+            Some(last) if full && theirs.len() < count => start = format!("({last}"),
+            _ => break,
+        }
+    }
+    theirs.truncate(count.max(1));
+    if theirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reply: StreamClaimReply = redis
         .query(
-            redis::cmd("XAUTOCLAIM")
+            redis::cmd("XCLAIM")
                 .arg(&key)
                 .arg(GROUP)
                 .arg(consumer)
-                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(count.max(1)),
+                .arg(idle_ms)
+                .arg(&theirs),
         )
         .await?;
-    if !reply.deleted_ids.is_empty() {
-        let _: i64 = redis
-            .query(
-                redis::cmd("XACK")
-                    .arg(&key)
-                    .arg(GROUP)
-                    .arg(&reply.deleted_ids),
-            )
-            .await?;
-    }
-    let deliveries = reply
-        .claimed
+    reply
+        .ids
         .iter()
         .map(|entry| delivery(partition, entry))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((deliveries, reply.next_stream_id))
+        .collect()
 }
 
 /// In one MULTI: each result into the result stream, then XACK and XDEL of

@@ -13,7 +13,7 @@
 //! aborted and requeued at once (added again, old entry acked); leases are
 //! released so live workers take the partitions on their next tick.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -30,6 +30,7 @@ use crate::connection::FleetRedis;
 use crate::error::FleetError;
 use crate::frontier::{self, Completion, Delivery};
 use crate::lease::{plan, Lease, LeaseAction, LeaseConfig, LeaseView};
+use crate::partition::host_of;
 use crate::redis_url::RedisUrl;
 use crate::stats::{DnsStats, RateWindow, WorkerStats};
 
@@ -61,6 +62,10 @@ pub struct WorkerConfig {
     pub lease: LeaseConfig,
     /// Fetches in flight at most (default 1000).
     pub concurrency: usize,
+    /// Fetches in flight per host at most (default 8); a host's further
+    /// URLs wait in the worker, in order. Set it to the fetcher's per-host
+    /// connection limit, so that fetches never queue inside the fetcher.
+    pub per_host: usize,
     /// Entries read per partition per round trip at most (default 256).
     pub read_batch: usize,
     /// How long a read waits for new entries (default 200 ms).
@@ -87,6 +92,7 @@ impl WorkerConfig {
             partitions: 16,
             lease,
             concurrency: 1000,
+            per_host: 8,
             read_batch: 256,
             block: Duration::from_millis(200),
             claim_idle: lease.ttl,
@@ -165,10 +171,17 @@ struct Driver {
     held: BTreeMap<u32, Held>,
     tasks: JoinSet<(Delivery, Fetched)>,
     running: HashMap<Key, (Delivery, AbortHandle)>,
+    /// Fetches running per host, and the deliveries waiting for one.
+    host_running: HashMap<String, usize>,
+    host_queue: HashMap<String, VecDeque<Delivery>>,
     task_keys: HashMap<Id, Key>,
     unflushed: Vec<Completion>,
     /// Running or stored-but-not-flushed entries: a re-delivery is skipped.
     known: HashSet<Key>,
+    /// Entries completed lately, oldest first: a claim that read one just
+    /// before its XACK must not fetch it again.
+    recent: HashSet<Key>,
+    recent_order: VecDeque<(Instant, Key)>,
     slots: Arc<Slots>,
     claimed: Arc<AtomicU64>,
     readable: watch::Sender<Vec<u32>>,
@@ -228,9 +241,13 @@ pub async fn run(
         held: BTreeMap::new(),
         tasks: JoinSet::new(),
         running: HashMap::new(),
+        host_running: HashMap::new(),
+        host_queue: HashMap::new(),
         task_keys: HashMap::new(),
         unflushed: Vec::new(),
         known: HashSet::new(),
+        recent: HashSet::new(),
+        recent_order: VecDeque::new(),
         slots,
         claimed,
         readable,
@@ -260,7 +277,6 @@ async fn read_loop(
     claimed: Arc<AtomicU64>,
     tx: mpsc::Sender<Vec<Delivery>>,
 ) {
-    let mut cursors: HashMap<u32, String> = HashMap::new();
     let mut last_claim: HashMap<u32, Instant> = HashMap::new();
     let claim_every = (config.claim_idle / 2).max(Duration::from_millis(50));
     let mut attempt = 0;
@@ -284,29 +300,25 @@ async fn read_loop(
         let now = Instant::now();
         let mut got = Vec::new();
         let mut failed = None;
+        // Each partition's abandoned entries are looked for at most once
+        // per half idle time.
         for &p in &partitions {
             if last_claim.get(&p).is_some_and(|&t| now - t < claim_every) {
                 continue;
             }
-            let cursor = cursors.get(&p).map_or("0-0", String::as_str).to_owned();
             match frontier::claim(
                 &redis,
                 &config.id,
                 p,
                 config.claim_idle,
-                &cursor,
                 free.min(config.read_batch),
             )
             .await
             {
-                Ok((entries, next)) => {
+                Ok(entries) => {
                     claimed.fetch_add(entries.len() as u64, Ordering::Relaxed);
                     got.extend(entries);
-                    // A scan that went round starts again after a pause.
-                    if next == "0-0" {
-                        last_claim.insert(p, now);
-                    }
-                    cursors.insert(p, next);
+                    last_claim.insert(p, now);
                 }
                 Err(e) => failed = Some(e),
             }
@@ -358,6 +370,15 @@ impl Driver {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 _ = tick.tick() => {
+                    tracing::debug!(
+                        "tick: {} running, {} to store, {} free slots, held {:?}, readable {:?}, done {}",
+                        self.running.len(),
+                        self.unflushed.len(),
+                        self.slots.free.load(Ordering::Relaxed),
+                        self.held.keys().collect::<Vec<_>>(),
+                        self.readable.borrow(),
+                        self.stats.done
+                    );
                     if self.lease_round(false).await? {
                         return Ok(());
                     }
@@ -400,18 +421,56 @@ impl Driver {
         let mut skipped = 0;
         for d in batch {
             let k = key(&d);
-            if !readable.contains(&d.partition) || self.known.contains(&k) {
+            if !readable.contains(&d.partition)
+                || self.known.contains(&k)
+                || self.recent.contains(&k)
+            {
                 skipped += 1;
                 continue;
             }
-            let work = self.fetch.fetch(d.url.clone());
-            let delivery = d.clone();
-            let handle = self.tasks.spawn(async move { (delivery, work.await) });
-            self.task_keys.insert(handle.id(), k.clone());
-            self.known.insert(k.clone());
-            self.running.insert(k, (d, handle));
+            self.known.insert(k);
+            let host = host_of(&d.url);
+            let running = self.host_running.get(&host).copied().unwrap_or(0);
+            if running < self.config.per_host.max(1) {
+                self.spawn(host, d);
+            } else {
+                self.host_queue.entry(host).or_default().push_back(d);
+            }
         }
         self.slots.give(skipped);
+    }
+
+    fn spawn(&mut self, host: String, d: Delivery) {
+        *self.host_running.entry(host).or_default() += 1;
+        let work = self.fetch.fetch(d.url.clone());
+        let delivery = d.clone();
+        let handle = self.tasks.spawn(async move { (delivery, work.await) });
+        let k = key(&d);
+        self.task_keys.insert(handle.id(), k.clone());
+        self.running.insert(k, (d, handle));
+    }
+
+    /// A fetch of a URL of `host` ended.
+    fn host_release(&mut self, host: &str) {
+        if let Some(n) = self.host_running.get_mut(host) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.host_running.remove(host);
+            }
+        }
+    }
+
+    /// A fetch of `url` ended: its host's next URL may start.
+    fn host_done(&mut self, url: &str) {
+        let host = host_of(url);
+        self.host_release(&host);
+        let next = self.host_queue.get_mut(&host).and_then(VecDeque::pop_front);
+        if self.host_queue.get(&host).is_some_and(VecDeque::is_empty) {
+            self.host_queue.remove(&host);
+        }
+        if let Some(d) = next {
+            self.spawn(host, d);
+        }
     }
 
     fn finished(&mut self, joined: Result<(Id, (Delivery, Fetched)), JoinError>) {
@@ -419,6 +478,7 @@ impl Driver {
             Ok((id, (delivery, fetched))) => {
                 self.task_keys.remove(&id);
                 self.running.remove(&key(&delivery));
+                self.host_done(&delivery.url);
                 self.unflushed.push(Completion {
                     delivery,
                     line: fetched.line,
@@ -432,9 +492,10 @@ impl Driver {
                 // Aborted (already accounted for) or panicked: the entry
                 // stays pending and is claimed again after the idle time.
                 if let Some(k) = self.task_keys.remove(&e.id()) {
-                    if self.running.remove(&k).is_some() {
+                    if let Some((d, _)) = self.running.remove(&k) {
                         self.known.remove(&k);
                         self.slots.give(1);
+                        self.host_done(&d.url);
                         if e.is_panic() {
                             tracing::error!("a fetch panicked on partition {} entry {}", k.0, k.1);
                         }
@@ -453,9 +514,23 @@ impl Driver {
         let n = self.unflushed.len().min(FLUSH_MAX);
         match frontier::complete(&self.redis, &self.config.id, &self.unflushed[..n]).await {
             Ok(()) => {
+                let now = Instant::now();
                 for c in self.unflushed.drain(..n) {
-                    self.known.remove(&key(&c.delivery));
+                    let k = key(&c.delivery);
+                    self.known.remove(&k);
                     self.stats.count(&c.class);
+                    self.recent.insert(k.clone());
+                    self.recent_order.push_back((now, k));
+                }
+                // A claim reply is at most a round trip old: keeping twice
+                // the idle time is plenty.
+                let keep = self.config.claim_idle * 2;
+                while let Some((at, k)) = self.recent_order.front() {
+                    if now.duration_since(*at) < keep {
+                        break;
+                    }
+                    self.recent.remove(k);
+                    self.recent_order.pop_front();
                 }
                 self.slots.give(n);
                 self.flush_attempt = 0;
@@ -499,19 +574,33 @@ impl Driver {
         self.held.remove(&p);
         let keys: Vec<Key> = self.running.keys().filter(|k| k.0 == p).cloned().collect();
         for k in &keys {
-            if let Some((_, handle)) = self.running.remove(k) {
+            if let Some((d, handle)) = self.running.remove(k) {
                 handle.abort();
                 self.known.remove(k);
+                self.host_release(&host_of(&d.url));
             }
         }
+        // The partition's waiting deliveries go too (a host's URLs are all
+        // in one partition, so whole queues go).
+        let mut waiting = Vec::new();
+        self.host_queue.retain(|_, queue| {
+            if queue.front().is_some_and(|d| d.partition == p) {
+                waiting.extend(queue.drain(..));
+            }
+            !queue.is_empty()
+        });
+        for d in &waiting {
+            self.known.remove(&key(d));
+        }
         self.stats.aborted += keys.len() as u64;
-        self.slots.give(keys.len());
+        self.slots.give(keys.len() + waiting.len());
         self.publish_readable();
     }
 
     fn drained(&self, p: u32) -> bool {
         !self.running.keys().any(|k| k.0 == p)
             && !self.unflushed.iter().any(|c| c.delivery.partition == p)
+            && !self.host_queue.values().flatten().any(|d| d.partition == p)
     }
 
     /// One compare-and-set; `Some(expiry)` on success (0 for a release).
@@ -664,6 +753,7 @@ impl Driver {
         if self.config.until_done
             && !stopping
             && self.running.is_empty()
+            && self.host_queue.is_empty()
             && self.unflushed.is_empty()
             && crawl_done(&self.redis, self.partitions).await?
         {
@@ -713,7 +803,8 @@ impl Driver {
         self.publish_readable();
         let deadline = Instant::now() + self.config.drain_timeout;
         let mut tick = tokio::time::interval(self.config.lease.tick());
-        while !self.running.is_empty() && Instant::now() < deadline {
+        while !(self.running.is_empty() && self.host_queue.is_empty()) && Instant::now() < deadline
+        {
             tokio::select! {
                 Some(joined) = self.tasks.join_next_with_id() => self.finished(joined),
                 () = sleep_until_opt(self.next_flush) => self.flush().await?,
@@ -729,6 +820,13 @@ impl Driver {
             leftover.push(d);
         }
         self.task_keys.clear();
+        self.host_running.clear();
+        for (_, queue) in std::mem::take(&mut self.host_queue) {
+            for d in queue {
+                self.known.remove(&key(&d));
+                leftover.push(d);
+            }
+        }
         let redis = self.redis.clone();
         let backoff = self.config.backoff;
         if !leftover.is_empty() {
