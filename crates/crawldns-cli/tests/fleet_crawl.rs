@@ -92,7 +92,7 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
             file,
         ],
     );
-    let args = work_args("2000");
+    let args = work_args("3000");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let single = Worker::spawn(dir.path(), &redis, "single", "single", &args)
         .finish(Duration::from_secs(300));
@@ -166,7 +166,8 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
         "{victim}'s partitions were already done when it was killed"
     );
     eprintln!(
-        "killed {victim} holding partitions {victim_partitions:?} with {left_in_victims} entries left ({} of {n_urls} queued)",
+        "killed {victim} at {:.1} s, holding partitions {victim_partitions:?} with {left_in_victims} entries left ({} of {n_urls} queued)",
+        fleet_started.elapsed().as_secs_f64(),
         at_kill.queued
     );
 

@@ -331,12 +331,13 @@ pub async fn read(
     Ok(out)
 }
 
-/// Claims for `consumer` the entries of `partition` that *other*
-/// consumers (a dead worker, or one that lost the lease) read and did not
-/// acknowledge for `min_idle`: XPENDING with IDLE to find them, paging
-/// through the whole pending list, then XCLAIM. The consumer's own
-/// pending entries are left alone: they are running here. An entry
-/// deleted meanwhile is dropped from the pending list by XCLAIM.
+/// Claims for `consumer` the entries of `partition` that were read and not
+/// acknowledged for `min_idle`: XPENDING with IDLE to find them, paging
+/// through the pending list, then XCLAIM. They may be another consumer's
+/// (a dead worker, or one that lost the lease) or this consumer's own
+/// (from before it lost and took back the partition, or an earlier run
+/// under the same id); the caller skips those it is still working on. An
+/// entry deleted meanwhile is dropped from the pending list by XCLAIM.
 pub async fn claim(
     redis: &FleetRedis,
     consumer: &str,
@@ -364,12 +365,7 @@ pub async fn claim(
             .await?;
         let full = page.ids.len() >= PAGE;
         let last = page.ids.last().map(|p| p.id.clone());
-        theirs.extend(
-            page.ids
-                .into_iter()
-                .filter(|p| p.consumer != consumer)
-                .map(|p| p.id),
-        );
+        theirs.extend(page.ids.into_iter().map(|p| p.id));
         match last {
             Some(last) if full && theirs.len() < count => start = format!("({last}"),
             _ => break,

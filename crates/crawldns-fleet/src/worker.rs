@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,7 +183,6 @@ struct Driver {
     recent: HashSet<Key>,
     recent_order: VecDeque<(Instant, Key)>,
     slots: Arc<Slots>,
-    claimed: Arc<AtomicU64>,
     readable: watch::Sender<Vec<u32>>,
     stats: WorkerStats,
     rate: RateWindow,
@@ -217,13 +216,11 @@ pub async fn run(
     slots.give(config.concurrency.max(1));
     let (readable, readable_rx) = watch::channel(Vec::new());
     let (tx, rx) = mpsc::channel(64);
-    let claimed = Arc::new(AtomicU64::new(0));
     let reader = tokio::spawn(read_loop(
         reader_redis,
         config.clone(),
         readable_rx,
         slots.clone(),
-        claimed.clone(),
         tx,
     ));
     let mut driver = Driver {
@@ -249,7 +246,6 @@ pub async fn run(
         recent: HashSet::new(),
         recent_order: VecDeque::new(),
         slots,
-        claimed,
         readable,
         next_flush: None,
         flush_attempt: 0,
@@ -274,8 +270,7 @@ async fn read_loop(
     config: WorkerConfig,
     mut readable: watch::Receiver<Vec<u32>>,
     slots: Arc<Slots>,
-    claimed: Arc<AtomicU64>,
-    tx: mpsc::Sender<Vec<Delivery>>,
+    tx: mpsc::Sender<(Vec<Delivery>, bool)>,
 ) {
     let mut last_claim: HashMap<u32, Instant> = HashMap::new();
     let claim_every = (config.claim_idle / 2).max(Duration::from_millis(50));
@@ -300,6 +295,7 @@ async fn read_loop(
         let now = Instant::now();
         let mut got = Vec::new();
         let mut failed = None;
+
         // Each partition's abandoned entries are looked for at most once
         // per half idle time.
         for &p in &partitions {
@@ -316,7 +312,6 @@ async fn read_loop(
             .await
             {
                 Ok(entries) => {
-                    claimed.fetch_add(entries.len() as u64, Ordering::Relaxed);
                     got.extend(entries);
                     last_claim.insert(p, now);
                 }
@@ -326,6 +321,7 @@ async fn read_loop(
                 break;
             }
         }
+        let claims = !got.is_empty();
         if got.is_empty() && failed.is_none() {
             let per = (free / partitions.len()).clamp(1, config.read_batch.max(1));
             match frontier::read(&redis, &config.id, &partitions, per, config.block).await {
@@ -349,7 +345,7 @@ async fn read_loop(
                 i64::try_from(got.len()).unwrap_or(i64::MAX),
                 Ordering::AcqRel,
             );
-            if tx.send(got).await.is_err() {
+            if tx.send((got, claims)).await.is_err() {
                 return;
             }
         }
@@ -359,7 +355,7 @@ async fn read_loop(
 impl Driver {
     async fn crawl(
         &mut self,
-        mut deliveries: mpsc::Receiver<Vec<Delivery>>,
+        mut deliveries: mpsc::Receiver<(Vec<Delivery>, bool)>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), FleetError> {
         tokio::pin!(shutdown);
@@ -384,7 +380,7 @@ impl Driver {
                     }
                 }
                 () = sleep_until_opt(fence) => self.fence(),
-                Some(batch) = deliveries.recv() => self.start(batch),
+                Some((batch, claimed)) = deliveries.recv() => self.start(batch, claimed),
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.finished(joined),
                 () = sleep_until_opt(self.next_flush) => self.flush().await?,
             }
@@ -416,7 +412,9 @@ impl Driver {
         });
     }
 
-    fn start(&mut self, batch: Vec<Delivery>) {
+    /// Starts what was read; `claimed` when it came from a claim (counted
+    /// in the stats once started).
+    fn start(&mut self, batch: Vec<Delivery>, claimed: bool) {
         let readable = self.readable_partitions();
         let mut skipped = 0;
         for d in batch {
@@ -429,6 +427,9 @@ impl Driver {
                 continue;
             }
             self.known.insert(k);
+            if claimed {
+                self.stats.claimed += 1;
+            }
             let host = host_of(&d.url);
             let running = self.host_running.get(&host).copied().unwrap_or(0);
             if running < self.config.per_host.max(1) {
@@ -626,7 +627,6 @@ impl Driver {
         self.stats.in_flight = self.running.len() as u64;
         self.stats.partitions = self.held.keys().copied().collect();
         self.stats.dns = self.fetch.dns();
-        self.stats.claimed = self.claimed.load(Ordering::Relaxed);
         self.stats.rate = self.rate.push(now_ms, self.stats.done);
         let json =
             serde_json::to_string(&self.stats).map_err(|e| FleetError::Data(e.to_string()))?;
