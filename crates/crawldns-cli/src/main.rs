@@ -1,6 +1,6 @@
 //! `crawldns`: DNS resolution and fetching for high-throughput crawlers.
 //!
-//! One module per subcommand (`resolve_cmd`, `fetch_cmd`, `testbed_cmd`,
+//! One module per subcommand (`resolve_cmd`, `fetch_cmd`, `fleet_cmd`, `testbed_cmd`,
 //! `demo`, a folder: scenario, testbed, crawl, system path, report, plot),
 //! plus what they share: `dns_args` (nameserver options), `input` (reading
 //! a list), `output` (stdout and the progress bar), `stats` (hdrhistogram
@@ -17,6 +17,7 @@ mod demo;
 mod dns_args;
 mod fetch_cmd;
 mod fetch_tally;
+mod fleet_cmd;
 mod input;
 mod metrics_http;
 mod netns;
@@ -97,6 +98,10 @@ enum Command {
     #[command(hide = true)]
     DemoSystemPath(demo::SystemPathArgs),
 
+    /// Crawl with many workers sharing one frontier on Redis Streams:
+    /// enqueue, work, status, collect.
+    Fleet(fleet_cmd::FleetArgs),
+
     /// Run the local testbed: an authoritative DNS server for the synthetic
     /// zone crawl.test and an HTTP host farm on 127.x.y.z, until Ctrl-C.
     Testbed(testbed_cmd::TestbedArgs),
@@ -121,6 +126,7 @@ fn main() -> ExitCode {
             Command::Fetch(args) => fetch_cmd::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::DemoSystemPath(args) => demo::run_system_path(args).await,
+            Command::Fleet(args) => fleet_cmd::run(args).await,
             Command::Testbed(args) => testbed_cmd::run(args).await.map(|()| Outcome::Success),
         }
     });

@@ -1,0 +1,285 @@
+//! The fleet's must-show (issue 16), against a real `redis-server` and a
+//! real `unbound` started here on loopback: three `crawldns fleet work`
+//! processes crawl the testbed farm through one Redis and one Unbound; one
+//! is SIGKILLed mid-crawl. Every URL ends with exactly one result, the farm
+//! never saw more than 8 connections to a host at once, each worker's DNS
+//! hit ratio is within 95% of a single worker's on the same URLs, and
+//! Unbound got at most one query per host and type per worker.
+//!
+//! Size: `CRAWLDNS_FLEET_URLS` URLs over `CRAWLDNS_FLEET_HOSTS` hosts
+//! (default 3,000 over 300, about a minute on 2 cores); the issue's full
+//! 30,000 over 3,000 is the ignored test `full_size_30000_urls_3000_hosts`.
+
+mod common;
+mod fleet_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+use crawldns_fleet::partition::partition_of_host;
+use fleet_support::*;
+
+/// Partitions of the fleet.
+const P: u32 = 12;
+
+fn size_from_env() -> (u32, u32) {
+    let get = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        get("CRAWLDNS_FLEET_URLS", 3000),
+        get("CRAWLDNS_FLEET_HOSTS", 300),
+    )
+}
+
+#[test]
+fn three_workers_one_sigkilled_every_url_once() {
+    let (urls, hosts) = size_from_env();
+    crawl_with_a_death(urls, hosts);
+}
+
+#[test]
+#[ignore = "the issue's full size (30,000 URLs, 3,000 hosts): run by hand, see BENCHMARKS.md"]
+fn full_size_30000_urls_3000_hosts() {
+    crawl_with_a_death(30_000, 3_000);
+}
+
+fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
+    let started = Instant::now();
+    let dir = TempDir::new("fleet-crawl");
+    // 50 ms per response and 32 connections per worker: a crawl that takes
+    // seconds, so that the kill lands in the middle of it.
+    let farm = Farm::start(n_hosts, Duration::from_millis(50));
+    let redis_port = free_port();
+    let _redis = start_redis(dir.path(), redis_port, None);
+    let redis = format!("redis://127.0.0.1:{redis_port}");
+    let unbound_port = free_port();
+    let unbound_dir = dir.path().join("unbound");
+    let _unbound = start_unbound(&unbound_dir, unbound_port, farm.dns_addr());
+    let nameserver = format!("127.0.0.1:{unbound_port}");
+    let list = url_list(&farm, n_urls, n_hosts);
+    let file = dir.file("urls.txt", &(list.join("\n") + "\n"));
+    let file = file.to_str().unwrap();
+    let work_args = |lease: &'static str| {
+        vec![
+            "--nameserver".to_owned(),
+            nameserver.clone(),
+            "--strategy".into(),
+            "v4".into(),
+            "--global-connections".into(),
+            "32".into(),
+            "--lease-ms".into(),
+            lease.into(),
+            "--partitions".into(),
+            P.to_string(),
+            "--until-done".into(),
+        ]
+    };
+
+    // A single worker on the same URLs: the DNS hit ratio to match.
+    fleet_cmd(
+        &redis,
+        &[
+            "enqueue",
+            "--namespace",
+            "single",
+            "--partitions",
+            &P.to_string(),
+            file,
+        ],
+    );
+    let args = work_args("3000");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let single = Worker::spawn(dir.path(), &redis, "single", "single", &args)
+        .finish(Duration::from_secs(300));
+    assert_eq!(single.done, u64::from(n_urls));
+    let single_ratio = single.dns.hit_ratio().unwrap();
+    eprintln!(
+        "single worker: {} URLs, DNS hit ratio {single_ratio:.4}, {} queries",
+        single.done, single.dns.queries
+    );
+
+    // The fleet: three workers share the partitions before any URL comes.
+    let fleet = Fleet::connect(&redis, "fleet");
+    let ids = ["w1", "w2", "w3"];
+    let mut workers: Vec<Worker> = ids
+        .iter()
+        .map(|id| Worker::spawn(dir.path(), &redis, "fleet", id, &args))
+        .collect();
+    let balanced = fleet.wait_until(
+        "three workers sharing all partitions",
+        Duration::from_secs(30),
+        |s| {
+            let owners: BTreeSet<&str> = s
+                .partition
+                .iter()
+                .filter_map(|p| p.owner.as_deref())
+                .collect();
+            s.partition.len() == P as usize
+                && s.partition.iter().all(|p| p.owner.is_some())
+                && owners.len() == 3
+        },
+    );
+    let unbound_from = unbound_log_len(&unbound_dir);
+    let fleet_started = Instant::now();
+    let mut collector = common::crawldns()
+        .args(["fleet", "collect", "--namespace", "fleet", "-o"])
+        .arg(dir.path().join("out.jsonl"))
+        .env("CRAWLDNS_REDIS_URL", &redis)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("collect.err")).unwrap())
+        .spawn()
+        .unwrap();
+    fleet_cmd(&redis, &["enqueue", "--namespace", "fleet", file]);
+
+    // Kill w2 once a fifth of the URLs are done, while its partitions
+    // still hold work.
+    let victim = "w2";
+    let at_kill = fleet.wait_until("a fifth of the URLs done", Duration::from_secs(120), |s| {
+        s.enqueued == u64::from(n_urls) && s.queued <= u64::from(n_urls) * 4 / 5
+    });
+    let victim_index = ids.iter().position(|&id| id == victim).unwrap();
+    signal(&workers[victim_index].child, libc::SIGKILL);
+    let _ = workers[victim_index].child.wait();
+    let victim_partitions: BTreeSet<u32> = at_kill
+        .partition
+        .iter()
+        .filter(|p| p.owner.as_deref() == Some(victim))
+        .map(|p| p.partition)
+        .collect();
+    let left_in_victims: u64 = at_kill
+        .partition
+        .iter()
+        .filter(|p| victim_partitions.contains(&p.partition))
+        .map(|p| p.entries)
+        .sum();
+    assert!(
+        !victim_partitions.is_empty(),
+        "{victim} held no partition: {balanced:?}"
+    );
+    assert!(
+        left_in_victims > 0,
+        "{victim}'s partitions were already done when it was killed"
+    );
+    eprintln!(
+        "killed {victim} at {:.1} s, holding partitions {victim_partitions:?} with {left_in_victims} entries left ({} of {n_urls} queued)",
+        fleet_started.elapsed().as_secs_f64(),
+        at_kill.queued
+    );
+
+    let survivors: Vec<_> = workers
+        .drain(..)
+        .filter(|w| w.id != victim)
+        .map(|w| {
+            let id = w.id.clone();
+            let err = w.stderr_log.clone();
+            let stats = w.finish(Duration::from_secs(300));
+            eprintln!(
+                "--- {id} ---\n{}",
+                std::fs::read_to_string(err).unwrap_or_default()
+            );
+            (id, stats)
+        })
+        .collect();
+    let status = collector.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(dir.path().join("collect.err")).unwrap()
+    );
+    let fleet_elapsed = fleet_started.elapsed();
+
+    // Every URL exactly once (read_output fails on a repeated id), none lost.
+    let out = read_output(&dir.path().join("out.jsonl"));
+    assert_eq!(
+        out.len(),
+        n_urls as usize,
+        "results for {} of {n_urls} URLs",
+        out.len()
+    );
+    let failed: Vec<_> = out
+        .iter()
+        .filter(|(_, (_, _, class))| class != "ok")
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} URLs failed, e.g. {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    for (id, (url, _, _)) in &out {
+        assert_eq!(url, &list[usize::try_from(id - 1).unwrap()], "id {id}");
+    }
+    // The survivors took over the dead worker's pending entries.
+    let claimed: u64 = survivors.iter().map(|(_, s)| s.claimed).sum();
+    assert!(
+        claimed > 0,
+        "nothing was claimed from {victim}: {survivors:?}"
+    );
+    let by_worker = out
+        .values()
+        .fold(BTreeMap::<&str, u64>::new(), |mut m, (_, w, _)| {
+            *m.entry(w.as_str()).or_default() += 1;
+            m
+        });
+
+    // At most 8 connections to a host at once, across the fleet and the
+    // single-worker run alike.
+    let hosts = farm.host_stats();
+    let max = hosts
+        .iter()
+        .map(|h| h.max_concurrent_connections)
+        .max()
+        .unwrap();
+    assert!(max <= 8, "a host saw {max} connections at once");
+    assert!(
+        hosts.iter().all(|h| h.requests >= 20),
+        "every host served both crawls"
+    );
+
+    // Each surviving worker's DNS hit ratio is within 95% of the single one's.
+    for (id, stats) in &survivors {
+        let ratio = stats.dns.hit_ratio().unwrap();
+        eprintln!(
+            "{id}: {} URLs, DNS hit ratio {ratio:.4}, {} queries, {} claimed",
+            stats.done, stats.dns.queries, stats.claimed
+        );
+        assert!(
+            ratio >= 0.95 * single_ratio,
+            "{id}: hit ratio {ratio} < 95% of {single_ratio}"
+        );
+    }
+
+    // Unbound: at most one query per host and type per worker. A host's
+    // partition was held by one worker, or two if it was the victim's.
+    let queries = unbound_queries(&unbound_dir, unbound_from);
+    let mut seen_hosts = 0;
+    for ((name, rtype), count) in &queries {
+        assert_eq!(rtype, "A", "{name}: only A is asked with --strategy v4");
+        let allowed = if victim_partitions.contains(&partition_of_host(name, P)) {
+            2
+        } else {
+            1
+        };
+        assert!(
+            *count <= allowed,
+            "{name} {rtype}: {count} queries at Unbound, at most {allowed} allowed"
+        );
+        seen_hosts += 1;
+    }
+    assert_eq!(
+        seen_hosts, n_hosts,
+        "every host was resolved through Unbound in the fleet run"
+    );
+    eprintln!(
+        "fleet: {n_urls} URLs over {n_hosts} hosts in {:.1} s (results by worker {by_worker:?}), max {max} connections per host, \
+         {} queries at Unbound; whole test {:.1} s",
+        fleet_elapsed.as_secs_f64(),
+        queries.values().sum::<u64>(),
+        started.elapsed().as_secs_f64()
+    );
+}
