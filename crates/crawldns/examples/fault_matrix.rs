@@ -143,6 +143,7 @@ pub async fn server(hosts: u32, delay: Duration, faults: Faults) -> DnsServer {
         },
         delay: Delay::uniform(delay),
         faults,
+        ..Default::default()
     })
     .await
     .expect("testbed starts")
