@@ -15,6 +15,8 @@ mod stream_tests;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+#[cfg(test)]
+mod unbound_tests;
 
 use hickory_proto::op::Message;
 
