@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command -> Debian package: dig and curl are the outside clients the tests
-# compare against, knotd and unbound the real servers of the interop tests,
-# cmake builds the vendored c-ares of the benchmark harness, ip makes the
-# network namespaces of the root-only tests.
+# command -> Debian package: dig, kdig (DoT and DoH) and curl are the outside
+# clients the tests compare against, knotd and unbound the real servers of
+# the interop tests, cmake builds the vendored c-ares of the benchmark
+# harness, ip makes the network namespaces of the root-only tests.
 need_apt=()
-for pair in dig:bind9-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound python3:python3; do
+for pair in dig:bind9-dnsutils kdig:knot-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound redis-server:redis-server python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 # The Python tests' venv (scripts/pyenv.sh) needs venv and pip (python3-venv).

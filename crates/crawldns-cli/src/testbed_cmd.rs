@@ -3,20 +3,24 @@
 //!
 //! What it prints on stdout, in order: where everything is (the lines
 //! starting `dns: ` and `http: ` carry the DNS address and the HTTP port, as
-//! the first word after the prefix), a line that is exactly `ready` once both
-//! are serving, and after the signal a summary of the counters.
+//! the first word after the prefix; with `--dot-addr`/`--doh-addr`, the lines
+//! `dot: `, `doh: ` and `ca: ` carry the DNS-over-TLS address, the DoH URL
+//! and the path of the test CA's certificate), a line that is exactly
+//! `ready` once everything is serving, and after the signal a summary of the
+//! counters.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
 use crawldns_testbed::{
-    host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, ZoneConfig,
-    MAX_HOSTS, ZONE,
+    host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, Transport,
+    ZoneConfig, DOH_PATH, MAX_HOSTS, ZONE,
 };
 use hickory_proto::rr::RecordType;
 use tokio::signal::unix::{signal, SignalKind};
@@ -35,6 +39,24 @@ pub struct TestbedArgs {
     /// port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5353")]
     pub dns_addr: SocketAddr,
+
+    /// Also serve DNS over TLS (RFC 7858) here, with a certificate from a
+    /// test CA made at start (valid for `*.crawl.test`, `localhost` and
+    /// 127.0.0.1). Loopback only; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub dot_addr: Option<SocketAddr>,
+
+    /// Also serve DNS over HTTPS (RFC 8484, HTTP/2, path /dns-query) here,
+    /// with the same test certificate. Loopback only; port 0 picks a free
+    /// port.
+    #[arg(long, value_name = "ADDR")]
+    pub doh_addr: Option<SocketAddr>,
+
+    /// Where to write the test CA's certificate (PEM) that DoT/DoH clients
+    /// must trust. Default: crawldns-testbed-ca-<PID>.pem in the temporary
+    /// directory.
+    #[arg(long, value_name = "PATH")]
+    pub ca_out: Option<PathBuf>,
 
     /// Delay before every DNS answer, in milliseconds (timer-driven: many
     /// delayed queries at once cost nothing).
@@ -123,6 +145,16 @@ pub struct FaultArgs {
     /// Receive and count queries but never answer.
     #[arg(long)]
     pub down: bool,
+
+    /// TCP, DoT, DoH: close each connection after it carried N answers
+    /// (DoH: GOAWAY). Queries still pending on it stay unanswered.
+    #[arg(long, value_name = "N")]
+    pub close_after: Option<u32>,
+
+    /// TCP, DoT, DoH: after N answers on a connection, send half of the
+    /// next one and then nothing more (DoH: half of each later body).
+    #[arg(long, value_name = "N")]
+    pub stall_after: Option<u32>,
 }
 
 /// What AAAA records hold (`--aaaa`).
@@ -177,6 +209,8 @@ impl FaultArgs {
             wrong_question: self.wrong_question,
             wrong_port: self.wrong_port,
             down: self.down,
+            close_after: self.close_after,
+            stall_after: self.stall_after,
         }
     }
 
@@ -202,6 +236,12 @@ impl FaultArgs {
                 .filter(|(on, _)| *on)
                 .map(|(_, flag)| (*flag).to_owned()),
         );
+        if let Some(n) = self.close_after {
+            active.push(format!("--close-after {n}"));
+        }
+        if let Some(n) = self.stall_after {
+            active.push(format!("--stall-after {n}"));
+        }
         if active.is_empty() {
             "none".to_owned()
         } else {
@@ -228,6 +268,9 @@ impl TestbedArgs {
             },
             delay,
             faults: self.faults.to_faults(),
+            dot_addr: self.dot_addr,
+            doh_addr: self.doh_addr,
+            tls: None,
         }
     }
 
@@ -257,6 +300,18 @@ pub async fn run(args: TestbedArgs) -> Result<()> {
         .await
         .context("cannot start the DNS server")?;
     tracing::info!(addr = %dns.addr(), recv_buffer = dns.recv_buffer(), "DNS server up");
+    let ca_path = match dns.tls() {
+        Some(ca) => {
+            let path = args.ca_out.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("crawldns-testbed-ca-{}.pem", std::process::id()))
+            });
+            std::fs::write(&path, ca.ca_pem()).with_context(|| {
+                format!("cannot write the test CA certificate to {}", path.display())
+            })?;
+            Some(path)
+        }
+        None => None,
+    };
 
     let farm = if args.no_http {
         None
@@ -271,7 +326,7 @@ pub async fn run(args: TestbedArgs) -> Result<()> {
         Some(farm)
     };
 
-    print_stdout(&banner(&args, &dns, farm.as_ref()))?;
+    print_stdout(&banner(&args, &dns, farm.as_ref(), ca_path.as_deref()))?;
 
     let signal_name = tokio::select! {
         _ = sigint.recv() => "SIGINT",
@@ -284,11 +339,21 @@ pub async fn run(args: TestbedArgs) -> Result<()> {
         farm.shutdown().await;
     }
     dns.shutdown();
+    if args.ca_out.is_none() {
+        if let Some(path) = &ca_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     print_stdout(&summary)
 }
 
 /// Where everything is, ending in the `ready` line.
-fn banner(args: &TestbedArgs, dns: &DnsServer, farm: Option<&HttpFarm>) -> String {
+fn banner(
+    args: &TestbedArgs,
+    dns: &DnsServer,
+    farm: Option<&HttpFarm>,
+    ca_path: Option<&std::path::Path>,
+) -> String {
     let hosts = args.hosts;
     let last = hosts.saturating_sub(1);
     let example = last.min(1);
@@ -316,6 +381,39 @@ fn banner(args: &TestbedArgs, dns: &DnsServer, farm: Option<&HttpFarm>) -> Strin
         dns_addr.port()
     );
     let _ = writeln!(text, "  faults: {}", args.faults.describe());
+    if let Some(dot) = dns.dot_addr() {
+        let _ = writeln!(
+            text,
+            "dot: {dot} (DNS over TLS; name localhost or *.crawl.test)"
+        );
+        if let Some(ca) = ca_path {
+            let _ = writeln!(
+                text,
+                "  kdig @{} -p {} +tls-ca={} +tls-hostname=localhost h{example}.crawl.test",
+                dot.ip(),
+                dot.port(),
+                ca.display()
+            );
+        }
+    }
+    if let Some(doh) = dns.doh_addr() {
+        let _ = writeln!(
+            text,
+            "doh: https://{doh}{DOH_PATH} (DNS over HTTPS, HTTP/2; name localhost or *.crawl.test)"
+        );
+        if let Some(ca) = ca_path {
+            let _ = writeln!(
+                text,
+                "  kdig @{} -p {} +https=/dns-query +tls-ca={} +tls-hostname=localhost h{example}.crawl.test",
+                doh.ip(),
+                doh.port(),
+                ca.display()
+            );
+        }
+    }
+    if let Some(ca) = ca_path {
+        let _ = writeln!(text, "ca: {} (the test CA to trust)", ca.display());
+    }
     match farm {
         Some(farm) => {
             let port = farm.port();
@@ -357,6 +455,17 @@ fn summary(signal_name: &str, dns: &DnsServer, farm: Option<&HttpFarm>) -> Strin
         "  dns queries: udp {}, tcp {} ({} tcp connections), unparsable {}",
         totals.udp_queries, totals.tcp_queries, totals.tcp_connections, totals.unparsable
     );
+    if dns.dot_addr().is_some() || dns.doh_addr().is_some() {
+        let counters = dns.counters();
+        let _ = writeln!(
+            text,
+            "  dns queries: dot {} ({} connections), doh {} ({} connections)",
+            totals.tls_queries,
+            counters.connection_count(Transport::Tls),
+            totals.https_queries,
+            counters.connection_count(Transport::Https),
+        );
+    }
     let _ = writeln!(
         text,
         "  dns answers: responses {}, dropped {}, forged {}, kernel drops {kernel_drops}",
@@ -431,6 +540,8 @@ mod tests {
             wrong_question: false,
             wrong_port: true,
             down: false,
+            close_after: Some(3),
+            stall_after: None,
         };
         assert_eq!(
             faults.to_faults(),
@@ -439,12 +550,13 @@ mod tests {
                 rcode: Some(RcodeFault::Refused),
                 truncate: true,
                 wrong_port: true,
+                close_after: Some(3),
                 ..Faults::default()
             }
         );
         assert_eq!(
             faults.describe(),
-            "--drop 0.5 --refused --truncate --wrong-port"
+            "--drop 0.5 --refused --truncate --wrong-port --close-after 3"
         );
     }
 }

@@ -308,3 +308,96 @@ fn a_taken_dns_port_is_an_error_naming_the_address() {
     let (status, _) = first.stop(libc::SIGINT);
     assert!(status.success());
 }
+
+/// Runs `kdig @ADDR -p PORT ARGS` (Debian: knot-dnsutils) with a short
+/// timeout.
+fn kdig(server: SocketAddr, args: &[&str]) -> Output {
+    Command::new("kdig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), "+time=2", "+retry=1"])
+        .args(args)
+        .output()
+        .expect("kdig runs (Debian: apt-get install knot-dnsutils)")
+}
+
+#[test]
+fn serves_dot_and_doh_with_a_ca_file_that_kdig_trusts() {
+    let dir = std::env::temp_dir().join(format!("crawldns-testbed-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ca = dir.join("ca.pem");
+    let testbed = Testbed::start(&[
+        "--dns-addr",
+        "127.0.0.1:0",
+        "--dot-addr",
+        "127.0.0.1:0",
+        "--doh-addr",
+        "127.0.0.1:0",
+        "--ca-out",
+        ca.to_str().expect("utf-8 path"),
+        "--no-http",
+    ]);
+    let dot: SocketAddr = testbed.banner_word("dot: ").parse().expect("dot address");
+    let doh_url = testbed.banner_word("doh: ").to_owned();
+    assert_eq!(testbed.banner_word("ca: "), ca.to_str().unwrap());
+    let doh: SocketAddr = doh_url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.strip_suffix("/dns-query"))
+        .unwrap_or_else(|| panic!("bad DoH URL {doh_url}"))
+        .parse()
+        .expect("doh address");
+    assert!(dot.ip().is_loopback() && dot.port() != 0, "{dot}");
+    assert!(std::fs::read_to_string(&ca)
+        .expect("CA written")
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let tls_ca = format!("+tls-ca={}", ca.display());
+    let out = kdig(
+        dot,
+        &[
+            &tls_ca,
+            "+tls-hostname=localhost",
+            "+short",
+            "h3.crawl.test",
+        ],
+    );
+    assert!(out.status.success(), "kdig over TLS failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.1.0.4");
+    let out = kdig(
+        doh,
+        &[
+            &tls_ca,
+            "+tls-hostname=localhost",
+            "+https=/dns-query",
+            "+short",
+            "h5.crawl.test",
+        ],
+    );
+    assert!(out.status.success(), "kdig over HTTPS failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.1.0.6");
+    // A name the certificate does not carry fails verification.
+    let out = kdig(
+        dot,
+        &[
+            &tls_ca,
+            "+tls-hostname=wrong.example",
+            "+short",
+            "h3.crawl.test",
+        ],
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("127.1.0.4"),
+        "kdig accepted a wrong name: {out:?}"
+    );
+
+    let (status, summary) = testbed.stop(libc::SIGINT);
+    assert!(status.success(), "exit {status:?}; printed {summary:?}");
+    let streams = summary
+        .iter()
+        .map(|l| l.trim_start())
+        .find(|l| l.starts_with("dns queries: dot"))
+        .unwrap_or_else(|| panic!("no DoT/DoH counters in {summary:?}"));
+    assert_eq!(counter(streams, "dot"), 1, "{streams}");
+    assert_eq!(counter(streams, "doh"), 1, "{streams}");
+    assert!(ca.exists(), "an asked-for --ca-out file is kept");
+    let _ = std::fs::remove_dir_all(&dir);
+}

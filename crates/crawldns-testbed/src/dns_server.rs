@@ -1,27 +1,33 @@
 //! The testbed's authoritative DNS server: UDP and TCP on one loopback port,
+//! and optionally DNS over TLS and DNS over HTTPS on ports of their own,
 //! answering the synthetic zone with timer-driven delays and injected faults.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use crawldns_sys::sockbuf::{size_recv_buffer, udp_drops};
-use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
 use parking_lot::RwLock;
-use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::counters::{Counters, Transport};
-use crate::faults::{Delay, Faults, RcodeFault};
-use crate::zone::{forged_answer, truncated, Zone, ZoneConfig};
+use crate::faults::{Delay, Faults};
+use crate::plan::{plan, Forgery, Plan, Shared};
+use crawldns_sys::sockbuf::{size_recv_buffer, udp_drops};
+use crate::stream_server::{serve_tcp, serve_tls};
+use crate::tls::{TestCa, TlsError};
+use crate::zone::{Zone, ZoneConfig};
 
 /// Receive buffer the server asks for on its UDP socket (bursts of
 /// thousands of queries arrive before it reads one).
 const RECV_BUFFER: usize = 8 << 20;
+
+/// The ALPN protocol of DNS over TLS (RFC 7858, IANA registry).
+pub const ALPN_DOT: &[u8] = b"dot";
+
+/// The ALPN protocol of DNS over HTTPS: HTTP/2.
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +35,9 @@ pub enum DnsServerError {
     /// The testbed only ever binds loopback addresses.
     #[error("refusing to bind {0}: the testbed binds loopback addresses only")]
     NotLoopback(IpAddr),
+    /// The test CA for the TLS listeners could not be made.
+    #[error("cannot make the TLS certificates: {0}")]
+    Tls(#[from] TlsError),
     /// A socket could not be created or bound.
     #[error("cannot bind DNS server on {addr}: {source}")]
     Bind {
@@ -50,6 +59,16 @@ pub struct DnsServerConfig {
     pub delay: Delay,
     /// Initial faults (changeable later).
     pub faults: Faults,
+    /// Where to listen for DNS over TLS (RFC 7858), if at all. Port 0 picks
+    /// a free port.
+    pub dot_addr: Option<SocketAddr>,
+    /// Where to listen for DNS over HTTPS (RFC 8484, HTTP/2, path
+    /// `/dns-query`), if at all. Port 0 picks a free port.
+    pub doh_addr: Option<SocketAddr>,
+    /// The certificates the TLS listeners serve; generated when `None` and
+    /// a TLS listener is asked for. Its leaf is valid for `*.crawl.test`,
+    /// `localhost` and 127.0.0.1.
+    pub tls: Option<TestCa>,
 }
 
 impl Default for DnsServerConfig {
@@ -59,23 +78,19 @@ impl Default for DnsServerConfig {
             zone: ZoneConfig::default(),
             delay: Delay::default(),
             faults: Faults::default(),
+            dot_addr: None,
+            doh_addr: None,
+            tls: None,
         }
     }
-}
-
-struct Shared {
-    zone: Zone,
-    delay: RwLock<Delay>,
-    faults: RwLock<Faults>,
-    counters: Counters,
-    udp: UdpSocket,
-    /// Where `wrong_port` forgeries come from.
-    side_udp: UdpSocket,
 }
 
 /// A running DNS server. Dropping it stops it.
 pub struct DnsServer {
     addr: SocketAddr,
+    dot_addr: Option<SocketAddr>,
+    doh_addr: Option<SocketAddr>,
+    tls: Option<TestCa>,
     recv_buffer: usize,
     shared: Arc<Shared>,
     tasks: JoinSet<()>,
@@ -118,8 +133,36 @@ impl DnsServer {
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_udp(shared.clone()));
         tasks.spawn(serve_tcp(shared.clone(), tcp));
+        let tls = match (&config.tls, config.dot_addr.or(config.doh_addr)) {
+            (Some(ca), _) => Some(ca.clone()),
+            (None, Some(_)) => Some(TestCa::generate()?),
+            (None, None) => None,
+        };
+        let mut dot_addr = None;
+        let mut doh_addr = None;
+        if let Some(ca) = &tls {
+            if let Some(want) = config.dot_addr {
+                let (listener, bound) = bind_stream(want)?;
+                let acceptor = acceptor(ca, ALPN_DOT);
+                tasks.spawn(serve_tls(shared.clone(), listener, acceptor));
+                dot_addr = Some(bound);
+            }
+            if let Some(want) = config.doh_addr {
+                let (listener, bound) = bind_stream(want)?;
+                let acceptor = acceptor(ca, ALPN_H2);
+                tasks.spawn(crate::doh_server::serve_https(
+                    shared.clone(),
+                    listener,
+                    acceptor,
+                ));
+                doh_addr = Some(bound);
+            }
+        }
         Ok(Self {
             addr,
+            dot_addr,
+            doh_addr,
+            tls,
             recv_buffer,
             shared,
             tasks,
@@ -129,6 +172,22 @@ impl DnsServer {
     /// The address (UDP and TCP) the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where DNS over TLS is served, if it is.
+    pub fn dot_addr(&self) -> Option<SocketAddr> {
+        self.dot_addr
+    }
+
+    /// Where DNS over HTTPS is served (path [`crate::DOH_PATH`]), if it is.
+    pub fn doh_addr(&self) -> Option<SocketAddr> {
+        self.doh_addr
+    }
+
+    /// The CA whose leaf the TLS listeners serve, if any: clients trust
+    /// [`TestCa::ca_pem`].
+    pub fn tls(&self) -> Option<&TestCa> {
+        self.tls.as_ref()
     }
 
     /// What the server has seen.
@@ -195,6 +254,25 @@ fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, usize), DnsSer
     ))
 }
 
+/// Binds a TCP listener for a TLS service.
+fn bind_stream(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DnsServerError> {
+    if !addr.ip().is_loopback() {
+        return Err(DnsServerError::NotLoopback(addr.ip()));
+    }
+    let bind_err = |source| DnsServerError::Bind { addr, source };
+    let socket = new_tcp(addr).map_err(bind_err)?;
+    let listener = TcpListener::from_std(socket.into()).map_err(bind_err)?;
+    let bound = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, bound))
+}
+
+/// A TLS acceptor serving the CA's leaf with one ALPN protocol.
+fn acceptor(ca: &TestCa, alpn: &[u8]) -> TlsAcceptor {
+    let mut config = (*ca.server_config()).clone();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
 fn new_udp(addr: SocketAddr) -> io::Result<socket2::Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -217,105 +295,6 @@ fn new_tcp(addr: SocketAddr) -> io::Result<socket2::Socket> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket)
-}
-
-/// What to send for one query, decided when it arrives.
-enum Plan {
-    Silence,
-    Reply {
-        forgery: Option<Forgery>,
-        bytes: Vec<u8>,
-    },
-}
-
-enum Forgery {
-    SamePort(Vec<u8>),
-    OtherPort(Vec<u8>),
-}
-
-/// Decides the reply to `packet` under the current faults. Counts the query.
-fn plan(shared: &Shared, packet: &[u8], transport: Transport) -> (Plan, RecordType) {
-    let Ok(request) = Message::from_vec(packet) else {
-        shared.counters.unparsable();
-        return (Plan::Silence, RecordType::A);
-    };
-    if request.metadata.message_type != MessageType::Query {
-        shared.counters.unparsable();
-        return (Plan::Silence, RecordType::A);
-    }
-    let first = request.queries.first();
-    let rtype = first.map_or(RecordType::A, |q| q.query_type());
-    if let Some(q) = first {
-        shared
-            .counters
-            .query(&q.name().to_ascii(), rtype, transport);
-    }
-    let faults = shared.faults.read().clone();
-    let udp = transport == Transport::Udp;
-    if faults.down
-        || (faults.drop_fraction > 0.0 && rand::rng().random::<f64>() < faults.drop_fraction)
-    {
-        shared.counters.dropped();
-        return (Plan::Silence, rtype);
-    }
-    let id = request.metadata.id;
-    if faults.malformed {
-        return (
-            Plan::Reply {
-                forgery: None,
-                bytes: malformed(id),
-            },
-            rtype,
-        );
-    }
-    if let Some(rcode) = faults.rcode {
-        let code = match rcode {
-            RcodeFault::ServFail => ResponseCode::ServFail,
-            RcodeFault::Refused => ResponseCode::Refused,
-        };
-        let mut reply = Message::error_msg(id, request.metadata.op_code, code);
-        reply.add_queries(request.queries.iter().cloned());
-        reply.metadata.recursion_desired = request.metadata.recursion_desired;
-        return (
-            Plan::Reply {
-                forgery: None,
-                bytes: reply.to_vec().unwrap_or_default(),
-            },
-            rtype,
-        );
-    }
-    let bytes = if udp && faults.truncate {
-        truncated(&shared.zone.answer(&request))
-    } else {
-        shared.zone.respond(&request, udp)
-    };
-    let forgery = match (udp, first) {
-        (true, Some(q)) if faults.wrong_id => {
-            Some(Forgery::SamePort(forged_answer(id ^ 0x5a5a, q)))
-        }
-        (true, Some(q)) if faults.wrong_question => {
-            let other = Name::from_ascii("forged")
-                .and_then(|l| l.append_domain(q.name()))
-                .unwrap_or_else(|_| Name::root());
-            Some(Forgery::SamePort(forged_answer(
-                id,
-                &Query::query(other, q.query_type()),
-            )))
-        }
-        (true, Some(q)) if faults.wrong_port => Some(Forgery::OtherPort(forged_answer(id, q))),
-        _ => None,
-    };
-    (Plan::Reply { forgery, bytes }, rtype)
-}
-
-/// A response-looking packet that no parser should accept: the right ID and
-/// QR bit, one question claimed, and a name that is a compression loop.
-fn malformed(id: u16) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(32);
-    bytes.extend_from_slice(&id.to_be_bytes());
-    bytes.extend_from_slice(&[0x84, 0x00, 0x00, 0x01, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00]);
-    bytes.extend_from_slice(&[0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0xde, 0xad, 0xbe]);
-    bytes
 }
 
 async fn serve_udp(shared: Arc<Shared>) {
@@ -359,63 +338,4 @@ async fn send_udp(shared: &Shared, peer: SocketAddr, forgery: Option<Forgery>, b
     if shared.udp.send_to(&bytes, peer).await.is_ok() {
         shared.counters.response();
     }
-}
-
-async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of fds or similar: back off instead of spinning.
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
-        shared.counters.tcp_connection();
-        tokio::spawn(serve_tcp_connection(shared.clone(), stream));
-    }
-}
-
-/// Serves one TCP connection: length-prefixed queries, possibly pipelined;
-/// each answered after its own delay, in whatever order the delays give.
-async fn serve_tcp_connection(shared: Arc<Shared>, stream: TcpStream) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-    let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            let Ok(len) = u16::try_from(bytes.len()) else {
-                continue;
-            };
-            let mut framed = Vec::with_capacity(bytes.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(&bytes);
-            if writer.write_all(&framed).await.is_err() {
-                break;
-            }
-        }
-    });
-    let idle = std::time::Duration::from_secs(10);
-    loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(idle, reader.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            _ => break,
-        }
-        let mut packet = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if reader.read_exact(&mut packet).await.is_err() {
-            break;
-        }
-        let (plan, rtype) = plan(&shared, &packet, Transport::Tcp);
-        let Plan::Reply { bytes, .. } = plan else {
-            continue;
-        };
-        let delay = shared.delay.read().for_type(rtype);
-        let tx = tx.clone();
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if tx.send(bytes).await.is_ok() {
-                shared.counters.response();
-            }
-        });
-    }
-    drop(tx);
-    let _ = writer_task.await;
 }

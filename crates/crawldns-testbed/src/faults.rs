@@ -10,7 +10,8 @@ use hickory_proto::rr::RecordType;
 ///
 /// `drop_fraction`, `rcode`, `malformed` and `down` apply to UDP and TCP;
 /// `truncate` and the forgeries (`wrong_id`, `wrong_question`, `wrong_port`)
-/// apply to UDP, where they make sense.
+/// apply to UDP, where they make sense; `close_after` and `stall_after` to the
+/// stream transports (TCP, TLS, HTTPS).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
     /// Fraction of queries silently dropped, 0.0 ..= 1.0.
@@ -31,6 +32,14 @@ pub struct Faults {
     pub wrong_port: bool,
     /// Receive queries and count them, but never answer.
     pub down: bool,
+    /// Stream transports (TCP, TLS, HTTPS): close each connection once it
+    /// has carried this many answers (HTTPS: a GOAWAY, then the close).
+    /// Queries still pending on it are never answered.
+    pub close_after: Option<u32>,
+    /// Stream transports: after this many complete answers on a connection,
+    /// send only the first half of the next one (HTTPS: half its body) and
+    /// stall: that connection sends nothing more.
+    pub stall_after: Option<u32>,
 }
 
 /// The error rcodes a server can be told to answer with.

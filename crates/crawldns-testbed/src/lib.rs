@@ -14,15 +14,19 @@
 
 pub mod counters;
 pub mod dns_server;
+mod doh_server;
 pub mod faults;
 pub mod hosts;
 pub mod http_farm;
 pub mod netns;
+mod plan;
+mod stream_server;
 pub mod tls;
 pub mod zone;
 
-pub use counters::{Counters, Totals, Transport};
-pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError};
+pub use counters::{ConnectionStats, Counters, Totals, Transport};
+pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError, ALPN_DOT, ALPN_H2};
+pub use doh_server::{DNS_MESSAGE, DOH_PATH};
 pub use faults::{Delay, Faults, RcodeFault};
 pub use hosts::{host_name, host_v4, MAX_HOSTS, ZONE};
 pub use tls::{TestCa, TlsError};

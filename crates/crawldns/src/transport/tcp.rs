@@ -1,5 +1,6 @@
-//! DNS over TCP (RFC 7766): one connection per exchange, for truncated
-//! answers and TCP-only servers.
+//! DNS over TCP (RFC 7766): [`query`] opens one connection per exchange;
+//! [`TcpDial`] makes the long-lived connections of the pipelined pool
+//! ([`super::pipeline::StreamPool`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,7 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Exchange, TransportError};
+use super::pipeline::Dial;
+use super::{Exchange, StreamError, TransportError};
 use crate::rng::{self, Random};
 use crate::wire::{encode_query, judge, Question, Verdict};
 
@@ -58,5 +60,27 @@ async fn exchange(server: SocketAddr, question: &Question, payload: u16) -> Exch
     match judge(&reply, question, false) {
         Verdict::Answer(message) => Ok(message),
         Verdict::Malformed | Verdict::Mismatch => Err(TransportError::Malformed),
+    }
+}
+
+/// Opens a TCP connection to `server`, with Nagle off (queries are small and
+/// pipelined: each should leave at once).
+pub async fn connect_tcp(server: SocketAddr) -> Result<TcpStream, StreamError> {
+    let stream = TcpStream::connect(server)
+        .await
+        .map_err(|e| StreamError::Transport(TransportError::Io(e)))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Dials plain TCP connections for the pipelined pool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpDial;
+
+impl Dial for TcpDial {
+    type Stream = TcpStream;
+
+    async fn dial(&self, server: SocketAddr) -> Result<TcpStream, StreamError> {
+        connect_tcp(server).await
     }
 }

@@ -1,0 +1,380 @@
+//! DNS over HTTPS (RFC 8484) on HTTP/2 (hyper) over TLS ([`super::tls`]):
+//! one connection per server carrying every query as its own stream, by
+//! `POST` with an `application/dns-message` body (or `GET ?dns=`, as an
+//! option). Queries use ID 0 (RFC 8484 §4.1); answers are checked against
+//! the exact question as over UDP.
+//!
+//! A connection that the server closes (or sends GOAWAY on) is replaced on
+//! the next query; a query whose stream was refused or reset by a closing
+//! connection goes again on the new one within its timeout, without counting
+//! as a server failure (only connections that answered nothing count, up to
+//! [`CLOSED_RETRIES`]). A query that times out while its
+//! connection delivered nothing at all since it was sent drops that
+//! connection (stalled), so queries after it get a fresh one.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http2::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::Instant;
+
+use super::pipeline::CLOSED_RETRIES;
+use super::tls::{TlsClient, TlsOptions, TlsSetupError, ALPN_H2};
+use super::{StreamError, StreamExchange, TransportError};
+use crate::wire::{encode_padded_query, judge, peek_id, Question, Verdict};
+
+/// The media type of a DNS message over HTTP.
+pub const DNS_MESSAGE: &str = "application/dns-message";
+
+/// The largest answer read: one DNS message.
+const MAX_ANSWER: usize = 65_535;
+
+/// How a DoH server is asked.
+#[derive(Debug, Clone)]
+pub struct DohSettings {
+    /// The URL path, e.g. `/dns-query`.
+    pub path: String,
+    /// `GET /path?dns=<base64url>` instead of `POST` (cacheable by HTTP
+    /// caches, slightly longer requests). Default off.
+    pub use_get: bool,
+    /// The EDNS payload size advertised. Default 1232.
+    pub payload: u16,
+    /// Require answers to echo the question's 0x20 case exactly.
+    pub exact_case: bool,
+}
+
+impl Default for DohSettings {
+    fn default() -> Self {
+        Self {
+            path: "/dns-query".to_owned(),
+            use_get: false,
+            payload: 1232,
+            exact_case: false,
+        }
+    }
+}
+
+/// A DoH client: one multiplexed HTTP/2 connection per server.
+#[derive(Clone)]
+pub struct DohClient {
+    inner: Arc<DohInner>,
+}
+
+impl std::fmt::Debug for DohClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DohClient")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+struct DohInner {
+    tls: TlsClient,
+    /// The `:authority` of requests: the TLS name.
+    authority: String,
+    settings: DohSettings,
+    conns: tokio::sync::Mutex<HashMap<SocketAddr, Connection>>,
+    opened: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// One HTTP/2 connection as the askers see it.
+#[derive(Clone)]
+struct Connection {
+    send: SendRequest<Full<Bytes>>,
+    /// Whole responses received on it: progress, for stall detection.
+    responses: Arc<AtomicU64>,
+    id: u64,
+}
+
+/// Counters of a DoH client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DohStats {
+    /// Connections opened so far.
+    pub opened: u64,
+    /// Queries sent again because their connection closed.
+    pub reconnects: u64,
+}
+
+/// Why one request did not give an answer.
+enum Failure {
+    /// The connection went away before the answer: ask again.
+    Closed,
+    Final(StreamError),
+}
+
+impl DohClient {
+    /// A client verifying servers as `tls` says, requiring ALPN `h2`.
+    pub fn new(tls: &TlsOptions, settings: DohSettings) -> Result<Self, TlsSetupError> {
+        let client = TlsClient::new(tls, &[ALPN_H2])?;
+        let authority = if tls.name.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("[{}]", tls.name)
+        } else {
+            tls.name.clone()
+        };
+        Ok(Self {
+            inner: Arc::new(DohInner {
+                tls: client,
+                authority,
+                settings,
+                conns: tokio::sync::Mutex::new(HashMap::new()),
+                opened: AtomicU64::new(0),
+                reconnects: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> DohStats {
+        DohStats {
+            opened: self.inner.opened.load(Ordering::Relaxed),
+            reconnects: self.inner.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Asks `server` within `timeout`, connecting if need be.
+    pub async fn query(
+        &self,
+        server: SocketAddr,
+        question: &Question,
+        timeout: Duration,
+    ) -> StreamExchange {
+        let deadline = Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, self.ask(server, question, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout.into()),
+        }
+    }
+
+    async fn ask(
+        &self,
+        server: SocketAddr,
+        question: &Question,
+        deadline: Instant,
+    ) -> StreamExchange {
+        let mut closed = 0;
+        loop {
+            let conn = self.connection(server).await?;
+            let progress = conn.responses.load(Ordering::Acquire);
+            let stall_guard = StallGuard {
+                client: self,
+                server,
+                conn: &conn,
+                progress,
+                deadline,
+                armed: true,
+            };
+            let result = self.exchange(&conn, question).await;
+            stall_guard.disarm();
+            match result {
+                Ok(message) => return Ok(message),
+                Err(Failure::Final(err)) => return Err(err),
+                Err(Failure::Closed) => {
+                    self.forget(server, conn.id).await;
+                    // As in the pipelined pool: only connections that
+                    // answered nothing count against the query.
+                    if conn.responses.load(Ordering::Acquire) > 0 {
+                        self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    closed += 1;
+                    if closed > CLOSED_RETRIES {
+                        return Err(StreamError::io(
+                            std::io::ErrorKind::ConnectionReset,
+                            format!("{server} closed {closed} connections unanswered"),
+                        ));
+                    }
+                    self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The open connection to `server`, made now if there is none.
+    async fn connection(&self, server: SocketAddr) -> Result<Connection, StreamError> {
+        let mut conns = self.inner.conns.lock().await;
+        if let Some(conn) = conns.get(&server) {
+            if !conn.send.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        // Others asking the same server wait on the lock meanwhile: one
+        // connection, not one per query.
+        let tls = self.inner.tls.connect(server).await?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+        if !h2 {
+            return Err(StreamError::io(
+                std::io::ErrorKind::InvalidData,
+                format!("{server} did not agree to HTTP/2 (ALPN h2)"),
+            ));
+        }
+        let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake::<_, Full<Bytes>>(TokioIo::new(tls))
+            .await
+            .map_err(|e| StreamError::io(std::io::ErrorKind::ConnectionAborted, e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let id = self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        let conn = Connection {
+            send,
+            responses: Arc::new(AtomicU64::new(0)),
+            id,
+        };
+        conns.insert(server, conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops the connection `id` to `server` if it is still the current one.
+    async fn forget(&self, server: SocketAddr, id: u64) {
+        let mut conns = self.inner.conns.lock().await;
+        if conns.get(&server).is_some_and(|c| c.id == id) {
+            conns.remove(&server);
+        }
+    }
+
+    /// One request and its answer.
+    async fn exchange(
+        &self,
+        conn: &Connection,
+        question: &Question,
+    ) -> Result<hickory_proto::op::Message, Failure> {
+        let settings = &self.inner.settings;
+        let packet = encode_padded_query(0, question, settings.payload);
+        let request = if settings.use_get {
+            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*packet);
+            Request::builder()
+                .method(Method::GET)
+                .uri(format!(
+                    "https://{}{}?dns={encoded}",
+                    self.inner.authority, settings.path
+                ))
+                .header(hyper::header::ACCEPT, DNS_MESSAGE)
+                .body(Full::new(Bytes::new()))
+        } else {
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("https://{}{}", self.inner.authority, settings.path))
+                .header(hyper::header::ACCEPT, DNS_MESSAGE)
+                .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
+                .body(Full::new(Bytes::copy_from_slice(&packet)))
+        }
+        .map_err(|e| {
+            Failure::Final(StreamError::io(
+                std::io::ErrorKind::InvalidInput,
+                e.to_string(),
+            ))
+        })?;
+        let mut send = conn.send.clone();
+        if send.ready().await.is_err() {
+            return Err(Failure::Closed);
+        }
+        let response = send.send_request(request).await.map_err(|e| {
+            // A stream refused or reset, or a connection gone: nothing was
+            // answered, so the query may go again.
+            if e.is_closed() || e.is_canceled() || is_refused(&e) || is_reset(&e) {
+                Failure::Closed
+            } else {
+                Failure::Final(StreamError::io(
+                    std::io::ErrorKind::ConnectionAborted,
+                    e.to_string(),
+                ))
+            }
+        })?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(Failure::Final(StreamError::io(
+                std::io::ErrorKind::Other,
+                format!("HTTP status {status} from the DoH server"),
+            )));
+        }
+        let body = Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|_| Failure::Closed)?
+            .to_bytes();
+        // Progress is a whole answer: headers alone may precede a stall.
+        conn.responses.fetch_add(1, Ordering::AcqRel);
+        if peek_id(&body) != Some(0) {
+            return Err(Failure::Final(TransportError::Malformed.into()));
+        }
+        match judge(&body, question, settings.exact_case) {
+            Verdict::Answer(message) => Ok(message),
+            Verdict::Malformed | Verdict::Mismatch => {
+                Err(Failure::Final(TransportError::Malformed.into()))
+            }
+        }
+    }
+}
+
+/// Whether hyper's error is the server refusing the stream (HTTP/2
+/// REFUSED_STREAM: it was not processed).
+fn is_refused(err: &hyper::Error) -> bool {
+    h2_reason(err).is_some_and(|r| r.contains("REFUSED_STREAM"))
+}
+
+/// Whether the stream was reset or the connection torn down under it.
+fn is_reset(err: &hyper::Error) -> bool {
+    h2_reason(err).is_some_and(|r| {
+        r.contains("connection")
+            || r.contains("GOAWAY")
+            || r.contains("broken pipe")
+            || r.contains("reset")
+    })
+}
+
+fn h2_reason(err: &hyper::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    let mut text = None;
+    while let Some(inner) = source {
+        text = Some(inner.to_string());
+        source = inner.source();
+    }
+    text.or_else(|| Some(err.to_string()))
+}
+
+/// On a query's timeout (the future dropped before `disarm`): if the
+/// connection delivered nothing since the query was sent, forget it, so that
+/// later queries open a new one instead of waiting on a stalled one.
+struct StallGuard<'a> {
+    client: &'a DohClient,
+    server: SocketAddr,
+    conn: &'a Connection,
+    progress: u64,
+    deadline: Instant,
+    armed: bool,
+}
+
+impl StallGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for StallGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed || Instant::now() < self.deadline {
+            return;
+        }
+        if self.conn.responses.load(Ordering::Acquire) != self.progress {
+            return;
+        }
+        // Cannot await here: forget without waiting, if the lock is free.
+        if let Ok(mut conns) = self.client.inner.conns.try_lock() {
+            if conns
+                .get(&self.server)
+                .is_some_and(|c| c.id == self.conn.id)
+            {
+                conns.remove(&self.server);
+            }
+        }
+    }
+}
