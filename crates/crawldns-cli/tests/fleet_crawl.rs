@@ -10,14 +10,14 @@
 //! (default 3,000 over 300, about a minute on 2 cores); the full
 //! 30,000 over 3,000 is the ignored test `full_size_30000_urls_3000_hosts`.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 mod fleet_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
 use crawldns_fleet::partition::partition_of_host;
+use crawldns_testkit::cli::TempDir;
 use fleet_support::*;
 
 /// Partitions of the fleet.
@@ -126,7 +126,7 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
     );
     let unbound_from = unbound_log_len(&unbound_dir);
     let fleet_started = Instant::now();
-    let mut collector = common::crawldns()
+    let mut collector = crawldns()
         .args(["fleet", "collect", "--namespace", "fleet", "-o"])
         .arg(dir.path().join("out.jsonl"))
         .env("CRAWLDNS_REDIS_URL", &redis)

@@ -5,14 +5,14 @@
 //! are reported as DNS errors), and credentials in the Redis URL never
 //! printed.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 mod fleet_support;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use crawldns_testkit::cli::TempDir;
 use fleet_support::*;
 
 fn work_args(nameservers: &[String], lease_ms: &str, extra: &[&str]) -> Vec<String> {
@@ -38,7 +38,7 @@ fn work_args(nameservers: &[String], lease_ms: &str, extra: &[&str]) -> Vec<Stri
 }
 
 fn spawn_collector(dir: &std::path::Path, redis: &str, namespace: &str) -> std::process::Child {
-    common::crawldns()
+    crawldns()
         .args(["fleet", "collect", "--namespace", namespace, "-o"])
         .arg(dir.join(format!("{namespace}.jsonl")))
         .env("CRAWLDNS_REDIS_URL", redis)
@@ -284,7 +284,7 @@ fn credentials_never_reach_logs_or_output() {
     let ns = SocketAddr::from(([127, 0, 0, 1], free_port())).to_string();
     let mut printed = String::new();
     let mut run = |url: &str, args: &[&str], expect_ok: bool| {
-        let out = common::crawldns()
+        let out = crawldns()
             .args(args)
             .env("CRAWLDNS_REDIS_URL", url)
             .env("RUST_LOG", "debug")
@@ -337,14 +337,14 @@ fn credentials_never_reach_logs_or_output() {
     let down_text = run(&down, &["fleet", "status"], false);
     assert!(down_text.contains("redis://:***@127.0.0.1"), "{down_text}");
     // On the command line too (the URL shows in `ps`, but not in output).
-    let out = common::crawldns()
+    let out = crawldns()
         .args(["fleet", "status", "--redis", &wrong])
         .env("RUST_LOG", "debug")
         .output()
         .unwrap();
     assert!(!out.status.success());
     printed.push_str(&String::from_utf8_lossy(&out.stderr));
-    let bad = common::crawldns()
+    let bad = crawldns()
         .args([
             "fleet",
             "status",

@@ -3,14 +3,14 @@
 //! every digest, `warcio index` lists one response per fetched URL with its
 //! status, and each payload is what the farm served.
 
-mod common;
+crawldns_testkit::bind_crawldns_binary!();
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{crawldns, texts, Bed, BedConfig, TempDir};
 use crawldns_fetch::warc::sha1_label;
+use crawldns_testkit::cli::{texts, Bed, BedConfig, TempDir};
 use serde_json::Value;
 
 /// The test venv (scripts/pyenv.sh creates it and installs warcio).
@@ -151,7 +151,7 @@ fn a_crawl_archived_as_warc_reads_back_in_warcio() {
 #[test]
 fn an_unwritable_warc_path_fails_before_the_crawl() {
     let bed = Bed::start(BedConfig::default());
-    let out = common::run(
+    let out = run(
         &[
             "fetch",
             "--nameserver",

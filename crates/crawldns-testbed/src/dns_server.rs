@@ -14,10 +14,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::counters::{Counters, Transport};
 use crate::faults::{Delay, Faults};
 use crate::plan::{plan, Forgery, Plan, Shared};
-use crawldns_sys::sockbuf::{size_recv_buffer, udp_drops};
 use crate::stream_server::{serve_tcp, serve_tls};
 use crate::tls::{TestCa, TlsError};
 use crate::zone::{Zone, ZoneConfig};
+use crawldns_sys::sockbuf::{size_recv_buffer, udp_drops};
 
 /// Receive buffer the server asks for on its UDP socket (bursts of
 /// thousands of queries arrive before it reads one).

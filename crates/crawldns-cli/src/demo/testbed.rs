@@ -25,7 +25,7 @@ impl Scenario {
                 ..ZoneConfig::default()
             },
             delay: Delay::uniform(Duration::from_millis(self.dns_delay_ms)),
-            faults: Default::default(),
+            ..DnsServerConfig::default()
         })
         .await
         .with_context(|| format!("cannot start the testbed DNS server on {dns_addr}"))?;

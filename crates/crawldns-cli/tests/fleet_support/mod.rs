@@ -376,7 +376,7 @@ pub struct Worker {
 impl Worker {
     pub fn spawn(dir: &Path, redis: &str, namespace: &str, id: &str, extra: &[&str]) -> Self {
         let stderr_log = dir.join(format!("{id}.err"));
-        let child = super::common::crawldns()
+        let child = super::crawldns()
             .args(["fleet", "work", "--namespace", namespace, "--id", id])
             .args(extra)
             .env("CRAWLDNS_REDIS_URL", redis)
@@ -446,7 +446,7 @@ impl Drop for Worker {
 /// Runs `crawldns fleet ARGS` to its end (bounded by the caller's patience
 /// in the command itself); returns (stdout, stderr).
 pub fn fleet_cmd(redis: &str, args: &[&str]) -> (String, String) {
-    let out = super::common::crawldns()
+    let out = super::crawldns()
         .arg("fleet")
         .args(args)
         .env("CRAWLDNS_REDIS_URL", redis)

@@ -37,6 +37,7 @@ pub async fn server(hosts: u32, delay: Duration, faults: Faults) -> DnsServer {
         },
         delay: Delay::uniform(delay),
         faults,
+        ..DnsServerConfig::default()
     })
     .await
     .expect("testbed starts")
