@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 
 use super::figures::*;
 use super::table::{header, row};
+use crate::measure::median;
 use crate::peers::PeerKind;
 use crate::suite::{fmt_count, JobResult, DNSPERF_OUTSTANDING};
-use crate::measure::median;
 use crate::workloads::{Sample, WorkloadKind};
 
 pub(super) fn rounds_line(job: &JobResult) -> String {
