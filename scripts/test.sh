@@ -43,3 +43,14 @@ echo "== doc tests"
 cargo test --workspace --doc --locked
 echo "== tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+# Tests that need root (raw sockets, network namespaces, port 53) are
+# `#[ignore = "needs root: ..."]`: the step above shows them as skipped, this
+# one runs them, as root only. The fuzz corpus regenerator is ignored for
+# another reason (it rewrites fuzz/corpus; `scripts/fuzz.sh seed` runs it).
+echo "== root-only tests"
+if [ "$(id -u)" -eq 0 ]; then
+  cargo nextest run --workspace --locked --no-fail-fast --run-ignored only \
+    -E 'not test(=regenerate_seed_corpus)' "$@"
+else
+  echo "skipped: not root, so the tests marked #[ignore = \"needs root: ...\"] did not run"
+fi

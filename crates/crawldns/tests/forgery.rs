@@ -9,8 +9,10 @@
 //! what it cannot know: the ID, the 0x20 case of the name, and — for the
 //! classes meant to fail — the question or the source.
 //!
-//! Raw sockets need root (CAP_NET_RAW); without it these tests print a skip
-//! note and pass. RELIABILITY.md gives the numbers and the arithmetic of
+//! Raw sockets need root (CAP_NET_RAW): these tests are `#[ignore]`d and
+//! run by the root-only step of `scripts/test.sh`
+//! (`--run-ignored only`); elsewhere they show as skipped.
+//! RELIABILITY.md gives the numbers and the arithmetic of
 //! what a blind forgery can achieve.
 
 use std::collections::{HashMap, HashSet};
@@ -314,9 +316,8 @@ fn genuine(n: u32) -> IpAddr {
     IpAddr::V4(host_v4(n).unwrap())
 }
 
-fn skip(why: &str) {
-    eprintln!("skipped: {why} (raw sockets need root / CAP_NET_RAW to spoof the server's address)");
-}
+/// Why a test of this file cannot run without root.
+const NEEDS_ROOT: &str = "raw sockets need root (CAP_NET_RAW) to spoof the server's address";
 
 /// Flips the case of the first letter of `name`.
 fn flip_one(name: &str) -> String {
@@ -343,11 +344,10 @@ fn flip_one(name: &str) -> String {
 /// to the genuine answer, is accepted: nothing can tell them apart, which
 /// also shows the harness's packets are well-formed and really delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: raw sockets (CAP_NET_RAW) to spoof the server's address"]
 async fn on_path_forgeries_that_get_one_thing_wrong_are_rejected() {
     let _serial = SERIAL.lock().await;
-    let Some(mut spoofer) = Spoofer::new() else {
-        return skip("on-path forgeries");
-    };
+    let mut spoofer = Spoofer::new().expect(NEEDS_ROOT);
     for case_randomization in [true, false] {
         let Setup {
             server,
@@ -590,11 +590,10 @@ fn letters(name: &str) -> i32 {
 /// the case) floods forged answers while the genuine ones are delayed. No
 /// forgery may be accepted or cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: raw sockets (CAP_NET_RAW) to spoof the server's address"]
 async fn a_blind_flood_of_forged_answers_is_never_accepted() {
     let _serial = SERIAL.lock().await;
-    if Spoofer::new().is_none() {
-        return skip("blind flood");
-    }
+    assert!(Spoofer::new().is_some(), "{NEEDS_ROOT}");
     let mut total_sent = 0;
     for case_randomization in [true, false] {
         // With 0x20 off, a right-question packet with a guessed ID is
@@ -851,11 +850,10 @@ fn flood_window(
 /// The genuine server is silent during the sweep, so every ID is tried
 /// while the query is outstanding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: raw sockets (CAP_NET_RAW) to spoof the server's address"]
 async fn an_id_sweep_poisons_without_0x20_and_fails_with_it() {
     let _serial = SERIAL.lock().await;
-    if Spoofer::new().is_none() {
-        return skip("ID sweep");
-    }
+    assert!(Spoofer::new().is_some(), "{NEEDS_ROOT}");
     let mut total = 0u64;
     for (case_randomization, name) in [
         (false, "h42.crawl.test"),
