@@ -7,6 +7,8 @@
 //!   then junk.
 //! - [`hostile_tcp`]: a server whose UDP answers are truncated and whose
 //!   TCP side misbehaves.
+//! - [`spoof`]: an attacker on loopback (raw-socket spoofer and query
+//!   sniffer), for the forgery tests; needs root.
 //! - [`cli`]: running the `crawldns` binary as a child process against a
 //!   testbed started in the test process.
 
@@ -14,3 +16,4 @@ pub mod cli;
 pub mod fault_matrix;
 pub mod hostile;
 pub mod hostile_tcp;
+pub mod spoof;

@@ -52,6 +52,20 @@ async fn skip(by: Duration) {
     tokio::time::resume();
 }
 
+/// Waits until `done` holds (checked every 5 ms), for what happens in the
+/// background (a refresh, a query reaching the server); fails the test
+/// after 10 s of real time.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn queries(s: &DnsServer, name: &str, rtype: RecordType) -> u64 {
     s.counters().queries_any(name, rtype)
 }
@@ -361,7 +375,10 @@ async fn serve_stale_answers_when_every_server_fails() {
     let stale_ip = r.lookup_ip("h4.crawl.test").await.unwrap();
     assert!(stale_ip.addrs.contains(&v4(4)));
     // The background refreshes fail (server down); the stale answer stays.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until("a background refresh timed out", || {
+        r.metrics().failures_of(ErrorKind::Timeout) >= 1
+    })
+    .await;
     let again = r.lookup("h4.crawl.test", QueryType::A).await.unwrap();
     assert_eq!(&*again.ips, &[v4(4)]);
     let m = r.metrics();
@@ -408,13 +425,26 @@ async fn prefetch_refreshes_a_hot_entry_once_before_it_expires() {
         let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
         assert_eq!(&*hit.ips, &[v4(6)]);
     }
-    // Let the one background refresh land.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while queries(&s, "h6.crawl.test", RecordType::A) < 2 {
-        assert!(std::time::Instant::now() < deadline, "prefetch never ran");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // Let the one background refresh land: the server sees it, then the
+    // cache holds the refreshed entry (a full TTL again; the old one had 8 s
+    // left).
+    until("the prefetch reached the server", || {
+        queries(&s, "h6.crawl.test", RecordType::A) >= 2
+    })
+    .await;
+    let mut refreshed = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !refreshed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the prefetch never landed"
+        );
+        let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
+        refreshed = hit.ttl > 90;
+        if !refreshed {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(queries(&s, "h6.crawl.test", RecordType::A), 2);
     assert_eq!(r.metrics().prefetches, 1);
     // The refreshed entry has a full TTL again: still cached 50 s later,
@@ -536,7 +566,11 @@ async fn dropping_the_first_caller_does_not_strand_the_others() {
         let r = r.clone();
         tokio::spawn(async move { r.lookup("h9.crawl.test", QueryType::A).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The first caller's query is on the wire (the server holds it 200 ms).
+    until("the first query reached the server", || {
+        queries(&s, "h9.crawl.test", RecordType::A) == 1
+    })
+    .await;
     let second = {
         let r = r.clone();
         tokio::spawn(async move { r.lookup("h9.crawl.test", QueryType::A).await })

@@ -9,12 +9,13 @@
 //! what it cannot know: the ID, the 0x20 case of the name, and — for the
 //! classes meant to fail — the question or the source.
 //!
-//! Raw sockets need root (CAP_NET_RAW); without it these tests print a skip
-//! note and pass. RELIABILITY.md gives the numbers and the arithmetic of
+//! Raw sockets need root (CAP_NET_RAW): these tests are `#[ignore]`d and
+//! run by the root-only step of `scripts/test.sh`
+//! (`--run-ignored only`); elsewhere they show as skipped.
+//! RELIABILITY.md gives the numbers and the arithmetic of
 //! what a blind forgery can achieve.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,153 +23,14 @@ use std::time::{Duration, Instant};
 
 use crawldns::{CacheConfig, ErrorKind, QueryType, Resolver, ResolverConfig};
 use crawldns_testbed::{host_v4, Delay, DnsServer, DnsServerConfig, Faults, ZoneConfig, FORGED_V4};
+use crawldns_testkit::spoof::{Sniffer, Spoofer};
 use rand::Rng;
-use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 
 /// The tests in this file share /proc views and raw sockets: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The genuine server's delay: the window the attacker has.
 const DELAY: Duration = Duration::from_millis(300);
-
-/// A raw IPv4 socket that sends UDP datagrams with any source address.
-struct Spoofer {
-    socket: Socket,
-    buf: Vec<u8>,
-}
-
-impl Spoofer {
-    /// `None` without CAP_NET_RAW.
-    fn new() -> Option<Self> {
-        let socket = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(libc::IPPROTO_RAW)),
-        )
-        .ok()?;
-        Some(Self {
-            socket,
-            buf: Vec::with_capacity(2048),
-        })
-    }
-
-    /// Sends `payload` from `src` to `dst` (IPv4 and UDP headers built here;
-    /// the kernel fills in the IP checksum; the UDP checksum is 0, "none").
-    fn send(&mut self, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> bool {
-        let udp_len = 8 + payload.len();
-        let total = 20 + udp_len;
-        self.buf.clear();
-        self.buf.extend_from_slice(&[0x45, 0]);
-        self.buf.extend_from_slice(&(total as u16).to_be_bytes());
-        self.buf.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-        self.buf.extend_from_slice(&src.ip().octets());
-        self.buf.extend_from_slice(&dst.ip().octets());
-        self.buf.extend_from_slice(&src.port().to_be_bytes());
-        self.buf.extend_from_slice(&dst.port().to_be_bytes());
-        self.buf.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        self.buf.extend_from_slice(&[0, 0]);
-        self.buf.extend_from_slice(payload);
-        let to = SockAddr::from(SocketAddrV4::new(*dst.ip(), 0));
-        self.socket.send_to(&self.buf, &to).is_ok()
-    }
-}
-
-/// A query seen on the wire.
-#[derive(Debug, Clone)]
-struct Seen {
-    /// The resolver socket's port.
-    port: u16,
-    id: u16,
-    /// The name exactly as sent (0x20 case included), without the final dot.
-    name: String,
-    qtype: u16,
-}
-
-/// Copies of the UDP datagrams sent to the server's port (a raw socket with
-/// a BPF filter). The blind attacker does not use it: it is the test's own
-/// view, for the on-path variants and for counting how many blind guesses
-/// hit a live (port, ID).
-struct Sniffer {
-    socket: Socket,
-    server_port: u16,
-}
-
-impl Sniffer {
-    fn new(server_port: u16) -> Option<Self> {
-        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).ok()?;
-        // ldh [22] (UDP destination port, no IP options on loopback);
-        // jeq port ? accept : drop.
-        let filter = [
-            SockFilter::new(0x28, 0, 0, 22),
-            SockFilter::new(0x15, 0, 1, u32::from(server_port)),
-            SockFilter::new(0x06, 0, 0, 0xffff),
-            SockFilter::new(0x06, 0, 0, 0),
-        ];
-        socket.attach_filter(&filter).ok()?;
-        socket.set_recv_buffer_size(8 << 20).ok()?;
-        let sniffer = Self {
-            socket,
-            server_port,
-        };
-        // Drop what arrived before the filter was attached.
-        sniffer.socket.set_nonblocking(true).ok()?;
-        let mut buf = [0u8; 2048];
-        while (&sniffer.socket).read(&mut buf).is_ok() {}
-        sniffer.socket.set_nonblocking(false).ok()?;
-        Some(sniffer)
-    }
-
-    /// Waits up to `timeout` for `count` queries.
-    fn queries(&self, count: usize, timeout: Duration) -> Vec<Seen> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 2048];
-        while seen.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let _ = self.socket.set_read_timeout(Some(left));
-            let Ok(len) = (&self.socket).read(&mut buf) else {
-                break;
-            };
-            if let Some(q) = parse_query(&buf[..len], self.server_port) {
-                seen.push(q);
-            }
-        }
-        seen
-    }
-}
-
-/// An IPv4 + UDP + DNS query to `server_port`.
-fn parse_query(packet: &[u8], server_port: u16) -> Option<Seen> {
-    let ihl = usize::from(packet.first()? & 0x0f) * 4;
-    let udp = packet.get(ihl..)?;
-    let port = u16::from_be_bytes([*udp.first()?, *udp.get(1)?]);
-    if u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]) != server_port {
-        return None;
-    }
-    let dns = udp.get(8..)?;
-    let id = u16::from_be_bytes([*dns.first()?, *dns.get(1)?]);
-    let mut at = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = usize::from(*dns.get(at)?);
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        labels.push(String::from_utf8_lossy(dns.get(at + 1..at + 1 + len)?).into_owned());
-        at += 1 + len;
-    }
-    let qtype = u16::from_be_bytes([*dns.get(at)?, *dns.get(at + 1)?]);
-    Some(Seen {
-        port,
-        id,
-        name: labels.join("."),
-        qtype,
-    })
-}
 
 /// How a forged answer is built.
 #[derive(Debug, Clone, Copy)]
@@ -314,9 +176,8 @@ fn genuine(n: u32) -> IpAddr {
     IpAddr::V4(host_v4(n).unwrap())
 }
 
-fn skip(why: &str) {
-    eprintln!("skipped: {why} (raw sockets need root / CAP_NET_RAW to spoof the server's address)");
-}
+/// Why a test of this file cannot run without root.
+const NEEDS_ROOT: &str = "raw sockets need root (CAP_NET_RAW) to spoof the server's address";
 
 /// Flips the case of the first letter of `name`.
 fn flip_one(name: &str) -> String {
@@ -343,11 +204,10 @@ fn flip_one(name: &str) -> String {
 /// to the genuine answer, is accepted: nothing can tell them apart, which
 /// also shows the harness's packets are well-formed and really delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: raw sockets (CAP_NET_RAW) to spoof the server's address"]
 async fn on_path_forgeries_that_get_one_thing_wrong_are_rejected() {
     let _serial = SERIAL.lock().await;
-    let Some(mut spoofer) = Spoofer::new() else {
-        return skip("on-path forgeries");
-    };
+    let mut spoofer = Spoofer::new().expect(NEEDS_ROOT);
     for case_randomization in [true, false] {
         let Setup {
             server,
@@ -590,11 +450,10 @@ fn letters(name: &str) -> i32 {
 /// the case) floods forged answers while the genuine ones are delayed. No
 /// forgery may be accepted or cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: raw sockets (CAP_NET_RAW) to spoof the server's address"]
 async fn a_blind_flood_of_forged_answers_is_never_accepted() {
     let _serial = SERIAL.lock().await;
-    if Spoofer::new().is_none() {
-        return skip("blind flood");
-    }
+    assert!(Spoofer::new().is_some(), "{NEEDS_ROOT}");
     let mut total_sent = 0;
     for case_randomization in [true, false] {
         // With 0x20 off, a right-question packet with a guessed ID is
@@ -851,11 +710,10 @@ fn flood_window(
 /// The genuine server is silent during the sweep, so every ID is tried
 /// while the query is outstanding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: raw sockets (CAP_NET_RAW) to spoof the server's address"]
 async fn an_id_sweep_poisons_without_0x20_and_fails_with_it() {
     let _serial = SERIAL.lock().await;
-    if Spoofer::new().is_none() {
-        return skip("ID sweep");
-    }
+    assert!(Spoofer::new().is_some(), "{NEEDS_ROOT}");
     let mut total = 0u64;
     for (case_randomization, name) in [
         (false, "h42.crawl.test"),

@@ -1,11 +1,11 @@
 //! The workloads. Each is one module with one `run` function generic over
 //! [`Peer`], returning one sample; the suite repeats it and takes medians.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crawldns_sys::bounded::BoundedSet;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
+use tokio::task::JoinError;
 
 use crate::measure::Tally;
 use crate::names::{host, judge, Family, Verdict};
@@ -225,8 +225,9 @@ pub struct Driven {
 }
 
 /// Looks up hosts `first .. first + count` with `in_flight` lookups
-/// outstanding at all times (each of `in_flight` tasks takes the next name
-/// when its lookup finishes), and checks every answer.
+/// outstanding at all times (a new one starts as each finishes), and checks
+/// every answer. (W1 keeps its own workers: each takes the next name itself,
+/// so its measured window pays no task spawn per lookup.)
 pub async fn drive<P: Peer>(
     peer: Arc<P>,
     first: u32,
@@ -234,40 +235,32 @@ pub async fn drive<P: Peer>(
     in_flight: usize,
     family: Family,
 ) -> Driven {
-    let next = Arc::new(AtomicU32::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..in_flight.clamp(1, count.max(1) as usize) {
-        let peer = peer.clone();
-        let next = next.clone();
-        tasks.spawn(async move {
-            let mut out = Driven::default();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                check_one(&*peer, first + i, family)
-                    .await
-                    .count(&mut out.tally, &mut out.first_error);
-            }
-            out
-        });
-    }
     let mut total = Driven::default();
+    let mut tasks = BoundedSet::new(in_flight);
+    for i in 0..count {
+        let peer = peer.clone();
+        let finished = tasks
+            .spawn(async move { check_one(&*peer, first + i, family).await })
+            .await;
+        if let Some(done) = finished {
+            total.add(done);
+        }
+    }
     while let Some(done) = tasks.join_next().await {
+        total.add(done);
+    }
+    total
+}
+
+impl Driven {
+    fn add(&mut self, done: Result<Checked, JoinError>) {
         match done {
-            Ok(part) => {
-                total.tally.add(part.tally);
-                if total.first_error.is_none() {
-                    total.first_error = part.first_error;
-                }
-            }
+            Ok(checked) => checked.count(&mut self.tally, &mut self.first_error),
             Err(e) => {
-                total
-                    .first_error
-                    .get_or_insert(format!("worker task failed: {e}"));
+                self.tally.errors += 1;
+                self.first_error
+                    .get_or_insert(format!("lookup task failed: {e}"));
             }
         }
     }
-    total
 }
