@@ -23,11 +23,13 @@
 //! ```
 
 mod body;
+pub mod breaker;
 mod conn;
 pub mod connect;
 mod decode;
 pub mod fetcher;
 pub mod gai;
+mod host_down;
 pub mod host_resolver;
 pub mod hyper_connector;
 mod pool;
@@ -39,8 +41,10 @@ pub mod source;
 pub mod tls;
 pub mod warc;
 
+pub use breaker::BreakerPolicy;
 pub use decode::ACCEPT_ENCODING;
 pub use fetcher::{BodyStream, CrawlSummary, Fetcher, FetcherConfig, FetcherError};
+pub use host_down::HostDownStats;
 pub use host_resolver::{DnsFailure, HostResolver};
 pub use hyper_connector::CrawlConnector;
 pub use pool::{Origin, PoolStats};

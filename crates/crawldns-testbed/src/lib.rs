@@ -13,6 +13,7 @@
 //! ```
 
 pub mod counters;
+pub mod dead_hosts;
 pub mod dns_server;
 pub mod faults;
 pub mod hosts;
@@ -23,6 +24,7 @@ pub mod tls;
 pub mod zone;
 
 pub use counters::{Counters, Totals, Transport};
+pub use dead_hosts::{refused_addr, BlackHole};
 pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError};
 pub use faults::{Delay, Faults, RcodeFault};
 pub use hosts::{host_name, host_v4, MAX_HOSTS, ZONE};
