@@ -3,8 +3,11 @@
 //! - [`CrawlDnsResolve`]: crawldns as reqwest's resolver (feature `reqwest`).
 //! - [`CrawlConnector`]: a hyper-util connector with RFC 8305 connection attempts.
 //! - [`Fetcher`]: a crawl fetcher with a global and a per-host connection
-//!   limit, politeness, keep-alive, redirects, a body cap, and a
-//!   [`FetchRecord`] per URL with phase timings and an [`ErrorClass`].
+//!   limit, politeness, keep-alive that survives the global limit, HTTP/2 by
+//!   ALPN, content decoding, redirects, a body cap, dead hosts failing fast
+//!   ([`BreakerPolicy`]), and a [`FetchRecord`] per URL with phase timings,
+//!   an [`ErrorClass`] and the [`Response`] (or a [`BodyStream`]).
+//! - [`WarcWriter`]: WARC 1.1 output of fetched pages.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
