@@ -17,7 +17,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crawldns_fetch::host_resolver::BoxFuture;
 use crawldns_fetch::{
-    FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource, WarcWriter,
+    BreakerPolicy, FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource,
+    WarcWriter,
 };
 use tokio::sync::mpsc;
 
@@ -127,6 +128,18 @@ pub struct LimitArgs {
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
+    /// Dead hosts: after this many connect failures in a row (refused,
+    /// unreachable, connect timeout, TLS handshake) an origin's URLs fail
+    /// at once with class host_down for a cool-down; 0 turns it off.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub host_down_after: u32,
+
+    /// The first host_down cool-down in milliseconds (it doubles while the
+    /// origin stays down, up to an hour); then one probe request decides.
+    #[arg(long, value_name = "MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub host_down_cool_down_ms: u64,
+
     /// Do not resolve each batch's hosts before fetching it.
     #[arg(long)]
     pub no_prewarm: bool,
@@ -170,6 +183,11 @@ impl LimitArgs {
             max_body: self.max_body,
             prewarm: !self.no_prewarm,
             concurrency: to_usize(self.concurrency),
+            host_down: BreakerPolicy {
+                threshold: self.host_down_after,
+                cool_down: Duration::from_millis(self.host_down_cool_down_ms),
+                ..BreakerPolicy::default()
+            },
             ..FetcherConfig::default()
         };
         if let Some(agent) = &self.user_agent {
@@ -499,6 +517,14 @@ fn summary(
             fmt_opt_ms(latency.quantile(0.99)),
             fmt_opt_ms(latency.max()),
             latency.count()
+        );
+    }
+    let down = fetcher.host_down_stats();
+    if down.marked_down > 0 {
+        let _ = writeln!(
+            text,
+            "hosts down: marked down {} times, {} URLs failed fast (host_down), {} origins down at the end",
+            down.marked_down, down.rejected, down.down_now
         );
     }
     let pool = fetcher.pool_stats();

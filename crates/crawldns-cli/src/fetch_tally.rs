@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::Latency;
 
 /// Outcome labels of fetch records: `ok`, then every error class label.
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 10] = [
     "ok",
     "url",
     "dns",
@@ -20,6 +20,7 @@ pub const OUTCOMES: [&str; 9] = [
     "http_status",
     "body",
     "redirects",
+    "host_down",
 ];
 
 /// The timings and outcome of one record: what summaries and the demo need

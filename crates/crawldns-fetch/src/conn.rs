@@ -30,8 +30,9 @@ pub(crate) struct Conn {
     pub remote: Option<SocketAddr>,
     /// Shared with the connection's slot in the pool.
     pub life: Arc<AtomicU8>,
-    /// Dropping this tells the driver to close the connection.
-    _closing: oneshot::Sender<()>,
+    /// Dropping the last clone of this tells the driver to close the
+    /// connection (HTTP/2 connections are shared).
+    _closing: Arc<oneshot::Sender<()>>,
 }
 
 impl Conn {
@@ -47,8 +48,31 @@ impl Conn {
             sender,
             remote,
             life,
-            _closing: closing,
+            _closing: Arc::new(closing),
         }
+    }
+
+    /// Another handle on an HTTP/2 connection; `None` for HTTP/1.1.
+    pub fn share(&self) -> Option<Self> {
+        match &self.sender {
+            Sender::H2(sender) => Some(Self {
+                sender: Sender::H2(sender.clone()),
+                remote: self.remote,
+                life: self.life.clone(),
+                _closing: self._closing.clone(),
+            }),
+            Sender::H1(_) => None,
+        }
+    }
+
+    /// True for HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        matches!(self.sender, Sender::H2(_))
+    }
+
+    /// True when `other` is a handle on the same connection.
+    pub fn same_as(&self, other: &Conn) -> bool {
+        Arc::ptr_eq(&self.life, &other.life)
     }
 }
 

@@ -18,10 +18,12 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::body::{BodyReader, Failure};
+use crate::breaker::BreakerPolicy;
 use crate::conn::Conn;
 use crate::conn::{handshake, Stream};
 use crate::connect::{happy_connect, DEFAULT_ATTEMPT_DELAY};
 use crate::decode::{Decoded, Wire};
+use crate::host_down::{HostDownStats, HostsDown};
 use crate::host_resolver::HostResolver;
 use crate::pool::{Checkout, Origin, Pool, PoolStats, Slot};
 use crate::record::{ErrorClass, FetchError, FetchRecord, Phases};
@@ -61,6 +63,11 @@ pub struct FetcherConfig {
     /// Fetches in flight at once in [`Fetcher::crawl`] (default 1,000);
     /// the connection limits still apply beneath it.
     pub concurrency: usize,
+    /// Dead hosts: after this many connect-level failures in a row an
+    /// origin's requests fail at once with class `host_down` for a
+    /// cool-down (doubling while it stays down), then one probe decides
+    /// (default K = 3, 60 s; `threshold: 0` turns it off).
+    pub host_down: BreakerPolicy,
     /// Keep the body as received as well when it was content-decoded
     /// ([`Response::wire_body`]), as an archive needs (default false).
     pub keep_wire_body: bool,
@@ -83,6 +90,7 @@ impl Default for FetcherConfig {
             prewarm: true,
             concurrency: 1000,
             keep_wire_body: false,
+            host_down: BreakerPolicy::default(),
         }
     }
 }
@@ -103,6 +111,7 @@ pub struct Fetcher {
     config: FetcherConfig,
     resolver: Arc<dyn HostResolver>,
     pool: Pool,
+    hosts_down: HostsDown,
     tls: tokio_rustls::TlsConnector,
     user_agent: HeaderValue,
 }
@@ -269,6 +278,7 @@ impl Fetcher {
             config.idle_timeout,
         );
         Ok(Self {
+            hosts_down: HostsDown::new(config.host_down),
             config,
             resolver,
             pool,
@@ -285,6 +295,11 @@ impl Fetcher {
     /// Connection counters.
     pub fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    /// Counters of the dead-host breakers.
+    pub fn host_down_stats(&self) -> HostDownStats {
+        self.hosts_down.stats()
     }
 
     /// The resolver in use.
@@ -551,18 +566,29 @@ impl Fetcher {
         progress: &mut Progress,
     ) -> Result<BodyReader, Failure> {
         progress.stage = Stage::Queue;
+        let down = |message| (ErrorClass::HostDown, message);
+        let mut probe = self.hosts_down.admit(origin).map_err(down)?;
         let queued = Instant::now();
         if let Some(rate) = self.config.per_host_rate {
             self.pool.pace(origin, rate).await;
         }
         let mut checkout = self.pool.checkout(origin).await;
         progress.phases.queue += queued.elapsed();
+        // The origin may have gone down while this request waited.
+        if probe.is_none() && matches!(checkout, Checkout::New(_)) {
+            probe = self.hosts_down.admit(origin).map_err(down)?;
+        }
         progress.work_started.get_or_insert_with(Instant::now);
         loop {
             let (conn, reused) = match checkout {
                 Checkout::Reused(conn) => (conn, true),
-                Checkout::New(slot) => (self.open(origin, slot, progress).await?, false),
+                Checkout::New(slot) => {
+                    let conn = self.open(origin, slot, progress).await?;
+                    self.pool.opened(origin, &conn);
+                    (conn, false)
+                }
             };
+            drop(probe.take());
             progress.reused = reused;
             match self.exchange(conn, origin, url, progress).await {
                 Ok(reader) => return Ok(reader),
@@ -580,11 +606,33 @@ impl Fetcher {
         }
     }
 
-    /// Resolves, connects and (for https) handshakes a new connection.
+    /// Resolves, connects and (for https) handshakes a new connection, and
+    /// tells the origin's breaker how connecting went (before the slot is
+    /// released, so a request waiting for it sees the verdict).
     async fn open(
         &self,
         origin: &Origin,
         slot: Slot,
+        progress: &mut Progress,
+    ) -> Result<Conn, Failure> {
+        let mut slot = Some(slot);
+        let opened = self.open_unjudged(origin, &mut slot, progress).await;
+        match &opened {
+            Ok(_) => self.hosts_down.connected(origin),
+            Err((ErrorClass::Connect | ErrorClass::Tls, _)) => self.hosts_down.failed(origin),
+            Err((ErrorClass::Timeout, _)) if progress.stage == Stage::Connect => {
+                self.hosts_down.failed(origin)
+            }
+            Err(_) => {}
+        }
+        drop(slot);
+        opened
+    }
+
+    async fn open_unjudged(
+        &self,
+        origin: &Origin,
+        slot: &mut Option<Slot>,
         progress: &mut Progress,
     ) -> Result<Conn, Failure> {
         progress.stage = Stage::Dns;
@@ -638,6 +686,9 @@ impl Fetcher {
             Stream::Plain(tcp)
         };
         progress.stage = Stage::Exchange;
+        let Some(slot) = slot.take() else {
+            return Err((ErrorClass::Body, "connection slot already used".into()));
+        };
         let life = slot.life();
         handshake(stream, remote, slot, life)
             .await
@@ -657,7 +708,7 @@ impl Fetcher {
         if !conn.sender.ready().await {
             return Err(Retry::Fresh);
         }
-        let request = self.request(origin, url).map_err(Retry::No)?;
+        let request = self.request(origin, url, conn.is_h2()).map_err(Retry::No)?;
         let request_text = request_text(&request);
         let response = match conn.sender.send(request).await {
             Ok(response) => response,
@@ -693,7 +744,14 @@ impl Fetcher {
         ))
     }
 
-    fn request(&self, origin: &Origin, url: &Url) -> Result<Request<Empty<Bytes>>, Failure> {
+    /// The GET request for `url`: origin-form with a Host header for
+    /// HTTP/1.1, absolute-form (scheme and authority) for HTTP/2.
+    fn request(
+        &self,
+        origin: &Origin,
+        url: &Url,
+        h2: bool,
+    ) -> Result<Request<Empty<Bytes>>, Failure> {
         let default_port = if origin.tls { 443 } else { 80 };
         let host = if origin.port == default_port {
             origin.host.clone()
@@ -704,8 +762,13 @@ impl Fetcher {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_string(),
         };
-        Request::get(path)
-            .header(HOST, host)
+        let scheme = if origin.tls { "https" } else { "http" };
+        let builder = if h2 {
+            Request::get(format!("{scheme}://{host}{path}")).version(hyper::Version::HTTP_2)
+        } else {
+            Request::get(path).header(HOST, host)
+        };
+        builder
             .header(USER_AGENT, self.user_agent.clone())
             .header(ACCEPT, "*/*")
             .header(ACCEPT_ENCODING, crate::decode::ACCEPT_ENCODING)

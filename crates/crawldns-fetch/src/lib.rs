@@ -3,8 +3,11 @@
 //! - [`CrawlDnsResolve`]: crawldns as reqwest's resolver (feature `reqwest`).
 //! - [`CrawlConnector`]: a hyper-util connector with RFC 8305 connection attempts.
 //! - [`Fetcher`]: a crawl fetcher with a global and a per-host connection
-//!   limit, politeness, keep-alive, redirects, a body cap, and a
-//!   [`FetchRecord`] per URL with phase timings and an [`ErrorClass`].
+//!   limit, politeness, keep-alive that survives the global limit, HTTP/2 by
+//!   ALPN, content decoding, redirects, a body cap, dead hosts failing fast
+//!   ([`BreakerPolicy`]), and a [`FetchRecord`] per URL with phase timings,
+//!   an [`ErrorClass`] and the [`Response`] (or a [`BodyStream`]).
+//! - [`WarcWriter`]: WARC 1.1 output of fetched pages.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,11 +26,13 @@
 //! ```
 
 mod body;
+pub mod breaker;
 mod conn;
 pub mod connect;
 mod decode;
 pub mod fetcher;
 pub mod gai;
+mod host_down;
 pub mod host_resolver;
 pub mod hyper_connector;
 mod pool;
@@ -39,8 +44,10 @@ pub mod source;
 pub mod tls;
 pub mod warc;
 
+pub use breaker::BreakerPolicy;
 pub use decode::ACCEPT_ENCODING;
 pub use fetcher::{BodyStream, CrawlSummary, Fetcher, FetcherConfig, FetcherError};
+pub use host_down::HostDownStats;
 pub use host_resolver::{DnsFailure, HostResolver};
 pub use hyper_connector::CrawlConnector;
 pub use pool::{Origin, PoolStats};

@@ -106,10 +106,26 @@ struct Waiter {
     tx: oneshot::Sender<Checkout>,
 }
 
+/// What an origin speaks, once its first connection said so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Proto {
+    #[default]
+    Unknown,
+    H1,
+    H2,
+}
+
 #[derive(Default)]
 struct OriginState {
     /// Idle connections, oldest first.
     idle: VecDeque<Idle>,
+    proto: Proto,
+    /// The origin's HTTP/2 connection, shared by its requests.
+    h2: Option<Conn>,
+    /// Requests in flight on `h2` (at most the per-host limit).
+    streams: usize,
+    /// `h2`'s key in the LRU while it has no stream.
+    h2_idle_seq: Option<u64>,
     /// Connections holding a slot: busy, idle or closing.
     open: usize,
     /// Requests waiting, in arrival order.
@@ -207,8 +223,26 @@ impl Pool {
             let rx = {
                 let mut state = self.inner.state.lock();
                 let now = Instant::now();
+                let per_host = self.inner.per_host;
                 let o = state.origins.entry(origin.clone()).or_default();
                 let mut stale = Vec::new();
+                if o.h2.as_ref().is_some_and(|h2| h2.sender.is_closed()) {
+                    o.h2 = None;
+                    stale.extend(o.h2_idle_seq.take());
+                }
+                if let Some(h2) = &o.h2 {
+                    if o.waiters.is_empty() && o.streams < per_host {
+                        if let Some(conn) = h2.share() {
+                            o.streams += 1;
+                            stale.extend(o.h2_idle_seq.take());
+                            for seq in stale {
+                                state.lru.remove(&seq);
+                            }
+                            self.inner.reused.fetch_add(1, Ordering::Relaxed);
+                            return Checkout::Reused(conn);
+                        }
+                    }
+                }
                 let mut found = None;
                 while let Some(idle) = o.idle.pop_back() {
                     stale.push(idle.seq);
@@ -218,7 +252,7 @@ impl Pool {
                     }
                     // Dropping it closes it; its driver releases the slot.
                 }
-                let can_open = o.waiters.is_empty() && o.open < self.inner.per_host;
+                let can_open = o.waiters.is_empty() && may_open(origin, o, per_host);
                 for seq in stale {
                     state.lru.remove(&seq);
                 }
@@ -245,12 +279,49 @@ impl Pool {
         }
     }
 
+    /// A new connection is up: learn what its origin speaks. An HTTP/2
+    /// connection becomes the origin's shared one (this request is its
+    /// first stream), and requests that waited to learn it get going.
+    pub fn opened(&self, origin: &Origin, conn: &Conn) {
+        let mut state = self.inner.state.lock();
+        if let Some(o) = state.origins.get_mut(origin) {
+            if conn.is_h2() {
+                o.proto = Proto::H2;
+                if o.h2.is_none() {
+                    o.h2 = conn.share();
+                    o.streams += 1;
+                }
+            } else {
+                o.proto = Proto::H1;
+            }
+        }
+        self.inner.dispatch(&mut state);
+    }
+
     /// Gives a connection back after a complete exchange.
     pub fn checkin(&self, origin: &Origin, conn: Conn) {
         if conn.sender.is_closed() {
             return;
         }
         let mut state = self.inner.state.lock();
+        if conn.is_h2() {
+            state.seq += 1;
+            let seq = state.seq;
+            if let Some(o) = state.origins.get_mut(origin) {
+                if o.h2.as_ref().is_some_and(|h2| h2.same_as(&conn)) {
+                    o.streams = o.streams.saturating_sub(1);
+                    if o.streams == 0 && o.waiters.is_empty() {
+                        o.h2_idle_seq = Some(seq);
+                        state.lru.insert(seq, origin.clone());
+                    }
+                }
+            }
+            // A second HTTP/2 connection (opened in a race) closes when its
+            // last handle goes.
+            drop(conn);
+            self.inner.dispatch(&mut state);
+            return;
+        }
         let mut conn = conn;
         if let Some(o) = state.origins.get_mut(origin) {
             while let Some(waiter) = o.waiters.pop_front() {
@@ -284,6 +355,13 @@ impl Pool {
     }
 }
 
+/// Whether `origin` may open another connection: under its limit, not
+/// served by an HTTP/2 connection, and (for https) not while its first
+/// connection is still finding out whether it speaks HTTP/2.
+fn may_open(origin: &Origin, o: &OriginState, per_host: usize) -> bool {
+    o.open < per_host && o.h2.is_none() && !(origin.tls && o.proto == Proto::Unknown && o.open > 0)
+}
+
 impl Inner {
     /// Counts a new connection for `origin` (the caller checked the limits).
     fn grant_new(self: &Arc<Self>, state: &mut State, origin: &Origin) -> Slot {
@@ -309,7 +387,7 @@ impl Inner {
         }
         if let Some(o) = state.origins.get_mut(origin) {
             o.open = o.open.saturating_sub(1);
-            if o.open == 0 && o.idle.is_empty() && o.waiters.is_empty() {
+            if o.open == 0 && o.idle.is_empty() && o.waiters.is_empty() && o.h2.is_none() {
                 state.origins.remove(origin);
             }
         }
@@ -320,6 +398,7 @@ impl Inner {
     /// slots in arrival order, and idle connections of origins with nothing
     /// queued closed (least recently used first) to make room.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
+        self.dispatch_h2(state);
         loop {
             let mut oldest: Option<(u64, Origin)> = None;
             let mut eligible = 0usize;
@@ -336,7 +415,7 @@ impl Inner {
                     done.push(origin.clone());
                     continue;
                 };
-                if o.open < self.per_host {
+                if may_open(origin, o, self.per_host) {
                     eligible += o.waiters.len().min(self.per_host - o.open);
                     if oldest.as_ref().is_none_or(|(seq, _)| head.seq < *seq) {
                         oldest = Some((head.seq, origin.clone()));
@@ -375,6 +454,39 @@ impl Inner {
         }
     }
 
+    /// Starts waiting requests of origins with an HTTP/2 connection on it,
+    /// up to the per-host limit of streams.
+    fn dispatch_h2(&self, state: &mut State) {
+        let State {
+            origins,
+            waiting,
+            lru,
+            ..
+        } = state;
+        for origin in waiting.iter() {
+            let Some(o) = origins.get_mut(origin) else {
+                continue;
+            };
+            while o.streams < self.per_host {
+                let Some(conn) = o.h2.as_ref().and_then(Conn::share) else {
+                    break;
+                };
+                let Some(waiter) = o.waiters.pop_front() else {
+                    break;
+                };
+                o.streams += 1;
+                if let Some(seq) = o.h2_idle_seq.take() {
+                    lru.remove(&seq);
+                }
+                if waiter.tx.send(Checkout::Reused(conn)).is_ok() {
+                    self.reused.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    o.streams -= 1;
+                }
+            }
+        }
+    }
+
     /// Closes the least recently used idle connection of an origin with
     /// nothing queued; false if there is none.
     fn evict_lru(&self, state: &mut State) -> bool {
@@ -389,6 +501,16 @@ impl Inner {
         let Some(o) = state.origins.get_mut(&origin) else {
             return false;
         };
+        if o.h2_idle_seq == Some(seq) {
+            o.h2_idle_seq = None;
+            if let Some(conn) = o.h2.take() {
+                if conn.life.swap(EVICTED, Ordering::AcqRel) == LIVE {
+                    state.closing += 1;
+                    self.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            return true;
+        }
         let Some(at) = o.idle.iter().position(|idle| idle.seq == seq) else {
             return false;
         };

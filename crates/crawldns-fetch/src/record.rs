@@ -31,6 +31,9 @@ pub enum ErrorClass {
     Body,
     /// More redirects than allowed.
     Redirects,
+    /// Not tried: the origin failed to connect K times in a row and is in
+    /// its cool-down (or its probe request is deciding).
+    HostDown,
 }
 
 fn kind_label<S: serde::Serializer>(kind: &crawldns::ErrorKind, s: S) -> Result<S::Ok, S::Error> {
@@ -49,6 +52,7 @@ impl ErrorClass {
             Self::HttpStatus(_) => "http_status",
             Self::Body => "body",
             Self::Redirects => "redirects",
+            Self::HostDown => "host_down",
         }
     }
 }

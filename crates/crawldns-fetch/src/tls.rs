@@ -19,7 +19,7 @@ pub enum TlsConfigError {
 }
 
 /// A client configuration trusting the web PKI roots and `extra_ca_pem`
-/// (zero or more PEM certificates), speaking HTTP/1.1 over ALPN.
+/// (zero or more PEM certificates), offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn client_config(extra_ca_pem: &[String]) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -41,7 +41,7 @@ pub fn client_config(extra_ca_pem: &[String]) -> Result<Arc<rustls::ClientConfig
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -622,3 +622,151 @@ async fn compressed_bodies_decode_exactly_and_a_bomb_stops_at_the_cap() {
     // The fetcher asked for every coding it decodes.
     assert_eq!(crawldns_fetch::ACCEPT_ENCODING, "gzip, br, zstd");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_origin_fails_fast_after_k_connect_timeouts() {
+    let hole = crawldns_testbed::BlackHole::bind("127.0.88.1:0".parse().unwrap()).unwrap();
+    let dns = DnsServer::start(DnsServerConfig::default()).await.unwrap();
+    let f = fetcher(
+        &dns,
+        FetcherConfig {
+            connect_timeout: Duration::from_secs(2),
+            per_host_connections: 8,
+            ..Default::default()
+        },
+    );
+    let urls: Vec<String> = (0..200)
+        .map(|i| format!("http://{}/p{i}", hole.addr()))
+        .collect();
+    let started = Instant::now();
+    let records = f.fetch_all(urls).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "200 URLs took {elapsed:?}: more than 3 connect timeouts"
+    );
+    let class_count = |class: ErrorClass| {
+        records
+            .iter()
+            .filter(|r| r.error.as_ref().map(|e| e.class) == Some(class))
+            .count()
+    };
+    let timeouts = class_count(ErrorClass::Timeout);
+    let down = class_count(ErrorClass::HostDown);
+    assert_eq!(timeouts + down, 200, "{records:?}");
+    // The first wave (one attempt per connection slot, 8) times out
+    // together; a slot freed by the first or second failure (before K = 3
+    // is reached) may start one more attempt; then the breaker is open and
+    // everything else fails at once: at most 8 + K - 1 timeouts.
+    assert!((3..=10).contains(&timeouts), "{timeouts} connect timeouts");
+    let stats = f.host_down_stats();
+    assert_eq!(stats.marked_down, 1, "{stats:?}");
+    assert_eq!(stats.rejected, down as u64);
+    assert_eq!(stats.down_now, 1);
+    let first_down = records
+        .iter()
+        .find(|r| {
+            r.error
+                .as_ref()
+                .is_some_and(|e| e.class == ErrorClass::HostDown)
+        })
+        .unwrap();
+    assert!(first_down.phases.connect.is_none(), "no connect attempt");
+    let json: serde_json::Value = serde_json::from_str(&first_down.to_json_line()).unwrap();
+    assert_eq!(json["error"]["class"], "host_down");
+}
+
+#[tokio::test]
+async fn a_refused_origin_that_comes_back_is_fetched_after_its_cool_down() {
+    let dns = DnsServer::start(DnsServerConfig::default()).await.unwrap();
+    let farm = HttpFarm::start(HttpFarmConfig {
+        hosts: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let port = farm.port();
+    let url = farm.url_by_ip(0, "/").unwrap();
+    farm.shutdown().await;
+    let cool_down = Duration::from_millis(300);
+    let f = fetcher(
+        &dns,
+        FetcherConfig {
+            host_down: crawldns_fetch::BreakerPolicy {
+                cool_down,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let class = |r: &crawldns_fetch::FetchRecord| r.error.as_ref().map(|e| e.class);
+    for _ in 0..3 {
+        assert_eq!(class(&f.fetch(&url).await), Some(ErrorClass::Connect));
+    }
+    let started = Instant::now();
+    let down = f.fetch(&url).await;
+    assert_eq!(class(&down), Some(ErrorClass::HostDown), "{down:?}");
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    // The host comes back on the same address; after the cool-down one
+    // probe gets through and closes the breaker.
+    let farm = HttpFarm::start(HttpFarmConfig {
+        hosts: 1,
+        port,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(cool_down).await;
+    let back = f.fetch(&url).await;
+    assert!(back.is_ok(), "{back:?}");
+    assert!(f.fetch(&url).await.is_ok());
+    assert_eq!(farm.total_stats().requests, 2);
+    assert_eq!(f.host_down_stats().down_now, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_requests_to_an_h2_origin_share_one_connection() {
+    let dns = DnsServer::start(DnsServerConfig::default()).await.unwrap();
+    let farm = HttpFarm::start(HttpFarmConfig {
+        hosts: 2,
+        tls: true,
+        h2: true,
+        response_delay: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let f = Fetcher::new(
+        FetcherConfig {
+            extra_ca_pem: vec![farm.ca_pem().unwrap()],
+            per_host_connections: 8,
+            ..Default::default()
+        },
+        Arc::new(resolver(&dns)),
+    )
+    .unwrap();
+    let urls: Vec<String> = (0..500).map(|i| farm.url(1, &format!("/p{i}"))).collect();
+    let f = Arc::new(f);
+    let records = f.fetch_all(urls).await;
+    for record in &records {
+        assert!(record.is_ok(), "{record:?}");
+        assert_eq!(
+            record.http_version,
+            Some(crawldns_fetch::HttpVersion::Http2)
+        );
+        assert_eq!(record.bytes, 1024);
+    }
+    let stats = farm.host_stats(1).unwrap();
+    assert_eq!(stats.requests, 500);
+    assert_eq!(stats.connections, 1, "{stats:?}");
+    assert_eq!(farm.stats().tls_handshakes, 1);
+    let pool = f.pool_stats();
+    assert_eq!((pool.opened, pool.reused), (1, 499), "{pool:?}");
+    // A compressed body over HTTP/2 decodes the same.
+    let record = f.fetch(&farm.url(1, "/enc/br/5000")).await;
+    assert_eq!(
+        record.response.unwrap().body,
+        crawldns_testbed::http_farm::text_body(5000)
+    );
+}

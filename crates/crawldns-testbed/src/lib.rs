@@ -13,6 +13,7 @@
 //! ```
 
 pub mod counters;
+pub mod dead_hosts;
 pub mod dns_server;
 mod doh_server;
 pub mod faults;
@@ -25,6 +26,7 @@ pub mod tls;
 pub mod zone;
 
 pub use counters::{ConnectionStats, Counters, Totals, Transport};
+pub use dead_hosts::{refused_addr, BlackHole};
 pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError, ALPN_DOT, ALPN_H2};
 pub use doh_server::{DNS_MESSAGE, DOH_PATH};
 pub use faults::{Delay, Faults, RcodeFault};

@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use super::bind::is_fd_exhaustion;
 use super::close_counted::CloseCounted;
 use super::counters::ConnectionGuard;
-use super::serve::serve_http;
+use super::serve::{serve_h2, serve_http};
 use super::Shared;
 
 /// How long an accept loop pauses after running out of file descriptors.
@@ -82,7 +82,11 @@ async fn serve_connection(
         Some(acceptor) => match acceptor.accept(stream).await {
             Ok(tls) => {
                 shared.tls_handshakes.fetch_add(1, Ordering::Relaxed);
-                serve_http(tls, host, shared).await;
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    serve_h2(tls, host, shared).await;
+                } else {
+                    serve_http(tls, host, shared).await;
+                }
             }
             Err(e) => {
                 shared

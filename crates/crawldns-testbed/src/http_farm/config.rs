@@ -22,6 +22,9 @@ pub struct HttpFarmConfig {
     /// Serve HTTPS: generate a [`TestCa`] at start and do a TLS handshake on
     /// every connection before HTTP (see the module docs).
     pub tls: bool,
+    /// With `tls`, also offer HTTP/2 by ALPN (`h2` first, then
+    /// `http/1.1`), and serve HTTP/2 on connections that choose it.
+    pub h2: bool,
 }
 
 impl Default for HttpFarmConfig {
@@ -33,6 +36,7 @@ impl Default for HttpFarmConfig {
             response_delay: Duration::ZERO,
             body_size: 1024,
             tls: false,
+            h2: false,
         }
     }
 }

@@ -140,7 +140,13 @@ impl HttpFarm {
         } else {
             None
         };
-        let acceptor = ca.as_ref().map(|ca| TlsAcceptor::from(ca.server_config()));
+        let acceptor = ca.as_ref().map(|ca| {
+            let mut server = (*ca.server_config()).clone();
+            if config.h2 {
+                server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            }
+            TlsAcceptor::from(Arc::new(server))
+        });
         let (listeners, addrs): (Vec<TcpListener>, Vec<SocketAddr>) =
             bind_all(config.hosts, config.port)?.into_iter().unzip();
         let port = addrs.first().map_or(config.port, SocketAddr::port);
