@@ -70,10 +70,12 @@ fi
 echo "== python: cargo fmt, clippy"
 venv=$(scripts/pyenv.sh)
 export PYO3_PYTHON="$venv/bin/python" CARGO_TARGET_DIR="$PWD/target"
-(cd python && cargo fmt -- --check && cargo clippy --all-targets --locked -- -D warnings)
+# python/Cargo.lock is its own; without --locked it follows a change of
+# crawldns's dependencies (keeping every version it already pins).
+(cd python && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
 echo "== python: wheel"
 rm -rf target/wheels
-"$venv/bin/maturin" build --locked -m python/Cargo.toml -i "$venv/bin/python" -o target/wheels
+"$venv/bin/maturin" build -m python/Cargo.toml -i "$venv/bin/python" -o target/wheels
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/crawldns-*.whl
 cargo build -p crawldns-cli --locked
 echo "== python: pytest"

@@ -19,6 +19,8 @@ import argparse
 import asyncio
 import json
 import os
+import resource
+import statistics
 import shutil
 import socket
 import subprocess
@@ -112,7 +114,8 @@ def check_isolated() -> None:
 def start_testbed(args, dns_only: bool = False):
     from crawldns.testbed import Testbed
 
-    options = ["--hosts", str(args.hosts), "--dns-delay-ms", str(args.dns_delay_ms), "--aaaa", "mapped"]
+    hosts = max(args.hosts, args.burst) if dns_only else args.hosts
+    options = ["--hosts", str(hosts), "--dns-delay-ms", str(args.dns_delay_ms), "--aaaa", "mapped"]
     if not dns_only:
         options += ["--http-delay-ms", str(args.http_delay_ms)]
     return Testbed(*options, dns_addr="127.0.0.1:53", http_port=None if dns_only else HTTP_PORT).start()
@@ -133,6 +136,7 @@ async def crawl(arm: str, args) -> dict:
     import crawldns.aiohttp
 
     prewarm_ms = 0.0
+    cpu_started = resource.getrusage(resource.RUSAGE_SELF)
     crawl_started = time.perf_counter()
     if arm == "threaded":
         resolver = aiohttp.ThreadedResolver()
@@ -193,7 +197,10 @@ async def crawl(arm: str, args) -> dict:
 
         await asyncio.gather(*(fetch(u) for u in urls(args)))
     wall_ms = (time.perf_counter() - crawl_started) * 1000
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_ms = (cpu.ru_utime + cpu.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime) * 1000
     return {
+        "cpu_ms": cpu_ms,
         "ok": ok,
         "errors": errors,
         "ttfb_p50": percentile(ttfb, 50),
@@ -224,7 +231,7 @@ async def burst(kind: str, names: "list[str]") -> "list[float]":
 
     async def one(name: str) -> float:
         started = time.perf_counter()
-        await call(name)
+        await call(name)  # a failure fails the run: every name exists
         return (time.perf_counter() - started) * 1000
 
     return list(await asyncio.gather(*(one(n) for n in names)))
@@ -252,13 +259,15 @@ async def hit_cost(kind: str, calls: int) -> "dict[str, float]":
     for label, call in (("own", own), ("aiohttp", lambda: ah.resolve(host, 0, socket.AF_UNSPEC))):
         await call()  # the miss that fills the cache
         await call()
-        best = float("inf")
+        best_cpu = best_wall = float("inf")
         for _ in range(5):  # best of 5 runs of `calls` calls
-            started = time.perf_counter()
+            cpu, wall = time.thread_time(), time.perf_counter()
             for _ in range(calls):
                 await call()
-            best = min(best, (time.perf_counter() - started) / calls)
-        out[label] = best * 1e9
+            best_cpu = min(best_cpu, (time.thread_time() - cpu) / calls)
+            best_wall = min(best_wall, (time.perf_counter() - wall) / calls)
+        out[label] = best_cpu * 1e9
+        out[label + "_wall"] = best_wall * 1e9
     await ah.close()
     return out
 
@@ -267,15 +276,35 @@ def inside(args) -> int:
     check_isolated()
     results: dict = {"settings": vars(args).copy(), "crawl": {}, "burst": {}, "hit": {}}
     results["settings"].pop("inside", None)
+    results["load_before"] = os.getloadavg()
+    runs: "dict[str, list[dict]]" = {arm: [] for arm in ARMS}
+    for round_ in range(args.rounds):
+        # Each round runs every arm once, in a rotated order, each on a
+        # fresh testbed; the table shows each figure's median over rounds.
+        order = ARMS[round_ % len(ARMS):] + ARMS[: round_ % len(ARMS)]
+        for arm in order:
+            testbed = start_testbed(args)
+            try:
+                result = asyncio.run(crawl(arm, args))
+            finally:
+                served = testbed.stop()
+            result["dns_queries"] = served.get("dns_udp", 0) + served.get("dns_tcp", 0)
+            runs[arm].append(result)
+            print(f"round {round_ + 1} {arm}: {result}", file=sys.stderr)
+    results["runs"] = runs
     for arm in ARMS:
-        testbed = start_testbed(args)
-        try:
-            result = asyncio.run(crawl(arm, args))
-        finally:
-            served = testbed.stop()
-        result["dns_queries"] = served.get("dns_udp", 0) + served.get("dns_tcp", 0)
-        results["crawl"][arm] = result
-        print(f"{arm}: {result}", file=sys.stderr)
+        merged = {}
+        for key, value in runs[arm][0].items():
+            if isinstance(value, (int, float)):
+                merged[key] = statistics.median(r[key] for r in runs[arm])
+            else:
+                merged[key] = value
+        merged["errors"] = {}
+        for r in runs[arm]:
+            for k, n in r["errors"].items():
+                merged["errors"][k] = merged["errors"].get(k, 0) + n
+        merged["ok"] = sum(r["ok"] for r in runs[arm])
+        results["crawl"][arm] = merged
 
     for kind in ("threaded", "aiodns", "crawldns"):
         testbed = start_testbed(args, dns_only=True)
@@ -299,6 +328,7 @@ def inside(args) -> int:
         cost["dns_queries"] = served.get("dns_udp", 0) + served.get("dns_tcp", 0)
         results["hit"][kind] = cost
         print(f"hit {kind}: {cost}", file=sys.stderr)
+    results["load_after"] = os.getloadavg()
     json.dump(results, sys.stdout)
     return 0
 
@@ -319,24 +349,26 @@ def render(results: dict) -> str:
     lines = [
         f"aiohttp TCPConnector(limit=200, limit_per_host=8, ttl_dns_cache=10): {s['hosts']} hosts x "
         f"{s['urls_per_host']} URLs = {s['hosts'] * s['urls_per_host']} URLs; DNS answers delayed "
-        f"{s['dns_delay_ms']} ms, HTTP responses {s['http_delay_ms']} ms",
+        f"{s['dns_delay_ms']} ms, HTTP responses {s['http_delay_ms']} ms; median of {s['rounds']} rounds "
+        f"(load average {results['load_before'][0]:.1f} before, {results['load_after'][0]:.1f} after)",
         "",
         head,
         rule,
         row("TTFB p50", "ttfb_p50", ms),
         row("TTFB p99", "ttfb_p99", ms),
         row("wall time", "wall_ms", lambda v: f"{v:.0f} ms"),
+        row("client CPU (all threads)", "cpu_ms", lambda v: f"{v:.0f} ms"),
         row("DNS queries at the server", "dns_queries", str),
         row("resolver calls (aiohttp DNS cache misses)", "dns_calls", str),
         row("resolve p50 (aiohttp trace)", "dns_p50", ms),
         row("resolve p99 (aiohttp trace)", "dns_p99", ms),
-        row("ok", "ok", lambda v: f"{v}/{s['hosts'] * s['urls_per_host']}"),
+        row("ok (all rounds)", "ok", lambda v: f"{v}/{s['hosts'] * s['urls_per_host'] * s['rounds']}"),
         row("errors", "errors", lambda v: ", ".join(f"{k} {n}" for k, n in v.items()) or "0"),
         "",
         f"crawldns + prewarm: pre-warm took {crawl['crawldns+prewarm']['prewarm_ms']:.1f} ms (in its wall time, not in TTFB).",
         "",
         f"Resolvers alone ({s['burst']}-name burst, AF_UNSPEC, DNS delayed {s['dns_delay_ms']} ms; "
-        f"cache hit: best of 5 x {s['hit_calls']} awaited calls in one task):",
+        f"cache hit: CPU time of the calling thread, best of 5 x {s['hit_calls']} awaited calls in one task):",
         "",
         "| | getaddrinfo (loop's thread pool) | aiodns | crawldns |",
         "|---|---:|---:|---:|",
@@ -348,6 +380,7 @@ def render(results: dict) -> str:
     h = results["hit"]
     lines.append("| cache hit, resolver's API (`getaddrinfo` / `resolve`) | n/a (no cache) | " + " | ".join(f"{h[k]['own'] / 1000:.2f} µs" for k in ("aiodns", "crawldns")) + " |")
     lines.append("| cache hit, aiohttp resolver's `resolve()` | n/a | " + " | ".join(f"{h[k]['aiohttp'] / 1000:.2f} µs" for k in ("aiodns", "crawldns")) + " |")
+    lines.append("| cache hit, resolver's API, wall time | | " + " | ".join(f"{h[k]['own_wall'] / 1000:.2f} µs" for k in ("aiodns", "crawldns")) + " |")
     lines.append("| hit runs: DNS queries at the server | | " + " | ".join(str(h[k]["dns_queries"]) for k in ("aiodns", "crawldns")) + " |")
     return "\n".join(lines)
 
@@ -358,6 +391,7 @@ def main() -> int:
     parser.add_argument("--urls-per-host", type=int, default=4)
     parser.add_argument("--dns-delay-ms", type=int, default=30)
     parser.add_argument("--http-delay-ms", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--hit-calls", type=int, default=100_000)
     parser.add_argument("--json", help="also write the results as JSON here")
