@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # command -> Debian package: dig and curl are the outside clients the tests
 # compare against, knotd and unbound the real servers of the interop tests,
 # cmake builds the vendored c-ares of the benchmark harness, ip makes the
-# network namespaces of the root-only tests.
+# network namespaces of the root-only tests, redis-server holds the fleet
+# tests' frontier.
 need_apt=()
-for pair in dig:bind9-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound; do
+for pair in dig:bind9-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound redis-server:redis-server; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -19,7 +20,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   fi
   echo "== installing ${need_apt[*]}"
   apt-get update -qq
-  # The tests start their own Knot and Unbound; keep the packages' services
+  # The tests start their own Knot, Unbound and Redis; keep the packages' services
   # from starting (and taking port 53) as they install.
   made_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -465,7 +465,10 @@ mod tests {
         let c = LeaseConfig::with_ttl(Duration::from_secs(5));
         assert_eq!(c.fence(), Duration::from_secs(4));
         assert_eq!(c.tick(), Duration::from_secs(1));
-        assert_eq!(LeaseConfig::with_ttl(Duration::from_millis(1500)).tick(), Duration::from_millis(500));
+        assert_eq!(
+            LeaseConfig::with_ttl(Duration::from_millis(1500)).tick(),
+            Duration::from_millis(500)
+        );
         assert_eq!(c.ttl_ms(), 5000);
         assert_eq!(
             LeaseAction::Steal {
