@@ -52,7 +52,7 @@ enum FleetCommand {
     Enqueue(EnqueueArgs),
     /// Run one crawl worker until stopped (SIGTERM/SIGINT) or, with
     /// --until-done, until the crawl is done.
-    Work(WorkArgs),
+    Work(Box<WorkArgs>),
     /// Show partitions, owners, lag, pending, and per-worker rates and DNS
     /// hit ratios.
     Status(StatusArgs),
@@ -193,7 +193,7 @@ struct CollectArgs {
 pub async fn run(args: FleetArgs) -> Result<Outcome> {
     match args.command {
         FleetCommand::Enqueue(args) => enqueue(args).await,
-        FleetCommand::Work(args) => work(args).await,
+        FleetCommand::Work(args) => work(*args).await,
         FleetCommand::Status(args) => status(args).await,
         FleetCommand::Collect(args) => collect(args).await,
     }
