@@ -92,7 +92,7 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
             file,
         ],
     );
-    let args = work_args("3000");
+    let args = work_args("5000");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let single = Worker::spawn(dir.path(), &redis, "single", "single", &args)
         .finish(Duration::from_secs(300));
