@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # command -> Debian package: dig, kdig (DoT and DoH) and curl are the outside
 # clients the tests compare against, knotd and unbound the real servers of
 # the interop tests, cmake builds the vendored c-ares of the benchmark
-# harness, ip makes the network namespaces of the root-only tests.
+# harness, ip makes the network namespaces of the root-only tests,
+# redis-server holds the fleet tests' frontier.
 need_apt=()
 for pair in dig:bind9-dnsutils kdig:knot-dnsutils ip:iproute2 curl:curl cmake:cmake knotd:knot unbound:unbound redis-server:redis-server python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
@@ -23,7 +24,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   fi
   echo "== installing ${need_apt[*]}"
   apt-get update -qq
-  # The tests start their own Knot and Unbound; keep the packages' services
+  # The tests start their own Knot, Unbound and Redis; keep the packages' services
   # from starting (and taking port 53) as they install.
   made_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

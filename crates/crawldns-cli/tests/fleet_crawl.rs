@@ -92,7 +92,7 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
             file,
         ],
     );
-    let args = work_args("3000");
+    let args = work_args("5000");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let single = Worker::spawn(dir.path(), &redis, "single", "single", &args)
         .finish(Duration::from_secs(300));
@@ -282,4 +282,146 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
         queries.values().sum::<u64>(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Sum of `calls=` over `INFO commandstats`, and the calls per command.
+fn command_calls(info: &str) -> (u64, BTreeMap<String, u64>) {
+    let mut per = BTreeMap::new();
+    for line in info.lines() {
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((name, stats)) = rest.split_once(':') else {
+            continue;
+        };
+        let calls = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        per.insert(name.to_owned(), calls);
+    }
+    (per.values().sum(), per)
+}
+
+fn used_memory(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// The "Fleet" benchmark of BENCHMARKS.md: throughput with 1, 2 and 3
+/// workers on this machine (all processes on its cores, loopback farm with
+/// no response delay, one Unbound), Redis commands per URL (INFO
+/// commandstats) and the frontier's memory per queued URL (INFO memory).
+/// Run: `cargo nextest run --release -p crawldns-cli --test fleet_crawl
+/// --run-ignored only fleet_benchmark --no-capture`
+/// (`CRAWLDNS_FLEET_URLS`/`CRAWLDNS_FLEET_HOSTS` set the size).
+#[test]
+#[ignore = "a benchmark: run by hand, see BENCHMARKS.md"]
+fn fleet_benchmark() {
+    let (n_urls, n_hosts) = {
+        let get = |name: &str, default: u32| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        (
+            get("CRAWLDNS_FLEET_URLS", 30_000),
+            get("CRAWLDNS_FLEET_HOSTS", 3_000),
+        )
+    };
+    let dir = TempDir::new("fleet-bench");
+    let farm = Farm::start(n_hosts, Duration::ZERO);
+    let redis_port = free_port();
+    let _redis = start_redis(dir.path(), redis_port, None);
+    let redis = format!("redis://127.0.0.1:{redis_port}");
+    let unbound_port = free_port();
+    let _unbound = start_unbound(&dir.path().join("unbound"), unbound_port, farm.dns_addr());
+    let list = url_list(&farm, n_urls, n_hosts);
+    let file = dir.file("urls.txt", &(list.join("\n") + "\n"));
+    let file = file.to_str().unwrap();
+    let nameserver = format!("127.0.0.1:{unbound_port}");
+    let args = [
+        "--nameserver",
+        &nameserver,
+        "--strategy",
+        "v4",
+        "--lease-ms",
+        "3000",
+        "--partitions",
+        "12",
+        "--until-done",
+    ];
+    let mut rows = Vec::new();
+    for n in 1..=3usize {
+        let ns = format!("bench{n}");
+        let fleet = Fleet::connect(&redis, &ns);
+        let workers: Vec<Worker> = (0..n)
+            .map(|i| Worker::spawn(dir.path(), &redis, &ns, &format!("b{n}-{i}"), &args))
+            .collect();
+        fleet.wait_until(
+            "workers sharing all partitions",
+            Duration::from_secs(60),
+            |s| {
+                let owners: BTreeSet<&str> = s
+                    .partition
+                    .iter()
+                    .filter_map(|p| p.owner.as_deref())
+                    .collect();
+                s.partition.len() == 12
+                    && s.partition.iter().all(|p| p.owner.is_some())
+                    && owners.len() == n
+            },
+        );
+        fleet.reset_stats();
+        let started = Instant::now();
+        fleet_cmd(&redis, &["enqueue", "--namespace", &ns, file]);
+        fleet.wait_until("the crawl done", Duration::from_secs(600), |s| {
+            s.enqueued == u64::from(n_urls) && s.queued == 0
+        });
+        let elapsed = started.elapsed();
+        let (all_calls, per) = command_calls(&fleet.info("commandstats"));
+        // The test's own progress polls (FleetStatus::read: 3 HGETALL, TIME,
+        // XLEN of the results, and XLEN + XINFO GROUPS per partition) and
+        // the CONFIG RESETSTAT are not the fleet's: taken out.
+        let polls = per.get("xinfo|groups").copied().unwrap_or(0) / 12;
+        let calls = all_calls - polls * (5 + 2 * 12) - 1;
+        let stats: Vec<_> = workers
+            .into_iter()
+            .map(|w| w.finish(Duration::from_secs(60)))
+            .collect();
+        let ok: u64 = stats.iter().map(|s| s.ok()).sum();
+        let done: u64 = stats.iter().map(|s| s.done).sum();
+        assert!(done >= u64::from(n_urls), "{stats:?}");
+        // Failures (DNS timeouts when the machine is saturated) are
+        // reported, not hidden: the table has an "ok" column.
+        // The results stay in the stream (no collector ran): measured, then dropped.
+        let rate = f64::from(n_urls) / elapsed.as_secs_f64();
+        eprintln!("{n} worker(s): {n_urls} URLs in {:.2} s = {rate:.0} URLs/s; {calls} Redis commands ({:.2} per URL): {per:?}",
+            elapsed.as_secs_f64(), calls as f64 / f64::from(n_urls));
+        rows.push((n, elapsed, rate, calls, ok));
+    }
+    // Frontier memory: enqueue with no worker, compare INFO memory.
+    let fleet = Fleet::connect(&redis, "mem");
+    let before = used_memory(&fleet.info("memory"));
+    fleet_cmd(
+        &redis,
+        &["enqueue", "--namespace", "mem", "--partitions", "12", file],
+    );
+    let after = used_memory(&fleet.info("memory"));
+    let per_url = (after - before) as f64 / f64::from(n_urls);
+    let url_len = list.iter().map(String::len).sum::<usize>() as f64 / list.len() as f64;
+    println!("| workers | URLs | ok | seconds | URLs/s | Redis commands per URL |");
+    println!("|---|---|---|---|---|---|");
+    for (n, elapsed, rate, calls, ok) in rows {
+        println!(
+            "| {n} | {n_urls} | {ok} | {:.2} | {rate:.0} | {:.2} |",
+            elapsed.as_secs_f64(),
+            calls as f64 / f64::from(n_urls)
+        );
+    }
+    println!("frontier memory: {per_url:.0} bytes per queued URL ({n_urls} URLs, mean URL {url_len:.0} bytes; used_memory {before} -> {after})");
 }

@@ -361,3 +361,16 @@ fn credentials_never_reach_logs_or_output() {
     );
     assert_eq!(read_output(std::path::Path::new(out_file)).len(), 2);
 }
+
+#[test]
+fn deploy_unbound_conf_is_valid() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/unbound.conf");
+    let out = std::process::Command::new(find("unbound-checkconf"))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("no errors"), "{text}");
+}

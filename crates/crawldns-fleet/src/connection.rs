@@ -110,6 +110,16 @@ impl FleetRedis {
             .map_err(|e| scrub(&self.url, &e))
     }
 
+    /// The text of `INFO section` (e.g. `memory`, `commandstats`).
+    pub async fn info(&self, section: &str) -> Result<String, FleetError> {
+        self.query(redis::cmd("INFO").arg(section)).await
+    }
+
+    /// Resets Redis's command statistics (`CONFIG RESETSTAT`).
+    pub async fn reset_stats(&self) -> Result<(), FleetError> {
+        self.query(redis::cmd("CONFIG").arg("RESETSTAT")).await
+    }
+
     /// Redis's clock, ms since the epoch.
     pub async fn time_ms(&self) -> Result<u64, FleetError> {
         let (secs, micros): (u64, u64) = self.query(&redis::cmd("TIME")).await?;

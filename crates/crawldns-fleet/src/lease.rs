@@ -41,9 +41,10 @@ impl LeaseConfig {
         }
     }
 
-    /// How often a worker renews: three times per lease.
+    /// How often a worker renews (and reports, and rebalances): three
+    /// times per lease, and at least once a second.
     pub fn tick(&self) -> Duration {
-        self.ttl / 3
+        (self.ttl / 3).min(Duration::from_secs(1))
     }
 
     /// How long after sending a successful renewal the worker may go on
@@ -463,7 +464,11 @@ mod tests {
         assert_eq!(Lease::decode("12x w"), None);
         let c = LeaseConfig::with_ttl(Duration::from_secs(5));
         assert_eq!(c.fence(), Duration::from_secs(4));
-        assert_eq!(c.tick(), Duration::from_nanos(1_666_666_666));
+        assert_eq!(c.tick(), Duration::from_secs(1));
+        assert_eq!(
+            LeaseConfig::with_ttl(Duration::from_millis(1500)).tick(),
+            Duration::from_millis(500)
+        );
         assert_eq!(c.ttl_ms(), 5000);
         assert_eq!(
             LeaseAction::Steal {

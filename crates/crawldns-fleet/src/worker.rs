@@ -622,12 +622,17 @@ impl Driver {
         Ok(u64::try_from(reply).ok())
     }
 
-    async fn heartbeat(&mut self, now_ms: u64) -> Result<(), FleetError> {
+    /// Brings the reported stats up to date (Redis time `now_ms`).
+    fn refresh_stats(&mut self, now_ms: u64) {
         self.stats.seen_ms = now_ms;
         self.stats.in_flight = self.running.len() as u64;
         self.stats.partitions = self.held.keys().copied().collect();
         self.stats.dns = self.fetch.dns();
         self.stats.rate = self.rate.push(now_ms, self.stats.done);
+    }
+
+    async fn heartbeat(&mut self, now_ms: u64) -> Result<(), FleetError> {
+        self.refresh_stats(now_ms);
         let json =
             serde_json::to_string(&self.stats).map_err(|e| FleetError::Data(e.to_string()))?;
         self.redis
@@ -657,27 +662,32 @@ impl Driver {
     }
 
     async fn try_lease_round(&mut self, stopping: bool) -> Result<bool, FleetError> {
-        let now_ms = self.redis.time_ms().await?;
-        self.heartbeat(now_ms).await?;
-        let table: HashMap<String, String> = self
-            .redis
-            .query(redis::cmd("HGETALL").arg(self.redis.keys().leases()))
-            .await?;
+        // Two round trips however many partitions: the reads, then the
+        // report and every compare-and-set in one pipeline, so that a
+        // busy worker still renews well inside its lease.
+        let keys = self.redis.keys().clone();
+        let mut reads = redis::pipe();
+        reads
+            .cmd("TIME")
+            .cmd("HGETALL")
+            .arg(keys.leases())
+            .cmd("HGETALL")
+            .arg(keys.workers());
+        type Reads = ((u64, u64), HashMap<String, String>, HashMap<String, String>);
+        let ((secs, micros), table, workers): Reads = self.redis.pipe(&reads).await?;
+        let now_ms = secs * 1000 + micros / 1000;
         let leases: BTreeMap<u32, Lease> = table
             .iter()
             .filter_map(|(p, v)| Some((p.parse().ok()?, Lease::decode(v)?)))
             .collect();
-        let workers: HashMap<String, String> = self
-            .redis
-            .query(redis::cmd("HGETALL").arg(self.redis.keys().workers()))
-            .await?;
         let ttl = self.config.lease.ttl_ms();
         let live = workers
-            .values()
-            .filter_map(|json| serde_json::from_str::<WorkerStats>(json).ok())
+            .iter()
+            .filter(|(id, _)| **id != self.config.id)
+            .filter_map(|(_, json)| serde_json::from_str::<WorkerStats>(json).ok())
             .filter(|w| w.state == "running" && now_ms.saturating_sub(w.seen_ms) < ttl)
             .count()
-            .max(1);
+            + 1;
         let actions = plan(&LeaseView {
             now_ms,
             me: &self.config.id,
@@ -685,56 +695,89 @@ impl Driver {
             leases: &leases,
             live_workers: live,
         });
+        // (partition, expected, new owner or "" to release, what it is)
+        let mut ops: Vec<(u32, Option<Lease>, bool, LeaseAction)> = Vec::new();
         let mut kept = HashSet::new();
         for action in actions {
             let p = action.partition();
-            let sent = Instant::now();
-            let fence_until = sent + self.config.lease.fence();
-            match action {
+            match &action {
                 LeaseAction::Renew { current, .. } => {
                     kept.insert(p);
-                    self.renew(p, &current, fence_until).await?;
+                    ops.push((p, Some(current.clone()), true, action.clone()));
                 }
                 LeaseAction::Release { current, .. } => {
                     kept.insert(p);
-                    if self.drained(p) {
-                        if self.cas(p, Some(&current), None).await?.is_some() {
-                            tracing::info!("released partition {p} (above the fair share)");
-                        }
-                        self.held.remove(&p);
-                    } else {
+                    let drained = self.drained(p);
+                    if !drained {
                         if let Some(h) = self.held.get_mut(&p) {
                             h.draining = true;
                         }
-                        self.renew(p, &current, fence_until).await?;
                     }
+                    ops.push((p, Some(current.clone()), !drained, action.clone()));
                 }
                 LeaseAction::Acquire { .. } | LeaseAction::Steal { .. } if !stopping => {
                     kept.insert(p);
-                    if let Some(expires_ms) = self
-                        .cas(p, action.expected(), Some(&self.config.id))
-                        .await?
-                    {
-                        if let LeaseAction::Steal { from, .. } = &action {
-                            tracing::info!(
-                                "took over partition {p} from {} (lease expired)",
-                                from.owner
-                            );
-                        }
-                        self.held.insert(
-                            p,
-                            Held {
-                                lease: Lease {
-                                    owner: self.config.id.clone(),
-                                    expires_ms,
-                                },
-                                fence_until,
-                                draining: false,
-                            },
-                        );
-                    }
+                    ops.push((p, action.expected().cloned(), true, action.clone()));
                 }
                 LeaseAction::Acquire { .. } | LeaseAction::Steal { .. } => {}
+            }
+        }
+        self.refresh_stats(now_ms);
+        let json =
+            serde_json::to_string(&self.stats).map_err(|e| FleetError::Data(e.to_string()))?;
+        let mut writes = redis::pipe();
+        writes
+            .cmd("HSET")
+            .arg(keys.workers())
+            .arg(&self.config.id)
+            .arg(json)
+            .ignore();
+        for (p, expected, keep, _) in &ops {
+            writes
+                .cmd("EVAL")
+                .arg(LEASE_CAS)
+                .arg(1)
+                .arg(keys.leases())
+                .arg(*p)
+                .arg(expected.as_ref().map_or_else(String::new, Lease::encode))
+                .arg(if *keep { self.config.id.as_str() } else { "" })
+                .arg(ttl);
+        }
+        let sent = Instant::now();
+        let fence_until = sent + self.config.lease.fence();
+        let replies: Vec<i64> = self.redis.pipe(&writes).await?;
+        for ((p, _, keep, action), reply) in ops.into_iter().zip(replies) {
+            let expires_ms = u64::try_from(reply).ok();
+            match (action, expires_ms) {
+                (LeaseAction::Release { .. }, Some(_)) if !keep => {
+                    tracing::info!("released partition {p} (above the fair share)");
+                    self.held.remove(&p);
+                }
+                (LeaseAction::Release { .. } | LeaseAction::Renew { .. }, None) => {
+                    self.lose(p);
+                }
+                (_, None) => {}
+                (action, Some(expires_ms)) => {
+                    if let LeaseAction::Steal { from, .. } = &action {
+                        tracing::info!(
+                            "took over partition {p} from {} (lease expired)",
+                            from.owner
+                        );
+                    }
+                    let held = self.held.entry(p).or_insert_with(|| Held {
+                        lease: Lease {
+                            owner: String::new(),
+                            expires_ms,
+                        },
+                        fence_until,
+                        draining: false,
+                    });
+                    held.lease = Lease {
+                        owner: self.config.id.clone(),
+                        expires_ms,
+                    };
+                    held.fence_until = fence_until;
+                }
             }
         }
         // What the table no longer shows as mine (taken over while this
@@ -760,38 +803,6 @@ impl Driver {
             return Ok(true);
         }
         Ok(false)
-    }
-
-    async fn renew(
-        &mut self,
-        p: u32,
-        current: &Lease,
-        fence_until: Instant,
-    ) -> Result<(), FleetError> {
-        match self.cas(p, Some(current), Some(&self.config.id)).await? {
-            Some(expires_ms) => {
-                if let Some(h) = self.held.get_mut(&p) {
-                    h.lease.expires_ms = expires_ms;
-                    h.fence_until = fence_until;
-                } else {
-                    // Held in Redis but not here (a restart with the same
-                    // id): take it up again.
-                    self.held.insert(
-                        p,
-                        Held {
-                            lease: Lease {
-                                owner: self.config.id.clone(),
-                                expires_ms,
-                            },
-                            fence_until,
-                            draining: false,
-                        },
-                    );
-                }
-            }
-            None => self.lose(p),
-        }
-        Ok(())
     }
 
     /// Drains, requeues what still runs, stores results, releases leases.

@@ -337,6 +337,16 @@ impl Fleet {
         Self { runtime, redis }
     }
 
+    /// `INFO section` of the fleet's Redis.
+    pub fn info(&self, section: &str) -> String {
+        self.runtime.block_on(self.redis.info(section)).unwrap()
+    }
+
+    /// `CONFIG RESETSTAT`.
+    pub fn reset_stats(&self) {
+        self.runtime.block_on(self.redis.reset_stats()).unwrap();
+    }
+
     pub fn status(&self) -> FleetStatus {
         self.runtime
             .block_on(FleetStatus::read(&self.redis, 60_000))
