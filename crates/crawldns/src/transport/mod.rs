@@ -5,6 +5,7 @@
 //! pool over [`tls::TlsDial`]); DNS over HTTPS ([`doh::DohClient`]).
 
 pub mod doh;
+pub mod endpoint;
 pub mod gso;
 pub mod in_flight;
 pub mod pipeline;
