@@ -66,9 +66,11 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
                 "tcp" => Scheme::Tcp,
                 "tls" => Scheme::Tls,
                 "https" => Scheme::Https,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown scheme {other:?} in {text:?}: use udp://, tcp://, tls:// or https://"
-                )),
+                ))
+                }
             };
             (scheme, rest)
         }

@@ -19,8 +19,10 @@ use super::tls::{TlsDial, TlsOptions};
 use super::{StreamError, StreamExchange, TransportError};
 use crate::wire::Question;
 
-/// Bounds every lookup of a healthy run; nothing comes near it.
-const TIMEOUT: Duration = Duration::from_secs(5);
+/// Bounds every lookup of a healthy run; nothing comes near it on an idle
+/// machine, but 500 lookups in flight in a debug build on two busy cores
+/// can queue for seconds.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) async fn testbed(hosts: u32, delay: Delay, faults: Faults) -> DnsServer {
     DnsServer::start(DnsServerConfig {
@@ -305,7 +307,8 @@ async fn a_stalled_connection_times_out_once_and_is_replaced() {
         },
     )
     .await;
-    let short = Duration::from_millis(300);
+    // Long enough for an answer on a busy machine, short for a test.
+    let short = Duration::from_secs(1);
     for (transport, client) in clients(&s) {
         let server = client.addr_on(&s);
         let mut outcomes = Vec::new();
@@ -611,8 +614,7 @@ fn cpu_per_lookup_by_transport() {
             Arc::new(Metrics::default()),
         ));
         let count = 20_000u32;
-        // Warm up every transport (connections, handshakes) first.
-        for (_, client) in [
+        for (label, client) in [
             ("tcp", Client::tcp()),
             ("dot", Client::tls(&options)),
             ("doh", Client::https(&options, false)),
@@ -628,8 +630,7 @@ fn cpu_per_lookup_by_transport() {
             assert!(results.iter().all(|(_, r)| r.is_ok()));
             let per = (thread_cpu() - cpu) / count;
             eprintln!(
-                "{:?}: {per:?} client CPU per lookup, {:?} wall",
-                std::mem::discriminant(&client),
+                "{label}: {per:?} client CPU per lookup, {:?} wall",
                 started.elapsed()
             );
         }
