@@ -81,7 +81,14 @@ struct DohInner {
     /// The `:authority` of requests: the TLS name.
     authority: String,
     settings: DohSettings,
-    conns: tokio::sync::Mutex<HashMap<SocketAddr, Connection>>,
+    /// The live connection per server (read on every query).
+    conns: parking_lot::Mutex<HashMap<SocketAddr, Connection>>,
+    /// Per server, held while connecting, so that one connection is made,
+    /// not one per waiting query (and a server slow to connect delays no
+    /// other).
+    connecting: parking_lot::Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
+    /// The POST request URI, parsed once.
+    post_uri: hyper::Uri,
     opened: AtomicU64,
     reconnects: AtomicU64,
 }
@@ -120,12 +127,19 @@ impl DohClient {
         } else {
             tls.name.clone()
         };
+        let post_uri = format!("https://{authority}{}", settings.path)
+            .parse::<hyper::Uri>()
+            .map_err(|e| {
+                TlsSetupError::Config(format!("invalid DoH path {:?}: {e}", settings.path))
+            })?;
         Ok(Self {
             inner: Arc::new(DohInner {
                 tls: client,
                 authority,
                 settings,
-                conns: tokio::sync::Mutex::new(HashMap::new()),
+                conns: parking_lot::Mutex::new(HashMap::new()),
+                connecting: parking_lot::Mutex::new(HashMap::new()),
+                post_uri,
                 opened: AtomicU64::new(0),
                 reconnects: AtomicU64::new(0),
             }),
@@ -178,7 +192,7 @@ impl DohClient {
                 Ok(message) => return Ok(message),
                 Err(Failure::Final(err)) => return Err(err),
                 Err(Failure::Closed) => {
-                    self.forget(server, conn.id).await;
+                    self.forget(server, conn.id);
                     // As in the pipelined pool: only connections that
                     // answered nothing count against the query.
                     if conn.responses.load(Ordering::Acquire) > 0 {
@@ -200,14 +214,22 @@ impl DohClient {
 
     /// The open connection to `server`, made now if there is none.
     async fn connection(&self, server: SocketAddr) -> Result<Connection, StreamError> {
-        let mut conns = self.inner.conns.lock().await;
-        if let Some(conn) = conns.get(&server) {
-            if !conn.send.is_closed() {
-                return Ok(conn.clone());
-            }
+        if let Some(conn) = self.live(server) {
+            return Ok(conn);
         }
-        // Others asking the same server wait on the lock meanwhile: one
+        // Others asking the same server wait here meanwhile: one
         // connection, not one per query.
+        let gate = self
+            .inner
+            .connecting
+            .lock()
+            .entry(server)
+            .or_default()
+            .clone();
+        let _connecting = gate.lock().await;
+        if let Some(conn) = self.live(server) {
+            return Ok(conn);
+        }
         let tls = self.inner.tls.connect(server).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(ALPN_H2);
         if !h2 {
@@ -229,13 +251,19 @@ impl DohClient {
             responses: Arc::new(AtomicU64::new(0)),
             id,
         };
-        conns.insert(server, conn.clone());
+        self.inner.conns.lock().insert(server, conn.clone());
         Ok(conn)
     }
 
+    /// The open connection to `server`, if there is one.
+    fn live(&self, server: SocketAddr) -> Option<Connection> {
+        let conns = self.inner.conns.lock();
+        conns.get(&server).filter(|c| !c.send.is_closed()).cloned()
+    }
+
     /// Drops the connection `id` to `server` if it is still the current one.
-    async fn forget(&self, server: SocketAddr, id: u64) {
-        let mut conns = self.inner.conns.lock().await;
+    fn forget(&self, server: SocketAddr, id: u64) {
+        let mut conns = self.inner.conns.lock();
         if conns.get(&server).is_some_and(|c| c.id == id) {
             conns.remove(&server);
         }
@@ -262,7 +290,7 @@ impl DohClient {
         } else {
             Request::builder()
                 .method(Method::POST)
-                .uri(format!("https://{}{}", self.inner.authority, settings.path))
+                .uri(self.inner.post_uri.clone())
                 .header(hyper::header::ACCEPT, DNS_MESSAGE)
                 .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
                 .body(Full::new(Bytes::copy_from_slice(&packet)))
@@ -367,14 +395,6 @@ impl Drop for StallGuard<'_> {
         if self.conn.responses.load(Ordering::Acquire) != self.progress {
             return;
         }
-        // Cannot await here: forget without waiting, if the lock is free.
-        if let Ok(mut conns) = self.client.inner.conns.try_lock() {
-            if conns
-                .get(&self.server)
-                .is_some_and(|c| c.id == self.conn.id)
-            {
-                conns.remove(&self.server);
-            }
-        }
+        self.client.forget(self.server, self.conn.id);
     }
 }

@@ -6,6 +6,7 @@
 
 #[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod doh;
+pub mod endpoint;
 pub mod gso;
 #[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod in_flight;
