@@ -114,10 +114,12 @@ class Resolver:
     async def lookup(self, name: str, rtype: str = "A") -> "dict[str, Any]":
         """Records of one type: ``{"name", "type", "ttl", "records", "chain"}``.
 
-        ``rtype`` is ``"A"``, ``"AAAA"`` or ``"CNAME"``; other types
-        (``"MX"``, ...) raise ``ValueError`` until the library supports them.
-        ``records`` are strings (addresses, or the CNAME target); ``chain``
-        lists the CNAMEs followed.
+        ``rtype`` is ``"A"``, ``"AAAA"``, ``"CNAME"``, ``"MX"``, ``"TXT"``,
+        ``"NS"``, ``"SOA"``, ``"PTR"``, ``"SRV"``, ``"CAA"``, ``"HTTPS"`` or
+        ``"SVCB"`` (any case); an unknown type raises ``ValueError``.
+        ``records`` are strings: addresses, the CNAME target, or the other
+        types' data as a zone file writes it; ``chain`` lists the CNAMEs
+        followed.
         """
         found = self._native.lookup(name, rtype)
         if found.__class__ is dict:

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crawldns::{Error, Lookup, MetricsSnapshot, PrewarmReport, QueryType};
+use crawldns::{Error, Lookup, MetricsSnapshot, PrewarmReport, QueryType, RecordData};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -95,12 +95,56 @@ pub fn hosts<'py>(
     PyList::new(py, dicts)
 }
 
-/// The records of a typed answer as strings: addresses for A and AAAA, the
-/// target for CNAME. New record types get their rendering here.
+/// The records of a typed answer as strings in zone-file form: addresses
+/// for A and AAAA, the target for CNAME, and e.g. `"10 mx.example"` for MX.
 fn records(lookup: &Lookup) -> Vec<String> {
     match lookup.query_type {
         QueryType::A | QueryType::Aaaa => lookup.ips.iter().map(ToString::to_string).collect(),
         QueryType::Cname => lookup.target.iter().cloned().collect(),
+        _ => lookup.records.iter().map(record_text).collect(),
+    }
+}
+
+/// One record's data as a zone file writes it.
+fn record_text(data: &RecordData) -> String {
+    let quoted = |bytes: &[u8]| format!("{:?}", String::from_utf8_lossy(bytes));
+    match data {
+        RecordData::Mx {
+            preference,
+            exchange,
+        } => format!("{preference} {exchange}"),
+        RecordData::Txt(strings) => strings
+            .iter()
+            .map(|s| quoted(s))
+            .collect::<Vec<_>>()
+            .join(" "),
+        RecordData::Ns(name) | RecordData::Ptr(name) => name.clone(),
+        RecordData::Soa(soa) => format!(
+            "{} {} {} {} {} {} {}",
+            soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+        ),
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => format!("{priority} {weight} {port} {target}"),
+        RecordData::Caa {
+            critical,
+            tag,
+            value,
+        } => format!("{} {tag} {}", u8::from(*critical) * 128, quoted(value)),
+        RecordData::ServiceBinding(b) => {
+            let mut text = format!("{} {}", b.priority, b.target);
+            if !b.alpn.is_empty() {
+                let _ = write!(text, " alpn={}", b.alpn.join(","));
+            }
+            if let Some(port) = b.port {
+                let _ = write!(text, " port={port}");
+            }
+            text
+        }
+        other => format!("{other:?}"),
     }
 }
 
