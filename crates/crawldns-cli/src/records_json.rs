@@ -261,7 +261,7 @@ mod tests {
         let txt = JsonRecord::from(&RecordData::Txt(vec![b"v=spf1".to_vec(), vec![0xff]]));
         assert_eq!(
             serde_json::to_string(&txt).unwrap(),
-            r#"{"strings":["v=spf1","\ufffd"],"hex":["763d73706631","ff"]}"#
+            "{\"strings\":[\"v=spf1\",\"\u{fffd}\"],\"hex\":[\"763d73706631\",\"ff\"]}"
         );
     }
 

@@ -241,16 +241,32 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
         "every host served both crawls"
     );
 
-    // Each surviving worker's DNS hit ratio is within 95% of the single one's.
+    // Each surviving worker's cache sees every URL of its hosts: at most one
+    // query (A only, --strategy v4) per host it fetched. (The hit ratio is
+    // printed, not compared with the single worker's: with keep-alive reuse
+    // a lookup is made per new connection, so how many lookups a host gets
+    // depends on how its requests overlapped, not on the cache.)
+    let mut hosts_of: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (url, worker, _) in out.values() {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split([':', '/']).next())
+            .unwrap_or_default()
+            .to_owned();
+        hosts_of.entry(worker.as_str()).or_default().insert(host);
+    }
     for (id, stats) in &survivors {
-        let ratio = stats.dns.hit_ratio().unwrap();
+        let ratio = stats.dns.hit_ratio().unwrap_or(0.0);
+        let hosts = hosts_of.get(id.as_str()).map_or(0, BTreeSet::len) as u64;
         eprintln!(
-            "{id}: {} URLs, DNS hit ratio {ratio:.4}, {} queries, {} claimed",
+            "{id}: {} URLs on {hosts} hosts, DNS hit ratio {ratio:.4} (single worker {single_ratio:.4}), {} queries, {} claimed",
             stats.done, stats.dns.queries, stats.claimed
         );
         assert!(
-            ratio >= 0.95 * single_ratio,
-            "{id}: hit ratio {ratio} < 95% of {single_ratio}"
+            stats.dns.queries <= hosts,
+            "{id}: {} queries for {hosts} hosts",
+            stats.dns.queries
         );
     }
 

@@ -185,7 +185,7 @@ fn bad_nameservers_and_options_are_exit_2() {
             "--concurrency",
         ),
         (
-            vec!["resolve", "--nameserver", "127.0.0.1", "--type", "MX"],
+            vec!["resolve", "--nameserver", "127.0.0.1", "--type", "NAPTR"],
             "--type",
         ),
     ] {
