@@ -55,11 +55,11 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 # `#[ignore = "needs root: ..."]`: the step above shows them as skipped, this
 # one runs them, as root only. The fuzz corpus regenerator is ignored for
 # another reason (it rewrites fuzz/corpus; `scripts/fuzz.sh seed` runs it),
-# and so is fleet mode's full-size run (minutes; BENCHMARKS.md, Fleet).
+# and so are fleet mode's full-size run and benchmark (minutes; BENCHMARKS.md, Fleet).
 echo "== root-only tests"
 if [ "$(id -u)" -eq 0 ]; then
   cargo nextest run --workspace --locked --no-fail-fast --run-ignored only \
-    -E 'not test(=regenerate_seed_corpus) and not test(=full_size_30000_urls_3000_hosts)' "$@"
+    -E 'not test(=regenerate_seed_corpus) and not test(=full_size_30000_urls_3000_hosts) and not test(=fleet_benchmark)' "$@"
 else
   echo "skipped: not root, so the tests marked #[ignore = \"needs root: ...\"] did not run"
 fi
