@@ -219,8 +219,9 @@ struct DigAnswer {
     truncated: bool,
 }
 
-fn dig(server: SocketAddr, name: &str, rtype: &str) -> DigAnswer {
-    let output = Command::new(find("dig").unwrap())
+/// `dig @server name rtype` with the header comments and the answer section.
+fn run_dig(server: SocketAddr, name: &str, rtype: &str) -> std::process::Output {
+    Command::new(find("dig").unwrap())
         .args([
             &format!("@{}", server.ip()),
             "-p",
@@ -234,15 +235,23 @@ fn dig(server: SocketAddr, name: &str, rtype: &str) -> DigAnswer {
             rtype,
         ])
         .output()
-        .expect("dig runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    let status = text
-        .split("status: ")
+        .expect("dig runs")
+}
+
+/// The status dig printed (`NOERROR`, `NXDOMAIN`, ...).
+fn status_of(text: &str) -> String {
+    text.split("status: ")
         .nth(1)
         .and_then(|s| s.split(',').next())
         .unwrap_or("NO ANSWER")
-        .to_string();
+        .to_string()
+}
+
+fn dig(server: SocketAddr, name: &str, rtype: &str) -> DigAnswer {
+    let output = run_dig(server, name, rtype);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    let status = status_of(&text);
     let mut cnames = Vec::new();
     let mut addrs = BTreeSet::new();
     let mut ttl: Option<u32> = None;
@@ -501,28 +510,8 @@ fn typed_questions() -> Vec<(String, QueryType, &'static str)> {
 
 /// dig's status and the rdata of the answer records of `rtype`, as text.
 fn dig_rdata(server: SocketAddr, name: &str, rtype: &str) -> (String, BTreeSet<String>) {
-    let output = Command::new(find("dig").unwrap())
-        .args([
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
-            "+noall",
-            "+comments",
-            "+answer",
-            "+tries=2",
-            "+time=2",
-            name,
-            rtype,
-        ])
-        .output()
-        .expect("dig runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let status = text
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("NO ANSWER")
-        .to_string();
+    let text = String::from_utf8_lossy(&run_dig(server, name, rtype).stdout).into_owned();
+    let status = status_of(&text);
     let rdata = text
         .lines()
         .filter(|l| !l.starts_with(';') && !l.is_empty())
