@@ -181,8 +181,11 @@ struct ResolveRecord {
     /// The records, with typed fields, for the types beyond addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     records: Vec<crate::records_json::JsonRecord>,
-    /// Seconds the answer may be cached.
+    /// The record's remaining TTL, in seconds (the smallest on the way).
     ttl: Option<u32>,
+    /// Seconds crawldns's cache keeps the answer still: `ttl` raised to the
+    /// cache's floor or lowered to its ceiling.
+    cache_ttl: Option<u32>,
     /// The response code the answer carried, when one did.
     rcode: Option<&'static str>,
     /// The error kind (`nxdomain`, `timeout`, ...), when the lookup failed.
@@ -211,6 +214,7 @@ impl ResolveRecord {
             chain: Vec::new(),
             records: Vec::new(),
             ttl: None,
+            cache_ttl: None,
             rcode: rcode_of(error),
             error: Some(error.as_str()),
             message: Some(message),
@@ -280,7 +284,7 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
                 None,
                 Vec::new(),
                 Vec::new(),
-                found.ttl,
+                (found.ttl, found.cache_ttl),
             )
         }),
         Some(query_type) => resolver.lookup(&name, query_type).await.map(|found| {
@@ -290,13 +294,13 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
                 found.target,
                 found.chain,
                 records,
-                found.ttl,
+                (found.ttl, found.cache_ttl),
             )
         }),
     };
     let ms = json_ms(started.elapsed());
     match result {
-        Ok((addresses, target, chain, records, ttl)) => ResolveRecord {
+        Ok((addresses, target, chain, records, (ttl, cache_ttl))) => ResolveRecord {
             line,
             name,
             query_type: kind.label(),
@@ -305,6 +309,7 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
             chain,
             records,
             ttl: Some(ttl),
+            cache_ttl: Some(cache_ttl),
             rcode: Some("NOERROR"),
             error: None,
             message: None,
@@ -609,6 +614,7 @@ mod tests {
             chain: Vec::new(),
             records: Vec::new(),
             ttl: Some(300),
+            cache_ttl: Some(300),
             rcode: Some("NOERROR"),
             error: None,
             message: None,

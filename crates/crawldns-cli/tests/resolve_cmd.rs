@@ -53,6 +53,7 @@ fn json_lines_for_answers_nxdomain_and_an_invalid_line() {
     assert_eq!(h1["type"], "IP");
     assert_eq!(h1["addresses"], serde_json::json!(["127.1.0.2"]));
     assert_eq!(h1["ttl"], 300);
+    assert_eq!(h1["cache_ttl"], 300);
     assert_eq!(h1["rcode"], "NOERROR");
     assert_eq!(h1["error"], Value::Null);
     assert!(h1["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{h1}");
@@ -185,7 +186,7 @@ fn bad_nameservers_and_options_are_exit_2() {
             "--concurrency",
         ),
         (
-            vec!["resolve", "--nameserver", "127.0.0.1", "--type", "MX"],
+            vec!["resolve", "--nameserver", "127.0.0.1", "--type", "BOGUS"],
             "--type",
         ),
     ] {
@@ -453,4 +454,34 @@ fn record_types_reverse_lookups_and_escaped_text() {
         stdout.contains("bad\\u{1b}[31m.crawl.test IP error=invalid_name"),
         "{stdout:?}"
     );
+}
+
+/// Issue 13 item 2: with records of TTL 5 (`crawldns testbed --ttl 5`),
+/// the default `--type IP` prints the record's TTL, as `--type A` does,
+/// not the cache's 30 s floor; the floor shows as `cache_ttl`.
+#[test]
+fn the_printed_ttl_is_the_records_and_cache_ttl_the_cache_s() {
+    let bed = Bed::start(BedConfig {
+        http: false,
+        dns_ttl: 5,
+        ..BedConfig::default()
+    });
+    let nameserver = bed.nameserver();
+    for types in [&["--type", "IP"][..], &[], &["--type", "A"]] {
+        let mut args = vec!["resolve", "--nameserver", &nameserver];
+        args.extend_from_slice(types);
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{types:?}: {stderr}");
+        let records = json_lines(&out);
+        assert_eq!(records.len(), 1, "{stdout}");
+        assert_eq!(records[0]["ttl"], 5, "{types:?}: {stdout}");
+        assert_eq!(records[0]["cache_ttl"], 30, "{types:?}: {stdout}");
+        let text = run(
+            &[&args[..], &["--format", "text"]].concat(),
+            "h1.crawl.test\n",
+        );
+        let (stdout, _) = texts(&text);
+        assert!(stdout.contains(" ttl=5 "), "{types:?}: {stdout}");
+    }
 }

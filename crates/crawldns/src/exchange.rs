@@ -148,6 +148,7 @@ impl Core {
                         records,
                         chain,
                         ttl: ttl.min(t),
+                        cache_ttl: 0,
                     });
                 }
                 Reading::Follow {

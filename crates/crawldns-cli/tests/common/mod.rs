@@ -105,6 +105,8 @@ pub struct BedConfig {
     pub tls: bool,
     pub body_size: usize,
     pub http_delay: Duration,
+    /// The TTL of the zone's records.
+    pub dns_ttl: u32,
 }
 
 impl Default for BedConfig {
@@ -116,6 +118,7 @@ impl Default for BedConfig {
             tls: false,
             body_size: 1000,
             http_delay: Duration::ZERO,
+            dns_ttl: ZoneConfig::default().ttl,
         }
     }
 }
@@ -131,6 +134,7 @@ impl Bed {
             let dns = DnsServer::start(DnsServerConfig {
                 zone: ZoneConfig {
                     hosts: config.hosts,
+                    ttl: config.dns_ttl,
                     ..ZoneConfig::default()
                 },
                 delay: Delay::uniform(config.dns_delay),
