@@ -37,6 +37,11 @@ pub struct DnsArgs {
     #[arg(long, value_enum, value_name = "STRATEGY", default_value_t = Strategy::Both)]
     pub strategy: Strategy,
 
+    /// Whether address lookups (type IP) ask for AAAA records: auto asks
+    /// only when this machine has an IPv6 route; always and never override.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Ipv6::Auto)]
+    pub ipv6: Ipv6,
+
     /// Ask the nameservers given with --nameserver over TCP only.
     #[arg(long)]
     pub tcp: bool,
@@ -71,6 +76,28 @@ impl From<SendMode> for Batching {
             SendMode::Off => Batching::Off,
             SendMode::WhenBusy => Batching::WhenBusy,
             SendMode::Always => Batching::Always,
+        }
+    }
+}
+
+/// `--ipv6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ipv6 {
+    /// Ask for AAAA when the machine has an IPv6 route.
+    Auto,
+    /// Always ask for AAAA.
+    Always,
+    /// Never ask for AAAA (per --strategy's families).
+    Never,
+}
+
+impl Ipv6 {
+    /// `ResolverConfig::ipv6_egress`.
+    fn egress(self) -> Option<bool> {
+        match self {
+            Self::Auto => None,
+            Self::Always => Some(true),
+            Self::Never => Some(false),
         }
     }
 }
@@ -175,6 +202,7 @@ impl DnsArgs {
         }
         Ok(builder
             .ip_strategy(self.strategy.into())
+            .ipv6_egress(self.ipv6.egress())
             .batching(if self.bulk {
                 Batching::Always
             } else {

@@ -186,6 +186,9 @@ struct ResolveRecord {
     /// Seconds crawldns's cache keeps the answer still: `ttl` raised to the
     /// cache's floor or lowered to its ceiling.
     cache_ttl: Option<u32>,
+    /// No AAAA was asked for: this machine has no IPv6 route (`--ipv6`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    aaaa_skipped: bool,
     /// The response code the answer carried, when one did.
     rcode: Option<&'static str>,
     /// The error kind (`nxdomain`, `timeout`, ...), when the lookup failed.
@@ -215,6 +218,7 @@ impl ResolveRecord {
             records: Vec::new(),
             ttl: None,
             cache_ttl: None,
+            aaaa_skipped: false,
             rcode: rcode_of(error),
             error: Some(error.as_str()),
             message: Some(message),
@@ -285,6 +289,7 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
                 Vec::new(),
                 Vec::new(),
                 (found.ttl, found.cache_ttl),
+                found.aaaa_skipped,
             )
         }),
         Some(query_type) => resolver.lookup(&name, query_type).await.map(|found| {
@@ -295,12 +300,13 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
                 found.chain,
                 records,
                 (found.ttl, found.cache_ttl),
+                false,
             )
         }),
     };
     let ms = json_ms(started.elapsed());
     match result {
-        Ok((addresses, target, chain, records, (ttl, cache_ttl))) => ResolveRecord {
+        Ok((addresses, target, chain, records, (ttl, cache_ttl), aaaa_skipped)) => ResolveRecord {
             line,
             name,
             query_type: kind.label(),
@@ -310,6 +316,7 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
             records,
             ttl: Some(ttl),
             cache_ttl: Some(cache_ttl),
+            aaaa_skipped,
             rcode: Some("NOERROR"),
             error: None,
             message: None,
@@ -339,10 +346,19 @@ struct Writer {
     out: Output,
     format: Format,
     tally: Tally,
+    /// The note that AAAA was skipped has been printed.
+    noted_aaaa_skipped: bool,
 }
 
 impl Writer {
     fn record(&mut self, record: &ResolveRecord) -> Result<()> {
+        if record.aaaa_skipped && !self.noted_aaaa_skipped {
+            self.noted_aaaa_skipped = true;
+            self.out.progress().eprintln(
+                "note: this machine has no IPv6 route: address lookups ask for A only \
+                 (--ipv6 always asks for AAAA anyway)",
+            );
+        }
         let line = match self.format {
             Format::Json => serde_json::to_string(record).context("cannot encode a record")?,
             Format::Text => record.text(),
@@ -396,6 +412,7 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
         out,
         format: args.format,
         tally: Tally::default(),
+        noted_aaaa_skipped: false,
     };
     let started = Instant::now();
     let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
@@ -615,6 +632,7 @@ mod tests {
             records: Vec::new(),
             ttl: Some(300),
             cache_ttl: Some(300),
+            aaaa_skipped: false,
             rcode: Some("NOERROR"),
             error: None,
             message: None,

@@ -456,6 +456,55 @@ fn record_types_reverse_lookups_and_escaped_text() {
     );
 }
 
+/// Issue 13 item 3: AAAA left out for want of an IPv6 route is said, in
+/// the record and once on stderr; `--ipv6 always` asks anyway.
+#[test]
+fn a_skipped_aaaa_is_said_once_and_ipv6_always_asks_anyway() {
+    let bed = dns_only();
+    let nameserver = bed.nameserver();
+    let input = "h1.crawl.test\nh2.crawl.test\n";
+    let out = run(
+        &["resolve", "--nameserver", &nameserver, "--ipv6", "never"],
+        input,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 2, "{stdout}");
+    assert_eq!(
+        by_line(&records, 1)["addresses"],
+        serde_json::json!(["127.1.0.2"])
+    );
+    assert!(
+        records.iter().all(|r| r["aaaa_skipped"] == true),
+        "{stdout}"
+    );
+    assert_eq!(stderr.matches("no IPv6 route").count(), 1, "{stderr}");
+
+    let out = run(
+        &["resolve", "--nameserver", &nameserver, "--ipv6", "always"],
+        input,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(
+        by_line(&records, 1)["addresses"],
+        serde_json::json!(["::1", "127.1.0.2"]),
+        "{stdout}"
+    );
+    assert!(
+        records.iter().all(|r| r.get("aaaa_skipped").is_none()),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("no IPv6 route"), "{stderr}");
+    assert_eq!(
+        bed.dns().counters().totals().udp_queries,
+        6,
+        "2 A, then 2 A and 2 AAAA"
+    );
+}
+
 /// Issue 13 item 2: with records of TTL 5 (`crawldns testbed --ttl 5`),
 /// the default `--type IP` prints the record's TTL, as `--type A` does,
 /// not the cache's 30 s floor; the floor shows as `cache_ttl`.

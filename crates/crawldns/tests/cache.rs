@@ -700,6 +700,52 @@ async fn prewarmed_localhost_and_ip_names_are_still_answered_locally() {
     }
 }
 
+/// Issue 13 item 3: without an IPv6 route `lookup_ip` says it left AAAA
+/// out, in the answer and in a counter; no AAAA goes on the wire.
+#[tokio::test]
+async fn a_skipped_aaaa_is_said_and_counted() {
+    let server = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(server.addr())
+            .ipv6_egress(Some(false))
+            .build(),
+    )
+    .unwrap();
+    for name in ["h1.crawl.test", "h2.crawl.test", "h1.crawl.test"] {
+        let found = r.lookup_ip(name).await.unwrap();
+        assert!(found.aaaa_skipped, "{name}");
+        assert!(found.addrs.iter().all(IpAddr::is_ipv4), "{name}");
+    }
+    assert_eq!(
+        r.metrics().aaaa_skipped,
+        2,
+        "two resolutions, one cache hit"
+    );
+    assert_eq!(server.counters().totals().udp_queries, 2);
+    assert_eq!(queries(&server, "h1.crawl.test", RecordType::AAAA), 0);
+    let v4_only = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(server.addr())
+            .ipv6_egress(Some(false))
+            .ip_strategy(IpStrategy::V4Only)
+            .build(),
+    )
+    .unwrap();
+    assert!(
+        !v4_only
+            .lookup_ip("h3.crawl.test")
+            .await
+            .unwrap()
+            .aaaa_skipped
+    );
+    assert_eq!(
+        v4_only.metrics().aaaa_skipped,
+        0,
+        "asked for A only: nothing skipped"
+    );
+}
+
 /// Issue 13 item 2: `lookup_ip` reports the record's TTL, as `lookup` does,
 /// not the cache's floor; what the cache keeps is `cache_ttl`. On the wire
 /// answer, on the combined entry's hit and on a hit of the families.
