@@ -151,6 +151,8 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
         SocketAddr::new(ip, 53)
     } else if text.is_empty() {
         return Err(bad("empty"));
+    } else if let Some(port) = port_out_of_range(text) {
+        return Err(bad(&format!("port {port} is out of range (1 to 65535)")));
     } else {
         return Err(bad("not an IP address"));
     };
@@ -161,6 +163,22 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
         return Err(bad("the unspecified address"));
     }
     Ok(addr)
+}
+
+/// The port of `IP:PORT` or `[IPv6]:PORT` when the address is good and the
+/// port is a number too large for one.
+fn port_out_of_range(text: &str) -> Option<&str> {
+    let (ip, port) = text.rsplit_once(':')?;
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(ip);
+    let is_v4 = ip.parse::<std::net::Ipv4Addr>().is_ok();
+    let bracketed_v6 = text.starts_with('[') && ip.parse::<std::net::Ipv6Addr>().is_ok();
+    let too_large = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_err();
+    ((is_v4 || bracketed_v6) && too_large).then_some(port)
 }
 
 impl DnsArgs {
@@ -219,7 +237,10 @@ impl DnsArgs {
                 .resolv_conf
                 .as_ref()
                 .map_or_else(String::new, |p| format!(" ({} names none)", p.display()));
-            anyhow::bail!("no nameserver to ask{from}: pass --nameserver IP[:PORT]");
+            return Err(UsageError(format!(
+                "no nameserver to ask{from}: pass --nameserver IP[:PORT]"
+            ))
+            .into());
         }
         Resolver::new(config).context("cannot start the resolver")
     }
@@ -249,5 +270,19 @@ mod tests {
             let err = parse_nameserver(bad).unwrap_err();
             assert!(err.contains("invalid nameserver"), "{bad:?}: {err}");
         }
+        let why = |text: &str| {
+            let err = parse_nameserver(text).unwrap_err();
+            err[err.find(": ").unwrap() + 2..err.find(" (expected").unwrap()].to_owned()
+        };
+        assert_eq!(
+            why("127.0.0.1:99999"),
+            "port 99999 is out of range (1 to 65535)"
+        );
+        assert_eq!(
+            why("[::1]:65536"),
+            "port 65536 is out of range (1 to 65535)"
+        );
+        assert_eq!(why("300.1.1.1:99999"), "not an IP address");
+        assert_eq!(why("dns.example:99999"), "not an IP address");
     }
 }

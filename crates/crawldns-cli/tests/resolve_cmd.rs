@@ -171,6 +171,9 @@ fn an_unreadable_file_is_exit_1_with_the_path() {
 
 #[test]
 fn bad_nameservers_and_options_are_exit_2() {
+    let dir = TempDir::new("resolve-exit-2");
+    let empty = dir.file("empty.conf", "# no nameserver here\noptions timeout:1\n");
+    let empty_resolv_conf = format!("--resolv-conf={}", empty.display());
     for (args, expected) in [
         (
             vec!["resolve", "--nameserver", "dns.example"],
@@ -178,7 +181,11 @@ fn bad_nameservers_and_options_are_exit_2() {
         ),
         (
             vec!["resolve", "--nameserver", "127.0.0.1:99999"],
-            "invalid nameserver",
+            "port 99999 is out of range (1 to 65535)",
+        ),
+        (
+            vec!["resolve", &empty_resolv_conf],
+            "empty.conf names none): pass --nameserver IP[:PORT]",
         ),
         (vec!["resolve"], "no nameserver"),
         (
