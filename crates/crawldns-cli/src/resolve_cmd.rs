@@ -370,6 +370,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes out what is buffered.
+    fn flush(&mut self) -> Result<()> {
+        let flushed = self.out.flush();
+        flushed.with_context(|| format!("cannot write to {}", self.out.name()))
+    }
+
     fn lookup_done(&mut self, record: &ResolveRecord) -> Result<()> {
         self.tally
             .latency
@@ -418,7 +424,24 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
     let mut tasks: JoinSet<ResolveRecord> = JoinSet::new();
 
-    while let Some(Some(entry)) = shutdown.until_requested(input.entries.recv()).await {
+    loop {
+        // While the input has no line ready, lookups that finish are
+        // written and flushed at once: results stream even when the input
+        // trickles in (a pipe kept open). Both futures are cancel-safe.
+        let next = loop {
+            if tasks.is_empty() {
+                break shutdown.until_requested(input.entries.recv()).await;
+            }
+            tokio::select! {
+                biased;
+                next = shutdown.until_requested(input.entries.recv()) => break next,
+                Some(done) = tasks.join_next() => {
+                    writer.lookup_done(&done.context("a lookup task failed")?)?;
+                    writer.flush()?;
+                }
+            }
+        };
+        let Some(Some(entry)) = next else { break };
         let (number, name, invalid) = match entry {
             Entry::Line { number, text } => {
                 let invalid = crawldns::normalize_host(&text)

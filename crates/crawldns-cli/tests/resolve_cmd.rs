@@ -541,3 +541,52 @@ fn the_printed_ttl_is_the_records_and_cache_ttl_the_cache_s() {
         assert!(stdout.contains(" ttl=5 "), "{types:?}: {stdout}");
     }
 }
+
+/// Issue 13 item 9: `resolve` streams. With stdin kept open (a pipe, not a
+/// terminal) the record of a name is printed as its lookup finishes, before
+/// the next name is even written.
+#[test]
+fn results_stream_while_the_input_stays_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let bed = dns_only();
+    let mut child = common::crawldns()
+        .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("crawldns starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let (lines_tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // A generous bound, only so that a regression fails instead of hanging.
+    let next_line = || {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a record while stdin is still open");
+        serde_json::from_str::<Value>(&line).expect("a JSON record")
+    };
+    for (n, name) in ["h1.crawl.test", "h2.crawl.test"].into_iter().enumerate() {
+        writeln!(stdin, "{name}").expect("write a name");
+        stdin.flush().expect("flush stdin");
+        let record = next_line();
+        assert_eq!(record["name"], name);
+        assert_eq!(record["line"], n as u64 + 1);
+        assert_eq!(record["error"], Value::Null, "{record}");
+    }
+    drop(stdin);
+    let status = child.wait().expect("crawldns exits");
+    assert_eq!(status.code(), Some(0));
+    reader.join().expect("reader thread");
+    assert!(lines.try_recv().is_err(), "no more records");
+}
