@@ -355,8 +355,8 @@ impl Writer {
         if record.aaaa_skipped && !self.noted_aaaa_skipped {
             self.noted_aaaa_skipped = true;
             self.out.progress().eprintln(
-                "note: this machine has no IPv6 route: address lookups ask for A only \
-                 (--ipv6 always asks for AAAA anyway)",
+                "note: AAAA not asked for (no IPv6 route, or --ipv6 never): address \
+                 lookups return IPv4 addresses only; --ipv6 always asks anyway",
             );
         }
         let line = match self.format {

@@ -590,3 +590,48 @@ fn results_stream_while_the_input_stays_open() {
     reader.join().expect("reader thread");
     assert!(lines.try_recv().is_err(), "no more records");
 }
+
+/// Issue 13 item 10: `RUST_LOG=crawldns=debug` shows one line per query
+/// with its server and round-trip time, and stderr (a pipe here) carries no
+/// ANSI colour codes.
+#[test]
+fn debug_logs_show_each_query_with_server_and_rtt_in_plain_text() {
+    let bed = dns_only();
+    let out = common::crawldns()
+        .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
+        .env("RUST_LOG", "crawldns=debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(b"h1.crawl.test\nh2.crawl.test\nnope.crawl.test\n")?;
+            child.wait_with_output()
+        })
+        .expect("crawldns runs");
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let server = format!("server={}", bed.nameserver());
+    let queries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" query ") || l.ends_with(" query"))
+        .collect();
+    assert_eq!(queries.len(), 3, "{stderr}");
+    for line in &queries {
+        assert!(line.contains("DEBUG"), "{line}");
+        assert!(line.contains(&server), "{line}");
+        assert!(line.contains("rtt_us="), "{line}");
+        assert!(line.contains("qtype=A"), "{line}");
+    }
+    assert_eq!(
+        bed.dns().counters().totals().udp_queries,
+        3,
+        "one line per query sent"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no ANSI codes: {stderr:?}");
+}
