@@ -56,6 +56,29 @@ pub struct DnsArgs {
     /// as cheaply as possible.
     #[arg(long, conflicts_with = "batching")]
     pub bulk: bool,
+
+    /// The cache keeps answers at least this many seconds (default 30).
+    #[arg(long, value_name = "SECS", help_heading = "Cache")]
+    pub ttl_floor: Option<u32>,
+
+    /// The cache keeps answers at most this many seconds (default 86400;
+    /// never below the floor).
+    #[arg(long, value_name = "SECS", help_heading = "Cache")]
+    pub ttl_ceiling: Option<u32>,
+
+    /// Serve expired answers for up to SECS after expiry while refreshing
+    /// them, and while every server fails (RFC 8767). Off by default.
+    #[arg(long, value_name = "SECS", help_heading = "Cache")]
+    pub serve_stale: Option<u32>,
+
+    /// Do not refresh popular entries in the last 10% of their TTL.
+    #[arg(long, help_heading = "Cache")]
+    pub no_prefetch: bool,
+
+    /// DNS 0x20: randomize the case of every query's name and drop answers
+    /// that do not echo it (spoofing resistance).
+    #[arg(long)]
+    pub dns0x20: bool,
 }
 
 /// `--batching`.
@@ -218,7 +241,18 @@ impl DnsArgs {
         if let Some(attempts) = self.attempts {
             builder = builder.attempts(usize::try_from(attempts).unwrap_or(usize::MAX));
         }
+        let defaults = crawldns::CacheConfig::default();
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        let cache = crawldns::CacheConfig {
+            min_ttl: self.ttl_floor.map_or(defaults.min_ttl, secs),
+            max_ttl: self.ttl_ceiling.map_or(defaults.max_ttl, secs),
+            serve_stale: self.serve_stale.map(secs),
+            prefetch: !self.no_prefetch,
+            ..defaults
+        };
         Ok(builder
+            .cache(Some(cache))
+            .case_randomization(self.dns0x20)
             .ip_strategy(self.strategy.into())
             .ipv6_egress(self.ipv6.egress())
             .batching(if self.bulk {

@@ -59,6 +59,10 @@ pub struct ResolveArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
     pub format: Format,
 
+    /// No progress bar and no summary on stderr (errors and warnings stay).
+    #[arg(long)]
+    pub silent: bool,
+
     /// Which nameservers to ask, and how.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -395,7 +399,7 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     dedup_in_order(&mut types);
 
     let source = Source::from_arg(args.file.as_deref());
-    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show_progress = !args.silent && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut input = Input::open(source, show_progress)?;
     let metrics = args
         .metrics
@@ -412,13 +416,19 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
         )
         .into());
     }
-    let (out, mut done) = args.run.open(Progress::new(total, "lookups"), record_key)?;
+    let progress = if args.silent {
+        Progress::hidden()
+    } else {
+        Progress::new(total, "lookups")
+    };
+    let (out, mut done) = args.run.open(progress, record_key)?;
     let shutdown = args.run.shutdown()?;
     let mut writer = Writer {
         out,
         format: args.format,
         tally: Tally::default(),
-        noted_aaaa_skipped: false,
+        // --silent: no note either.
+        noted_aaaa_skipped: args.silent,
     };
     let started = Instant::now();
     let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
@@ -514,10 +524,12 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     drop(entries);
     let read = if interrupted { Ok(()) } else { reader.finish() };
 
-    eprint!(
-        "{}",
-        summary(&writer.tally, types.len(), elapsed, &resolver)
-    );
+    if !args.silent {
+        eprint!(
+            "{}",
+            summary(&writer.tally, types.len(), elapsed, &resolver)
+        );
+    }
     if done.skipped > 0 {
         eprintln!(
             "resumed: {} lookups already in {} were skipped",

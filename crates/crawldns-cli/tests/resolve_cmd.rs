@@ -635,3 +635,56 @@ fn debug_logs_show_each_query_with_server_and_rtt_in_plain_text() {
     );
     assert!(!stderr.contains('\u{1b}'), "no ANSI codes: {stderr:?}");
 }
+
+/// Issue 13 "the flags bulk-DNS users expect": the cache's floor and
+/// ceiling from the command line, seen in `cache_ttl`.
+#[test]
+fn ttl_floor_and_ceiling_set_what_the_cache_keeps() {
+    let bed = Bed::start(BedConfig {
+        http: false,
+        dns_ttl: 5,
+        ..BedConfig::default()
+    });
+    let nameserver = bed.nameserver();
+    for (flags, cache_ttl) in [
+        (&["--ttl-floor", "60"][..], 60),
+        (&["--ttl-floor", "0", "--ttl-ceiling", "3"], 3),
+        (&["--ttl-floor", "0", "--no-prefetch", "--dns0x20"], 5),
+        (&["--serve-stale", "600"], 30),
+    ] {
+        let mut args = vec!["resolve", "--nameserver", &nameserver, "--type", "A"];
+        args.extend_from_slice(flags);
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {stderr}");
+        let records = json_lines(&out);
+        assert_eq!(records[0]["ttl"], 5, "{flags:?}: {stdout}");
+        assert_eq!(records[0]["cache_ttl"], cache_ttl, "{flags:?}: {stdout}");
+    }
+}
+
+/// `--silent`: the records on stdout, nothing on stderr.
+#[test]
+fn silent_prints_no_summary() {
+    let bed = dns_only();
+    let nameserver = bed.nameserver();
+    let input = "h1.crawl.test\nh2.crawl.test\n";
+    let loud = run(&["resolve", "--nameserver", &nameserver], input);
+    assert!(texts(&loud).1.contains("resolved 2 names"));
+    // `--ipv6 never`: the note a skipped AAAA would get is silenced too.
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            &nameserver,
+            "--silent",
+            "--ipv6",
+            "never",
+        ],
+        input,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(json_lines(&out).len(), 2, "{stdout}");
+    assert_eq!(stderr, "", "nothing on stderr");
+}
