@@ -263,6 +263,7 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
                 records,
                 chain: chain.iter().map(display).collect(),
                 ttl: *ttl,
+                cache_ttl: 0,
             };
             let kept = cache.insert_positive(key, Value::of_lookup(&lookup), *ttl, now);
             let floor = config.min_ttl.as_secs();

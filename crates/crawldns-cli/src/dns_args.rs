@@ -37,6 +37,11 @@ pub struct DnsArgs {
     #[arg(long, value_enum, value_name = "STRATEGY", default_value_t = Strategy::Both)]
     pub strategy: Strategy,
 
+    /// Whether address lookups (type IP) ask for AAAA records: auto asks
+    /// only when this machine has an IPv6 route; always and never override.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Ipv6::Auto)]
+    pub ipv6: Ipv6,
+
     /// Ask the nameservers given with --nameserver over TCP only.
     #[arg(long)]
     pub tcp: bool,
@@ -51,6 +56,29 @@ pub struct DnsArgs {
     /// as cheaply as possible.
     #[arg(long, conflicts_with = "batching")]
     pub bulk: bool,
+
+    /// The cache keeps answers at least this many seconds (default 30).
+    #[arg(long, value_name = "SECS", help_heading = "Cache")]
+    pub ttl_floor: Option<u32>,
+
+    /// The cache keeps answers at most this many seconds (default 86400;
+    /// never below the floor).
+    #[arg(long, value_name = "SECS", help_heading = "Cache")]
+    pub ttl_ceiling: Option<u32>,
+
+    /// Serve expired answers for up to SECS after expiry while refreshing
+    /// them, and while every server fails (RFC 8767). Off by default.
+    #[arg(long, value_name = "SECS", help_heading = "Cache")]
+    pub serve_stale: Option<u32>,
+
+    /// Do not refresh popular entries in the last 10% of their TTL.
+    #[arg(long, help_heading = "Cache")]
+    pub no_prefetch: bool,
+
+    /// DNS 0x20: randomize the case of every query's name and drop answers
+    /// that do not echo it (spoofing resistance).
+    #[arg(long)]
+    pub dns0x20: bool,
 }
 
 /// `--batching`.
@@ -71,6 +99,28 @@ impl From<SendMode> for Batching {
             SendMode::Off => Batching::Off,
             SendMode::WhenBusy => Batching::WhenBusy,
             SendMode::Always => Batching::Always,
+        }
+    }
+}
+
+/// `--ipv6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ipv6 {
+    /// Ask for AAAA when the machine has an IPv6 route.
+    Auto,
+    /// Always ask for AAAA.
+    Always,
+    /// Never ask for AAAA (per --strategy's families).
+    Never,
+}
+
+impl Ipv6 {
+    /// `ResolverConfig::ipv6_egress`.
+    fn egress(self) -> Option<bool> {
+        match self {
+            Self::Auto => None,
+            Self::Always => Some(true),
+            Self::Never => Some(false),
         }
     }
 }
@@ -124,6 +174,8 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
         SocketAddr::new(ip, 53)
     } else if text.is_empty() {
         return Err(bad("empty"));
+    } else if let Some(port) = port_out_of_range(text) {
+        return Err(bad(&format!("port {port} is out of range (1 to 65535)")));
     } else {
         return Err(bad("not an IP address"));
     };
@@ -134,6 +186,22 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
         return Err(bad("the unspecified address"));
     }
     Ok(addr)
+}
+
+/// The port of `IP:PORT` or `[IPv6]:PORT` when the address is good and the
+/// port is a number too large for one.
+fn port_out_of_range(text: &str) -> Option<&str> {
+    let (ip, port) = text.rsplit_once(':')?;
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(ip);
+    let is_v4 = ip.parse::<std::net::Ipv4Addr>().is_ok();
+    let bracketed_v6 = text.starts_with('[') && ip.parse::<std::net::Ipv6Addr>().is_ok();
+    let too_large = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_err();
+    ((is_v4 || bracketed_v6) && too_large).then_some(port)
 }
 
 impl DnsArgs {
@@ -173,8 +241,20 @@ impl DnsArgs {
         if let Some(attempts) = self.attempts {
             builder = builder.attempts(usize::try_from(attempts).unwrap_or(usize::MAX));
         }
+        let defaults = crawldns::CacheConfig::default();
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        let cache = crawldns::CacheConfig {
+            min_ttl: self.ttl_floor.map_or(defaults.min_ttl, secs),
+            max_ttl: self.ttl_ceiling.map_or(defaults.max_ttl, secs),
+            serve_stale: self.serve_stale.map(secs),
+            prefetch: !self.no_prefetch,
+            ..defaults
+        };
         Ok(builder
+            .cache(Some(cache))
+            .case_randomization(self.dns0x20)
             .ip_strategy(self.strategy.into())
+            .ipv6_egress(self.ipv6.egress())
             .batching(if self.bulk {
                 Batching::Always
             } else {
@@ -191,7 +271,10 @@ impl DnsArgs {
                 .resolv_conf
                 .as_ref()
                 .map_or_else(String::new, |p| format!(" ({} names none)", p.display()));
-            anyhow::bail!("no nameserver to ask{from}: pass --nameserver IP[:PORT]");
+            return Err(UsageError(format!(
+                "no nameserver to ask{from}: pass --nameserver IP[:PORT]"
+            ))
+            .into());
         }
         Resolver::new(config).context("cannot start the resolver")
     }
@@ -221,5 +304,19 @@ mod tests {
             let err = parse_nameserver(bad).unwrap_err();
             assert!(err.contains("invalid nameserver"), "{bad:?}: {err}");
         }
+        let why = |text: &str| {
+            let err = parse_nameserver(text).unwrap_err();
+            err[err.find(": ").unwrap() + 2..err.find(" (expected").unwrap()].to_owned()
+        };
+        assert_eq!(
+            why("127.0.0.1:99999"),
+            "port 99999 is out of range (1 to 65535)"
+        );
+        assert_eq!(
+            why("[::1]:65536"),
+            "port 65536 is out of range (1 to 65535)"
+        );
+        assert_eq!(why("300.1.1.1:99999"), "not an IP address");
+        assert_eq!(why("dns.example:99999"), "not an IP address");
     }
 }

@@ -121,7 +121,7 @@ pub struct LimitArgs {
     pub max_body: u64,
 
     /// The User-Agent header.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = parse_user_agent)]
     pub user_agent: Option<String>,
 
     /// Also trust the CA certificates in this PEM file (e.g. a test CA).
@@ -540,6 +540,20 @@ fn summary(
         }
     );
     text
+}
+
+/// Parses `--user-agent`: a valid header value (no control characters but
+/// tab), or a bad command line (exit 2).
+fn parse_user_agent(text: &str) -> Result<String, String> {
+    match text
+        .bytes()
+        .find(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
+        Some(b) => Err(format!(
+            "a header value cannot hold the control character 0x{b:02x}"
+        )),
+        None => Ok(text.to_owned()),
+    }
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ pub fn render(sources: &Sources) -> String {
 
 fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
     let m = resolver.metrics();
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "lookups",
             "Lookups asked of the resolver (cache hits included).",
@@ -323,6 +323,11 @@ fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
             "coalesced",
             "Lookups that joined a query already in flight (single-flight).",
             m.coalesced,
+        ),
+        (
+            "aaaa_skipped",
+            "Address lookups that sent no AAAA query: no IPv6 route.",
+            m.aaaa_skipped,
         ),
     ];
     for (name, help, value) in counters {

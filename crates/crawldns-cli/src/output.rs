@@ -94,6 +94,14 @@ impl Output {
         Ok(())
     }
 
+    /// Writes the buffered lines out now (a no-op when none are).
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.flush_lines()
+    }
+
     /// Writes the buffered lines out; on failure cuts a file back to its
     /// last complete line.
     fn flush_lines(&mut self) -> io::Result<()> {

@@ -59,6 +59,10 @@ pub struct ResolveArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
     pub format: Format,
 
+    /// No progress bar and no summary on stderr (errors and warnings stay).
+    #[arg(long)]
+    pub silent: bool,
+
     /// Which nameservers to ask, and how.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -181,8 +185,14 @@ struct ResolveRecord {
     /// The records, with typed fields, for the types beyond addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     records: Vec<crate::records_json::JsonRecord>,
-    /// Seconds the answer may be cached.
+    /// The record's remaining TTL, in seconds (the smallest on the way).
     ttl: Option<u32>,
+    /// Seconds crawldns's cache keeps the answer still: `ttl` raised to the
+    /// cache's floor or lowered to its ceiling.
+    cache_ttl: Option<u32>,
+    /// No AAAA was asked for: this machine has no IPv6 route (`--ipv6`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    aaaa_skipped: bool,
     /// The response code the answer carried, when one did.
     rcode: Option<&'static str>,
     /// The error kind (`nxdomain`, `timeout`, ...), when the lookup failed.
@@ -211,6 +221,8 @@ impl ResolveRecord {
             chain: Vec::new(),
             records: Vec::new(),
             ttl: None,
+            cache_ttl: None,
+            aaaa_skipped: false,
             rcode: rcode_of(error),
             error: Some(error.as_str()),
             message: Some(message),
@@ -280,7 +292,8 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
                 None,
                 Vec::new(),
                 Vec::new(),
-                found.ttl,
+                (found.ttl, found.cache_ttl),
+                found.aaaa_skipped,
             )
         }),
         Some(query_type) => resolver.lookup(&name, query_type).await.map(|found| {
@@ -290,13 +303,14 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
                 found.target,
                 found.chain,
                 records,
-                found.ttl,
+                (found.ttl, found.cache_ttl),
+                false,
             )
         }),
     };
     let ms = json_ms(started.elapsed());
     match result {
-        Ok((addresses, target, chain, records, ttl)) => ResolveRecord {
+        Ok((addresses, target, chain, records, (ttl, cache_ttl), aaaa_skipped)) => ResolveRecord {
             line,
             name,
             query_type: kind.label(),
@@ -305,6 +319,8 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
             chain,
             records,
             ttl: Some(ttl),
+            cache_ttl: Some(cache_ttl),
+            aaaa_skipped,
             rcode: Some("NOERROR"),
             error: None,
             message: None,
@@ -334,10 +350,19 @@ struct Writer {
     out: Output,
     format: Format,
     tally: Tally,
+    /// The note that AAAA was skipped has been printed.
+    noted_aaaa_skipped: bool,
 }
 
 impl Writer {
     fn record(&mut self, record: &ResolveRecord) -> Result<()> {
+        if record.aaaa_skipped && !self.noted_aaaa_skipped {
+            self.noted_aaaa_skipped = true;
+            self.out.progress().eprintln(
+                "note: AAAA not asked for (no IPv6 route, or --ipv6 never): address \
+                 lookups return IPv4 addresses only; --ipv6 always asks anyway",
+            );
+        }
         let line = match self.format {
             Format::Json => serde_json::to_string(record).context("cannot encode a record")?,
             Format::Text => record.text(),
@@ -347,6 +372,12 @@ impl Writer {
         *self.tally.by_outcome.entry(record.outcome()).or_default() += 1;
         self.out.progress().inc();
         Ok(())
+    }
+
+    /// Writes out what is buffered.
+    fn flush(&mut self) -> Result<()> {
+        let flushed = self.out.flush();
+        flushed.with_context(|| format!("cannot write to {}", self.out.name()))
     }
 
     fn lookup_done(&mut self, record: &ResolveRecord) -> Result<()> {
@@ -368,7 +399,7 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     dedup_in_order(&mut types);
 
     let source = Source::from_arg(args.file.as_deref());
-    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let show_progress = !args.silent && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut input = Input::open(source, show_progress)?;
     let metrics = args
         .metrics
@@ -385,18 +416,42 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
         )
         .into());
     }
-    let (out, mut done) = args.run.open(Progress::new(total, "lookups"), record_key)?;
+    let progress = if args.silent {
+        Progress::hidden()
+    } else {
+        Progress::new(total, "lookups")
+    };
+    let (out, mut done) = args.run.open(progress, record_key)?;
     let shutdown = args.run.shutdown()?;
     let mut writer = Writer {
         out,
         format: args.format,
         tally: Tally::default(),
+        // --silent: no note either.
+        noted_aaaa_skipped: args.silent,
     };
     let started = Instant::now();
     let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
     let mut tasks: JoinSet<ResolveRecord> = JoinSet::new();
 
-    while let Some(Some(entry)) = shutdown.until_requested(input.entries.recv()).await {
+    loop {
+        // While the input has no line ready, lookups that finish are
+        // written and flushed at once: results stream even when the input
+        // trickles in (a pipe kept open). Both futures are cancel-safe.
+        let next = loop {
+            if tasks.is_empty() {
+                break shutdown.until_requested(input.entries.recv()).await;
+            }
+            tokio::select! {
+                biased;
+                next = shutdown.until_requested(input.entries.recv()) => break next,
+                Some(done) = tasks.join_next() => {
+                    writer.lookup_done(&done.context("a lookup task failed")?)?;
+                    writer.flush()?;
+                }
+            }
+        };
+        let Some(Some(entry)) = next else { break };
         let (number, name, invalid) = match entry {
             Entry::Line { number, text } => {
                 let invalid = crawldns::normalize_host(&text)
@@ -469,10 +524,12 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     drop(entries);
     let read = if interrupted { Ok(()) } else { reader.finish() };
 
-    eprint!(
-        "{}",
-        summary(&writer.tally, types.len(), elapsed, &resolver)
-    );
+    if !args.silent {
+        eprint!(
+            "{}",
+            summary(&writer.tally, types.len(), elapsed, &resolver)
+        );
+    }
     if done.skipped > 0 {
         eprintln!(
             "resumed: {} lookups already in {} were skipped",
@@ -609,6 +666,8 @@ mod tests {
             chain: Vec::new(),
             records: Vec::new(),
             ttl: Some(300),
+            cache_ttl: Some(300),
+            aaaa_skipped: false,
             rcode: Some("NOERROR"),
             error: None,
             message: None,

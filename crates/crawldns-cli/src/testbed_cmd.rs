@@ -37,7 +37,8 @@ pub struct TestbedArgs {
 
     /// Where the DNS server listens, UDP and TCP. Must be a loopback address;
     /// port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5353")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5353",
+          value_parser = parse_loopback_addr)]
     pub dns_addr: SocketAddr,
 
     /// Also serve DNS over TLS (RFC 7858) here, with a certificate from a
@@ -510,6 +511,21 @@ pub fn raise_fd_limit() {
         ),
         Ok(_) => {}
         Err(err) => tracing::debug!("cannot raise the open-file limit: {err}"),
+    }
+}
+
+/// Parses `--dns-addr`: a socket address on loopback (a bad command line,
+/// exit 2, otherwise; nothing is bound).
+fn parse_loopback_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address with a port, e.g. 127.0.0.1:5353"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{addr} is not a loopback address: the testbed serves on loopback only (127.0.0.0/8, ::1)"
+        ))
     }
 }
 

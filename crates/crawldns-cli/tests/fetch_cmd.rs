@@ -228,6 +228,10 @@ fn bad_input_and_options() {
             vec!["fetch", "--nameserver", "127.0.0.1", "--per-host", "0"],
             "--per-host",
         ),
+        (
+            vec!["fetch", "--nameserver", "127.0.0.1", "--user-agent", "a\nb"],
+            "cannot hold the control character 0x0a",
+        ),
     ] {
         let out = run(&args, "");
         let (stdout, stderr) = texts(&out);

@@ -212,6 +212,11 @@ fn resolve_serves_live_metrics_until_stopped() {
     );
     assert_eq!(sample(&body, "crawldns_resolver_cache_hits_total"), 0.0);
     assert_eq!(sample(&body, "crawldns_resolver_timeouts_total"), 0.0);
+    assert_eq!(
+        sample(&body, "crawldns_resolver_aaaa_skipped_total"),
+        0.0,
+        "--type A asks for no AAAA: none skipped"
+    );
     let server = format!("{{server=\"{}\"}}", bed.dns_addr());
     assert_eq!(
         sample(&body, &format!("crawldns_resolver_server_down{server}")),

@@ -53,6 +53,7 @@ fn json_lines_for_answers_nxdomain_and_an_invalid_line() {
     assert_eq!(h1["type"], "IP");
     assert_eq!(h1["addresses"], serde_json::json!(["127.1.0.2"]));
     assert_eq!(h1["ttl"], 300);
+    assert_eq!(h1["cache_ttl"], 300);
     assert_eq!(h1["rcode"], "NOERROR");
     assert_eq!(h1["error"], Value::Null);
     assert!(h1["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{h1}");
@@ -170,6 +171,9 @@ fn an_unreadable_file_is_exit_1_with_the_path() {
 
 #[test]
 fn bad_nameservers_and_options_are_exit_2() {
+    let dir = TempDir::new("resolve-exit-2");
+    let empty = dir.file("empty.conf", "# no nameserver here\noptions timeout:1\n");
+    let empty_resolv_conf = format!("--resolv-conf={}", empty.display());
     for (args, expected) in [
         (
             vec!["resolve", "--nameserver", "dns.example"],
@@ -177,7 +181,11 @@ fn bad_nameservers_and_options_are_exit_2() {
         ),
         (
             vec!["resolve", "--nameserver", "127.0.0.1:99999"],
-            "invalid nameserver",
+            "port 99999 is out of range (1 to 65535)",
+        ),
+        (
+            vec!["resolve", &empty_resolv_conf],
+            "empty.conf names none): pass --nameserver IP[:PORT]",
         ),
         (vec!["resolve"], "no nameserver"),
         (
@@ -451,4 +459,230 @@ fn record_types_reverse_lookups_and_escaped_text() {
         stdout.contains("bad\\u{1b}[31m.crawl.test IP error=invalid_name"),
         "{stdout:?}"
     );
+}
+
+/// Issue 13 item 3: AAAA left out for want of an IPv6 route is said, in
+/// the record and once on stderr; `--ipv6 always` asks anyway.
+#[test]
+fn a_skipped_aaaa_is_said_once_and_ipv6_always_asks_anyway() {
+    let bed = dns_only();
+    let nameserver = bed.nameserver();
+    let input = "h1.crawl.test\nh2.crawl.test\n";
+    let out = run(
+        &["resolve", "--nameserver", &nameserver, "--ipv6", "never"],
+        input,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 2, "{stdout}");
+    assert_eq!(
+        by_line(&records, 1)["addresses"],
+        serde_json::json!(["127.1.0.2"])
+    );
+    assert!(
+        records.iter().all(|r| r["aaaa_skipped"] == true),
+        "{stdout}"
+    );
+    assert_eq!(stderr.matches("no IPv6 route").count(), 1, "{stderr}");
+
+    let out = run(
+        &["resolve", "--nameserver", &nameserver, "--ipv6", "always"],
+        input,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(
+        by_line(&records, 1)["addresses"],
+        serde_json::json!(["::1", "127.1.0.2"]),
+        "{stdout}"
+    );
+    assert!(
+        records.iter().all(|r| r.get("aaaa_skipped").is_none()),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("no IPv6 route"), "{stderr}");
+    assert_eq!(
+        bed.dns().counters().totals().udp_queries,
+        6,
+        "2 A, then 2 A and 2 AAAA"
+    );
+}
+
+/// Issue 13 item 2: with records of TTL 5 (`crawldns testbed --ttl 5`),
+/// the default `--type IP` prints the record's TTL, as `--type A` does,
+/// not the cache's 30 s floor; the floor shows as `cache_ttl`.
+#[test]
+fn the_printed_ttl_is_the_records_and_cache_ttl_the_cache_s() {
+    let bed = Bed::start(BedConfig {
+        http: false,
+        dns_ttl: 5,
+        ..BedConfig::default()
+    });
+    let nameserver = bed.nameserver();
+    for types in [&["--type", "IP"][..], &[], &["--type", "A"]] {
+        let mut args = vec!["resolve", "--nameserver", &nameserver];
+        args.extend_from_slice(types);
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{types:?}: {stderr}");
+        let records = json_lines(&out);
+        assert_eq!(records.len(), 1, "{stdout}");
+        assert_eq!(records[0]["ttl"], 5, "{types:?}: {stdout}");
+        assert_eq!(records[0]["cache_ttl"], 30, "{types:?}: {stdout}");
+        let text = run(
+            &[&args[..], &["--format", "text"]].concat(),
+            "h1.crawl.test\n",
+        );
+        let (stdout, _) = texts(&text);
+        assert!(stdout.contains(" ttl=5 "), "{types:?}: {stdout}");
+    }
+}
+
+/// Issue 13 item 9: `resolve` streams. With stdin kept open (a pipe, not a
+/// terminal) the record of a name is printed as its lookup finishes, before
+/// the next name is even written.
+#[test]
+fn results_stream_while_the_input_stays_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let bed = dns_only();
+    let mut child = common::crawldns()
+        .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("crawldns starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let (lines_tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // A generous bound, only so that a regression fails instead of hanging.
+    let next_line = || {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a record while stdin is still open");
+        serde_json::from_str::<Value>(&line).expect("a JSON record")
+    };
+    for (n, name) in ["h1.crawl.test", "h2.crawl.test"].into_iter().enumerate() {
+        writeln!(stdin, "{name}").expect("write a name");
+        stdin.flush().expect("flush stdin");
+        let record = next_line();
+        assert_eq!(record["name"], name);
+        assert_eq!(record["line"], n as u64 + 1);
+        assert_eq!(record["error"], Value::Null, "{record}");
+    }
+    drop(stdin);
+    let status = child.wait().expect("crawldns exits");
+    assert_eq!(status.code(), Some(0));
+    reader.join().expect("reader thread");
+    assert!(lines.try_recv().is_err(), "no more records");
+}
+
+/// Issue 13 item 10: `RUST_LOG=crawldns=debug` shows one line per query
+/// with its server and round-trip time, and stderr (a pipe here) carries no
+/// ANSI colour codes.
+#[test]
+fn debug_logs_show_each_query_with_server_and_rtt_in_plain_text() {
+    let bed = dns_only();
+    let out = common::crawldns()
+        .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
+        .env("RUST_LOG", "crawldns=debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(b"h1.crawl.test\nh2.crawl.test\nnope.crawl.test\n")?;
+            child.wait_with_output()
+        })
+        .expect("crawldns runs");
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let server = format!("server={}", bed.nameserver());
+    let queries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" query ") || l.ends_with(" query"))
+        .collect();
+    assert_eq!(queries.len(), 3, "{stderr}");
+    for line in &queries {
+        assert!(line.contains("DEBUG"), "{line}");
+        assert!(line.contains(&server), "{line}");
+        assert!(line.contains("rtt_us="), "{line}");
+        assert!(line.contains("qtype=A"), "{line}");
+    }
+    assert_eq!(
+        bed.dns().counters().totals().udp_queries,
+        3,
+        "one line per query sent"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no ANSI codes: {stderr:?}");
+}
+
+/// Issue 13 "the flags bulk-DNS users expect": the cache's floor and
+/// ceiling from the command line, seen in `cache_ttl`.
+#[test]
+fn ttl_floor_and_ceiling_set_what_the_cache_keeps() {
+    let bed = Bed::start(BedConfig {
+        http: false,
+        dns_ttl: 5,
+        ..BedConfig::default()
+    });
+    let nameserver = bed.nameserver();
+    for (flags, cache_ttl) in [
+        (&["--ttl-floor", "60"][..], 60),
+        (&["--ttl-floor", "0", "--ttl-ceiling", "3"], 3),
+        (&["--ttl-floor", "0", "--no-prefetch", "--dns0x20"], 5),
+        (&["--serve-stale", "600"], 30),
+    ] {
+        let mut args = vec!["resolve", "--nameserver", &nameserver, "--type", "A"];
+        args.extend_from_slice(flags);
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {stderr}");
+        let records = json_lines(&out);
+        assert_eq!(records[0]["ttl"], 5, "{flags:?}: {stdout}");
+        assert_eq!(records[0]["cache_ttl"], cache_ttl, "{flags:?}: {stdout}");
+    }
+}
+
+/// `--silent`: the records on stdout, nothing on stderr.
+#[test]
+fn silent_prints_no_summary() {
+    let bed = dns_only();
+    let nameserver = bed.nameserver();
+    let input = "h1.crawl.test\nh2.crawl.test\n";
+    let loud = run(&["resolve", "--nameserver", &nameserver], input);
+    assert!(texts(&loud).1.contains("resolved 2 names"));
+    // `--ipv6 never`: the note a skipped AAAA would get is silenced too.
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            &nameserver,
+            "--silent",
+            "--ipv6",
+            "never",
+        ],
+        input,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(json_lines(&out).len(), 2, "{stdout}");
+    assert_eq!(stderr, "", "nothing on stderr");
 }

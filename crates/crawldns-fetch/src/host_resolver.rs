@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use crawldns::ErrorKind;
 
-/// Why a host could not be resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a host could not be resolved. Displays as the message and the
+/// kind: `nope.crawl.test: name does not exist (nxdomain)`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} ({})", kind.as_str())]
 pub struct DnsFailure {
     /// The resolver's error kind.
     pub kind: ErrorKind,
@@ -57,5 +59,25 @@ impl HostResolver for crawldns::Resolver {
 
     fn name(&self) -> &'static str {
         "crawldns"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dns_failure_is_an_error_that_reads_well() {
+        let failure = DnsFailure {
+            kind: ErrorKind::NxDomain,
+            message: "nope.crawl.test: name does not exist".into(),
+        };
+        assert_eq!(
+            failure.to_string(),
+            "nope.crawl.test: name does not exist (nxdomain)"
+        );
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(failure.clone());
+        assert!(boxed.source().is_none());
+        assert_eq!(boxed.to_string(), failure.to_string());
     }
 }

@@ -147,6 +147,8 @@ pub struct BedConfig {
     pub body_size: usize,
     /// Delay of every HTTP response's headers.
     pub http_delay: Duration,
+    /// The TTL of the zone's records.
+    pub dns_ttl: u32,
 }
 
 impl Default for BedConfig {
@@ -158,6 +160,7 @@ impl Default for BedConfig {
             tls: false,
             body_size: 1000,
             http_delay: Duration::ZERO,
+            dns_ttl: ZoneConfig::default().ttl,
         }
     }
 }
@@ -175,6 +178,7 @@ impl Bed {
             let dns = DnsServer::start(DnsServerConfig {
                 zone: ZoneConfig {
                     hosts: config.hosts,
+                    ttl: config.dns_ttl,
                     ..ZoneConfig::default()
                 },
                 delay: Delay::uniform(config.dns_delay),

@@ -160,18 +160,45 @@ impl Value {
 
 /// One cached answer, stored inline in the cache's slots and cloned out
 /// on a hit (a reference-count increment). Kept small: at a million
-/// entries every byte here is a megabyte; the stale window is the cache's,
-/// not stored per entry.
+/// entries every byte here is a megabyte; the stale window and the TTL
+/// floor and ceiling are the cache's, not stored per entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The answer.
     pub value: Value,
     /// When it expires, on the cache's timeline.
     expires: Tick,
-    /// The TTL kept, in seconds (the prefetch window is its last 10%).
+    /// Seconds. A positive answer: the record's TTL as the server gave it
+    /// (the TTL kept is the cache's clamp of it, [`Bounds::kept`], so the
+    /// record's own remaining TTL can be reported); a failure: the TTL kept.
     ttl: u32,
     prefetch_claimed: bool,
 }
+
+/// The floor and ceiling positive TTLs are clamped to, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    floor: u64,
+    ceiling: u64,
+}
+
+impl Bounds {
+    fn of(config: &CacheConfig) -> Self {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            floor: nanos(config.min_ttl),
+            ceiling: nanos(config.max_ttl.max(config.min_ttl)),
+        }
+    }
+
+    /// How long a positive answer whose record TTL is `record` seconds is
+    /// kept, in nanoseconds.
+    fn kept(self, record: u32) -> u64 {
+        (u64::from(record) * NANOS_PER_SECOND).clamp(self.floor, self.ceiling)
+    }
+}
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 impl Entry {
     /// Seconds left, rounded up; zero once expired.
@@ -186,16 +213,35 @@ impl Entry {
 
     /// Whether `now` is in the entry's prefetch window (its last 10%) and
     /// its one prefetch has not been claimed.
-    fn prefetch_due(&self, now: Instant) -> bool {
+    fn prefetch_due(&self, now: Instant, bounds: Bounds) -> bool {
         // `now + window >= expires` and not expired.
         let left = self.expires.nanos_since(Tick::of(now));
-        !self.prefetch_claimed && left > 0 && left <= self.prefetch_window()
+        !self.prefetch_claimed && left > 0 && left <= self.prefetch_window(bounds)
     }
 
-    /// The last 10% of the TTL, in nanoseconds: `ttl` seconds ÷ 10, as a
-    /// multiplication.
-    fn prefetch_window(&self) -> u64 {
-        u64::from(self.ttl) * 100_000_000
+    /// The TTL kept, in nanoseconds.
+    fn kept(&self, bounds: Bounds) -> u64 {
+        if self.positive() {
+            bounds.kept(self.ttl)
+        } else {
+            u64::from(self.ttl) * NANOS_PER_SECOND
+        }
+    }
+
+    /// The last 10% of the TTL kept, in nanoseconds.
+    fn prefetch_window(&self, bounds: Bounds) -> u64 {
+        self.kept(bounds) / 10
+    }
+
+    /// Nanoseconds left of the record's own TTL when `left` are left of
+    /// the TTL kept (the same for a failure).
+    fn record_left(&self, left: u64, bounds: Bounds) -> u64 {
+        if self.positive() {
+            left.saturating_add(u64::from(self.ttl) * NANOS_PER_SECOND)
+                .saturating_sub(self.kept(bounds))
+        } else {
+            left
+        }
     }
 
     /// True for a remembered transient failure ([`crate::ErrorKind::is_transient`]):
@@ -226,12 +272,21 @@ pub(crate) struct Fresh {
     pub(crate) entry: Entry,
     /// Nanoseconds to expiry; never zero.
     left: u64,
+    /// Nanoseconds left of the record's own TTL (at most `left` when the
+    /// floor raised it, more when the ceiling lowered it).
+    record_left: u64,
 }
 
 impl Fresh {
-    /// Seconds left, rounded up (as [`Entry::remaining`]).
+    /// Seconds the cache keeps the entry still, rounded up (as
+    /// [`Entry::remaining`]).
     pub(crate) fn remaining(&self) -> u32 {
         seconds_left(self.left)
+    }
+
+    /// Seconds left of the record's own TTL, rounded up.
+    pub(crate) fn record_remaining(&self) -> u32 {
+        seconds_left(self.record_left)
     }
 }
 
@@ -277,6 +332,7 @@ pub enum Hit {
 /// The cache.
 pub struct Cache {
     config: CacheConfig,
+    bounds: Bounds,
     store: quick_cache::sync::Cache<Key, Entry>,
 }
 
@@ -292,7 +348,12 @@ impl Cache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
         let store = quick_cache::sync::Cache::new(config.max_entries.max(1));
-        Self { config, store }
+        let bounds = Bounds::of(&config);
+        Self {
+            config,
+            bounds,
+            store,
+        }
     }
 
     /// The configuration.
@@ -338,7 +399,12 @@ impl Cache {
         // Zero exactly when `now >= expires` (expired).
         let left = entry.expires.nanos_since(now);
         if left > 0 {
-            Found::Fresh(Fresh { entry, left })
+            let record_left = entry.record_left(left, self.bounds);
+            Found::Fresh(Fresh {
+                entry,
+                left,
+                record_left,
+            })
         } else if entry.positive()
             && self
                 .config
@@ -365,15 +431,12 @@ impl Cache {
         }
     }
 
-    /// Stores a positive answer whose smallest TTL is `ttl` seconds, clamped
-    /// to the floor and ceiling. Returns the TTL kept.
+    /// Stores a positive answer whose smallest TTL is `ttl` seconds, kept
+    /// for that clamped to the floor and ceiling. Returns the seconds kept.
     pub fn insert_positive(&self, key: Key, value: Value, ttl: u32, now: Instant) -> u32 {
-        let ttl = Duration::from_secs(u64::from(ttl)).clamp(
-            self.config.min_ttl,
-            self.config.max_ttl.max(self.config.min_ttl),
-        );
-        self.store.insert(key, entry(value, now, ttl));
-        u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX)
+        let kept = Duration::from_nanos(self.bounds.kept(ttl));
+        self.store.insert(key, entry(value, now, kept, ttl));
+        u32::try_from(kept.as_secs()).unwrap_or(u32::MAX)
     }
 
     /// Stores a failure. NXDOMAIN and NODATA are kept for `negative_ttl`
@@ -409,8 +472,9 @@ impl Cache {
         if ttl.is_zero() {
             return false;
         }
-        self.store
-            .insert(key, entry(Value::Error(Arc::new(error.clone())), now, ttl));
+        let secs = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+        let value = Value::Error(Arc::new(error.clone()));
+        self.store.insert(key, entry(value, now, ttl, secs));
         true
     }
 
@@ -418,7 +482,7 @@ impl Cache {
     /// `name`/`slot`) gets when hit in the last 10% of its TTL. Two racing
     /// claimers may both win; single-flight makes that one query anyway.
     pub fn claim_prefetch(&self, name: &str, slot: Slot, entry: &Entry, now: Instant) -> bool {
-        if !self.config.prefetch || !entry.prefetch_due(now) {
+        if !self.config.prefetch || !entry.prefetch_due(now, self.bounds) {
             return false;
         }
         self.mark_prefetch_claimed(name, slot, entry)
@@ -429,7 +493,10 @@ impl Cache {
     /// reading the clock or converting times again.
     pub(crate) fn claim_prefetch_fresh(&self, name: &str, slot: Slot, fresh: &Fresh) -> bool {
         let entry = &fresh.entry;
-        if !self.config.prefetch || entry.prefetch_claimed || fresh.left > entry.prefetch_window() {
+        if !self.config.prefetch
+            || entry.prefetch_claimed
+            || fresh.left > entry.prefetch_window(self.bounds)
+        {
             return false;
         }
         self.mark_prefetch_claimed(name, slot, entry)
@@ -453,11 +520,12 @@ impl Cache {
     }
 }
 
-fn entry(value: Value, now: Instant, ttl: Duration) -> Entry {
+/// An entry kept for `kept`, whose [`Entry::ttl`] is `ttl`.
+fn entry(value: Value, now: Instant, kept: Duration, ttl: u32) -> Entry {
     Entry {
         value,
-        expires: Tick::of(now).add(ttl),
-        ttl: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
+        expires: Tick::of(now).add(kept),
+        ttl,
         prefetch_claimed: false,
     }
 }
@@ -478,6 +546,7 @@ mod tests {
             records: Vec::new(),
             chain: Vec::new(),
             ttl,
+            cache_ttl: 0,
         }))
     }
 
@@ -583,6 +652,35 @@ mod tests {
     }
 
     #[test]
+    fn the_record_ttl_is_kept_beside_the_clamp() {
+        let c = cache(CacheConfig {
+            max_ttl: 3600 * S,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let slot = Slot::Type(QueryType::A);
+        let both = |now: Instant| match c.find("a.test", slot, Tick::of(now)) {
+            Found::Fresh(f) => (f.record_remaining(), f.remaining()),
+            _ => panic!("not fresh"),
+        };
+        assert_eq!(c.insert_positive(key(), lookup(5), 5, t0), 30);
+        assert_eq!(both(t0), (5, 30), "raised to the floor");
+        assert_eq!(both(t0 + 3 * S), (2, 27));
+        assert_eq!(
+            both(t0 + 10 * S),
+            (0, 20),
+            "the record expired, the entry not"
+        );
+        assert_eq!(c.insert_positive(key(), lookup(7200), 7200, t0), 3600);
+        assert_eq!(both(t0 + 100 * S), (7100, 3500), "lowered to the ceiling");
+        assert_eq!(c.insert_positive(key(), lookup(60), 60, t0), 60);
+        assert_eq!(both(t0 + 59 * S), (1, 1), "within bounds: the same");
+        let nx = Error::new(ErrorKind::NxDomain, "a.test");
+        assert!(c.insert_error(key(), &nx, Some(10), t0));
+        assert_eq!(both(t0 + 4 * S), (6, 6), "a failure: the TTL kept");
+    }
+
+    #[test]
     fn prefetch_window_is_claimed_once() {
         let c = cache(CacheConfig::default());
         let t0 = Instant::now();
@@ -606,9 +704,14 @@ mod tests {
                 lookup(ttl),
                 Instant::now(),
                 Duration::from_secs(u64::from(ttl)),
+                ttl,
             );
+            let unclamped = Bounds {
+                floor: 0,
+                ceiling: u64::MAX,
+            };
             assert_eq!(
-                u128::from(e.prefetch_window()),
+                u128::from(e.prefetch_window(unclamped)),
                 (Duration::from_secs(u64::from(ttl)) / 10).as_nanos(),
                 "{ttl}"
             );

@@ -148,6 +148,7 @@ impl Core {
                         records,
                         chain,
                         ttl: ttl.min(t),
+                        cache_ttl: 0,
                     });
                 }
                 Reading::Follow {
@@ -213,8 +214,18 @@ impl Core {
                         Metrics::add(&self.metrics.retries);
                     }
                     let addr = self.config.nameservers[server].addr;
+                    let sent = Instant::now();
                     let result = self.send(addr, transport, question, deadline).await;
                     let event = self.judge(result, &mut answer, &mut last_io);
+                    tracing::debug!(
+                        name,
+                        qtype = %question.rtype(),
+                        server = %addr,
+                        transport = ?transport,
+                        rtt_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        verdict = ?event,
+                        "query"
+                    );
                     let effect = attempts.on_event(
                         &mut self.health.lock(),
                         Instant::now().into_std(),

@@ -22,6 +22,8 @@ pub(crate) fn localhost(strategy: IpStrategy) -> LookupIp {
     LookupIp {
         addrs: addrs.into(),
         ttl: 0,
+        cache_ttl: 0,
+        aaaa_skipped: false,
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub(crate) stale_served: AtomicU64,
     pub(crate) prefetches: AtomicU64,
     pub(crate) coalesced: AtomicU64,
+    /// `lookup_ip` resolutions that left AAAA out for want of an IPv6 route.
+    pub(crate) aaaa_skipped: AtomicU64,
     pub(crate) failures: [AtomicU64; ErrorKind::ALL.len()],
     latency_us: Mutex<Histogram<u64>>,
 }
@@ -96,6 +98,7 @@ impl Default for Metrics {
             stale_served: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
+            aaaa_skipped: AtomicU64::new(0),
             failures: Default::default(),
             // 1 µs .. 1 h at 3 significant digits: constant, valid bounds.
             latency_us: Mutex::new(
@@ -196,6 +199,9 @@ pub struct MetricsSnapshot {
     pub prefetches: u64,
     /// Lookups that joined a query already in flight instead of sending one.
     pub coalesced: u64,
+    /// `lookup_ip` resolutions that sent no AAAA query because the machine
+    /// has no IPv6 route ([`crate::ResolverConfig::ipv6_egress`]).
+    pub aaaa_skipped: u64,
     /// Failed wire resolutions by error kind, as (kind, count), non-zero only.
     pub failures: Vec<(ErrorKind, u64)>,
     /// Latency of wire exchanges (one question, all its attempts), from the moment it held an in-flight slot.
@@ -247,6 +253,7 @@ impl Metrics {
             stale_served: get(&self.stale_served),
             prefetches: get(&self.prefetches),
             coalesced: get(&self.coalesced),
+            aaaa_skipped: get(&self.aaaa_skipped),
             failures: ErrorKind::ALL
                 .iter()
                 .zip(&self.failures)

@@ -204,9 +204,15 @@ pub struct Lookup {
     pub records: Vec<RecordData>,
     /// The CNAME chain followed to reach the records (empty when none).
     pub chain: Vec<String>,
-    /// Seconds the answer may still be cached: on a wire answer the
-    /// smallest TTL on the way, on a cached one what is left of it.
+    /// The record's TTL, in seconds: on a wire answer the smallest TTL on
+    /// the way, on a cached one what is left of it (0 once the record has
+    /// expired while the cache's floor still keeps it; 30 on a stale answer,
+    /// RFC 8767).
     pub ttl: u32,
+    /// Seconds the resolver's cache keeps this answer still: `ttl` raised
+    /// to the cache's floor or lowered to its ceiling. 0 when it is not
+    /// cached (no cache, a local or a stale answer).
+    pub cache_ttl: u32,
 }
 
 /// The addresses of a host, ordered for connection attempts.
@@ -214,6 +220,14 @@ pub struct Lookup {
 pub struct LookupIp {
     /// Addresses in the order to try them (RFC 8305 for [`crate::IpStrategy::Both`]).
     pub addrs: Arc<[IpAddr]>,
-    /// Seconds the answer may still be cached.
+    /// The smallest remaining TTL of the records, in seconds (see
+    /// [`Lookup::ttl`]).
     pub ttl: u32,
+    /// Seconds the resolver's cache keeps this answer still (see
+    /// [`Lookup::cache_ttl`]).
+    pub cache_ttl: u32,
+    /// No AAAA query was sent because the machine has no IPv6 route
+    /// ([`crate::ResolverConfig::ipv6_egress`]); the answer holds IPv4
+    /// addresses only.
+    pub aaaa_skipped: bool,
 }

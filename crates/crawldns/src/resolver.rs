@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::cache::{Cache, Decision, Entry, Fresh, Hit, Key, Slot, Value};
+use crate::cache::{Cache, Decision, Entry, Found, Fresh, Key, Slot, Value};
 use crate::config::{IpStrategy, ResolverConfig};
 use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
@@ -151,6 +151,7 @@ impl Resolver {
                         records: Vec::new(),
                         chain: Vec::new(),
                         ttl: 0,
+                        cache_ttl: 0,
                     });
                 }
                 return inner.lookup_public(&name, query_type).await;
@@ -180,6 +181,8 @@ impl Resolver {
                     return Ok(LookupIp {
                         addrs: Arc::from([ip]),
                         ttl: 0,
+                        cache_ttl: 0,
+                        aaaa_skipped: false,
                     });
                 }
                 match normalize(host) {
@@ -215,6 +218,8 @@ impl Resolver {
                         return Ok(LookupIp {
                             addrs: addrs.clone(),
                             ttl: cache.config().stale_answer_ttl,
+                            cache_ttl: 0,
+                            aaaa_skipped: inner.aaaa_skipped(),
                         });
                     }
                 }
@@ -385,7 +390,7 @@ impl Inner {
                     entry,
                     name,
                     query_type,
-                    cache.config().stale_answer_ttl,
+                    (cache.config().stale_answer_ttl, 0),
                 ))
             }
             Decision::Miss => {
@@ -456,13 +461,13 @@ impl Inner {
             .cache
             .as_ref()
             .filter(|_| freshness != Freshness::Wire)?;
-        let now = cache.now();
-        match cache.get(key.name(), key.slot(), now) {
-            Hit::Fresh(entry)
-                if !(freshness == Freshness::SkipFailures && entry.is_transient_failure()) =>
+        match cache.find(key.name(), key.slot(), cache.tick()) {
+            Found::Fresh(fresh)
+                if !(freshness == Freshness::SkipFailures
+                    && fresh.entry.is_transient_failure()) =>
             {
-                let ttl = entry.remaining(now);
-                Some(from_entry(entry, key.name(), query_type, ttl))
+                let ttls = (fresh.record_remaining(), fresh.remaining());
+                Some(from_entry(fresh.entry, key.name(), query_type, ttls))
             }
             _ => None,
         }
@@ -481,17 +486,17 @@ impl Inner {
         };
         let now = cache.now();
         match result {
-            Ok(lookup) => {
+            Ok(mut lookup) => {
                 let ttl = lookup.ttl;
-                cache.insert_positive(key, Value::of_lookup(&lookup), ttl, now);
+                lookup.cache_ttl = cache.insert_positive(key, Value::of_lookup(&lookup), ttl, now);
                 Ok(lookup)
             }
             Err(err) => {
                 if !err.kind().is_authoritative_negative() {
                     if let Some(stale) = cache.stale(key.name(), key.slot(), now) {
                         Metrics::add(&self.core.metrics.stale_served);
-                        let ttl = cache.config().stale_answer_ttl;
-                        return from_entry(stale, key.name(), query_type, ttl);
+                        let ttls = (cache.config().stale_answer_ttl, 0);
+                        return from_entry(stale, key.name(), query_type, ttls);
                     }
                 }
                 cache.insert_error(key, &err, negative_ttl, now);
@@ -529,8 +534,8 @@ impl Inner {
             Metrics::add(&metrics.prefetches);
             self.refresh_in_background(name, query_type);
         }
-        let ttl = fresh.remaining();
-        from_entry(fresh.entry, name, query_type, ttl)
+        let ttls = (fresh.record_remaining(), fresh.remaining());
+        from_entry(fresh.entry, name, query_type, ttls)
     }
 
     /// `lookup`'s answer when `name`, as given, is a key of the cache and
@@ -575,7 +580,7 @@ impl Inner {
         prefetch: bool,
         name: &str,
     ) -> Option<LookupIp> {
-        let ttl = fresh.remaining();
+        let (ttl, cache_ttl) = (fresh.record_remaining(), fresh.remaining());
         // The entry is this call's copy: its `Arc` is the answer.
         let Value::Ips(addrs) = fresh.entry.value else {
             return None;
@@ -585,7 +590,12 @@ impl Inner {
             Metrics::add(&self.core.metrics.prefetches);
             self.refresh_ip_in_background(name);
         }
-        Some(LookupIp { addrs, ttl })
+        Some(LookupIp {
+            addrs,
+            ttl,
+            cache_ttl,
+            aaaa_skipped: self.aaaa_skipped(),
+        })
     }
 
     fn refresh_ip_in_background(self: &Arc<Self>, name: &str) {
@@ -594,6 +604,16 @@ impl Inner {
         tokio::spawn(async move {
             let _ = this.resolve_ip(name, IpMode::REFRESH).await;
         });
+    }
+
+    /// Whether `lookup_ip` leaves AAAA out for want of an IPv6 route (the
+    /// strategy asks for both families, the egress says no).
+    fn aaaa_skipped(&self) -> bool {
+        !self.ipv6_egress
+            && !matches!(
+                self.core.config.ip_strategy,
+                IpStrategy::V4Only | IpStrategy::V6Only
+            )
     }
 
     /// The families to ask for, given the strategy and the egress.
@@ -624,7 +644,13 @@ impl Inner {
             }
         };
         let (a, aaaa) = match self.families() {
-            (true, false) => (Some(one(QueryType::A).await), None),
+            (true, false) => {
+                if self.aaaa_skipped() {
+                    Metrics::add(&self.core.metrics.aaaa_skipped);
+                    tracing::debug!(target: "crawldns", name = %name, "AAAA skipped: no IPv6 route");
+                }
+                (Some(one(QueryType::A).await), None)
+            }
             (false, _) => (None, Some(one(QueryType::Aaaa).await)),
             (true, true) => {
                 // RFC 8305 §3: with A answered first, AAAA gets a short
@@ -647,21 +673,27 @@ impl Inner {
         };
         let complete =
             definitive(&a) && definitive(&aaaa) && (aaaa.is_some() || !self.families().1);
-        let combined = combine(strategy, a, aaaa);
-        if let (Some(cache), Ok(found), true) = (&self.cache, &combined, complete) {
+        let mut combined = combine(strategy, a, aaaa);
+        if let Ok(found) = &mut combined {
+            found.aaaa_skipped = self.aaaa_skipped();
+        }
+        if let (Some(cache), Ok(found), true) = (&self.cache, &mut combined, complete) {
             debug_assert!(is_cache_key(&name), "{name:?} would be a cache key");
             let key = Key::new(&name, Slot::Ip);
-            let ttl =
-                cache.insert_positive(key, Value::Ips(found.addrs.clone()), found.ttl, cache.now());
-            let addrs = found.addrs.clone();
-            return (Ok(LookupIp { addrs, ttl }), true);
+            let value = Value::Ips(found.addrs.clone());
+            found.cache_ttl = cache.insert_positive(key, value, found.ttl, cache.now());
         }
         (combined, complete)
     }
 }
 
-/// A typed answer from a cache entry, with `ttl` seconds left.
-fn from_entry(entry: Entry, name: &str, query_type: QueryType, ttl: u32) -> Result<Lookup, Error> {
+/// A typed answer from a cache entry, with `(ttl, cache_ttl)` seconds left.
+fn from_entry(
+    entry: Entry,
+    name: &str,
+    query_type: QueryType,
+    (ttl, cache_ttl): (u32, u32),
+) -> Result<Lookup, Error> {
     match entry.value {
         // The entry is this call's copy: its `Arc` is the answer's.
         Value::Ips(ips) => Ok(Lookup {
@@ -672,9 +704,11 @@ fn from_entry(entry: Entry, name: &str, query_type: QueryType, ttl: u32) -> Resu
             records: Vec::new(),
             chain: Vec::new(),
             ttl,
+            cache_ttl,
         }),
         Value::Lookup(lookup) => Ok(Lookup {
             ttl,
+            cache_ttl,
             ..Lookup::clone(&lookup)
         }),
         Value::Error(err) => Err(Error::clone(&err)),
@@ -705,9 +739,16 @@ fn combine(
         (a, aaaa) => (a.and_then(Result::ok), aaaa.and_then(Result::ok)),
     };
     let ttl = v4.iter().chain(&v6).map(|l| l.ttl).min().unwrap_or(0);
+    let cache_ttl = v4.iter().chain(&v6).map(|l| l.cache_ttl).min().unwrap_or(0);
+    let one = |addrs| LookupIp {
+        addrs,
+        ttl,
+        cache_ttl,
+        aaaa_skipped: false,
+    };
     let (v4, v6) = match (v4, v6) {
-        (Some(v4), None) => return Ok(LookupIp { addrs: v4.ips, ttl }),
-        (None, Some(v6)) => return Ok(LookupIp { addrs: v6.ips, ttl }),
+        (Some(v4), None) => return Ok(one(v4.ips)),
+        (None, Some(v6)) => return Ok(one(v6.ips)),
         (v4, v6) => (
             v4.map(|l| l.ips).unwrap_or_else(|| Arc::from([])),
             v6.map(|l| l.ips).unwrap_or_else(|| Arc::from([])),
@@ -718,10 +759,7 @@ fn combine(
         IpStrategy::PreferV6 => v6.iter().chain(v4.iter()).copied().collect(),
         _ => interleave(&v6, &v4),
     };
-    Ok(LookupIp {
-        addrs: addrs.into(),
-        ttl,
-    })
+    Ok(one(addrs.into()))
 }
 
 /// The name to probe the cache with before `host` is checked at all, if

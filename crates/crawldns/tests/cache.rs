@@ -191,12 +191,14 @@ async fn cached_typed_answers_equal_the_wire_answers() {
         assert_eq!(
             Lookup {
                 ttl: wire.ttl,
+                cache_ttl: wire.cache_ttl,
                 ..hit.clone()
             },
             *wire,
             "{name} {query_type:?}"
         );
         assert_eq!(hit.ttl, wire.ttl - 10, "{name} {query_type:?}");
+        assert_eq!(hit.cache_ttl, wire.cache_ttl - 10, "{name} {query_type:?}");
     }
     assert_eq!(server.counters().totals().udp_queries, sent);
 }
@@ -214,9 +216,11 @@ async fn positive_ttls_are_clamped_to_floor_and_ceiling() {
     let r = resolver_with(&short, CacheConfig::default());
     let first = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
     assert_eq!(first.ttl, 5, "the wire answer reports the server's TTL");
+    assert_eq!(first.cache_ttl, 30, "and what the cache keeps it for");
     skip(Duration::from_secs(29)).await;
     let hit = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!(hit.ttl, 1, "kept for the 30 s floor");
+    assert_eq!(hit.ttl, 0, "the record's TTL has run out");
+    assert_eq!(hit.cache_ttl, 1, "kept for the 30 s floor");
     assert_eq!(queries(&short, "h1.crawl.test", RecordType::A), 1);
     skip(Duration::from_secs(2)).await;
     r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
@@ -728,4 +732,88 @@ async fn prewarmed_localhost_and_ip_names_are_still_answered_locally() {
             r.lookup_ip("h1.crawl.test").await.unwrap().addrs[..]
         );
     }
+}
+
+/// Issue 13 item 3: without an IPv6 route `lookup_ip` says it left AAAA
+/// out, in the answer and in a counter; no AAAA goes on the wire.
+#[tokio::test]
+async fn a_skipped_aaaa_is_said_and_counted() {
+    let server = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(server.addr())
+            .ipv6_egress(Some(false))
+            .build(),
+    )
+    .unwrap();
+    for name in ["h1.crawl.test", "h2.crawl.test", "h1.crawl.test"] {
+        let found = r.lookup_ip(name).await.unwrap();
+        assert!(found.aaaa_skipped, "{name}");
+        assert!(found.addrs.iter().all(IpAddr::is_ipv4), "{name}");
+    }
+    assert_eq!(
+        r.metrics().aaaa_skipped,
+        2,
+        "two resolutions, one cache hit"
+    );
+    assert_eq!(server.counters().totals().udp_queries, 2);
+    assert_eq!(queries(&server, "h1.crawl.test", RecordType::AAAA), 0);
+    let v4_only = Resolver::new(
+        ResolverConfig::builder()
+            .nameserver(server.addr())
+            .ipv6_egress(Some(false))
+            .ip_strategy(IpStrategy::V4Only)
+            .build(),
+    )
+    .unwrap();
+    assert!(
+        !v4_only
+            .lookup_ip("h3.crawl.test")
+            .await
+            .unwrap()
+            .aaaa_skipped
+    );
+    assert_eq!(
+        v4_only.metrics().aaaa_skipped,
+        0,
+        "asked for A only: nothing skipped"
+    );
+}
+
+/// Issue 13 item 2: `lookup_ip` reports the record's TTL, as `lookup` does,
+/// not the cache's floor; what the cache keeps is `cache_ttl`. On the wire
+/// answer, on the combined entry's hit and on a hit of the families.
+#[tokio::test]
+async fn lookup_ip_reports_the_records_ttl_beside_the_cache_clamp() {
+    let server = testbed(
+        ZoneConfig {
+            ttl: 5,
+            ..Default::default()
+        },
+        Duration::ZERO,
+    )
+    .await;
+    let r = resolver_with(&server, CacheConfig::default());
+    let typed = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!((typed.ttl, typed.cache_ttl), (5, 30));
+    let wire = r.lookup_ip("h2.crawl.test").await.unwrap();
+    assert_eq!((wire.ttl, wire.cache_ttl), (5, 30), "the wire answer");
+    assert!(!wire.aaaa_skipped);
+    skip(Duration::from_secs(3)).await;
+    let hit = r.lookup_ip("h2.crawl.test").await.unwrap();
+    assert_eq!(
+        (hit.ttl, hit.cache_ttl),
+        (2, 27),
+        "the combined entry's hit"
+    );
+    let from_families = r.lookup_ip("h1.crawl.test").await.unwrap();
+    assert_eq!(
+        (from_families.ttl, from_families.cache_ttl),
+        (2, 30),
+        "the A entry's 2 s left and a wire AAAA's 5: the smaller; a new combined entry, kept 30 s"
+    );
+    skip(Duration::from_secs(10)).await;
+    let late = r.lookup_ip("h2.crawl.test").await.unwrap();
+    assert_eq!((late.ttl, late.cache_ttl), (0, 17), "the record ran out");
+    assert_eq!(queries(&server, "h2.crawl.test", RecordType::A), 1);
 }
