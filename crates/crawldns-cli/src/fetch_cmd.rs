@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crawldns_fetch::host_resolver::BoxFuture;
 use crawldns_fetch::{
-    BreakerPolicy, FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, UrlSource,
-    WarcWriter,
+    BreakerPolicy, FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, RetryPolicy,
+    UrlSource, WarcWriter,
 };
 use tokio::sync::mpsc;
 
@@ -140,6 +140,13 @@ pub struct LimitArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub host_down_cool_down_ms: u64,
 
+    /// Retry transient failures (timeouts, refused or reset connections,
+    /// 429/502/503/504, honouring Retry-After) up to N times, with
+    /// exponential back-off and jitter; never other 4xx. Every attempt is
+    /// in the record (`retries`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
     /// Do not resolve each batch's hosts before fetching it.
     #[arg(long)]
     pub no_prewarm: bool,
@@ -187,6 +194,10 @@ impl LimitArgs {
                 threshold: self.host_down_after,
                 cool_down: Duration::from_millis(self.host_down_cool_down_ms),
                 ..BreakerPolicy::default()
+            },
+            retry: RetryPolicy {
+                retries: self.retries,
+                ..RetryPolicy::default()
             },
             ..FetcherConfig::default()
         };

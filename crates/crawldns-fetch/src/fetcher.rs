@@ -26,8 +26,9 @@ use crate::decode::{Decoded, Wire};
 use crate::host_down::{HostDownStats, HostsDown};
 use crate::host_resolver::HostResolver;
 use crate::pool::{Checkout, Origin, Pool, PoolStats, Slot};
-use crate::record::{ErrorClass, FetchError, FetchRecord, Phases};
+use crate::record::{ErrorClass, FetchError, FetchRecord, Phases, Retried};
 use crate::response::{Headers, HttpVersion, Response, ResponseHead};
+use crate::retry::{parse_retry_after, RetryPolicy, Verdict};
 use crate::source::{ResultSink, UrlSource};
 use crate::tls::{client_config, TlsConfigError};
 
@@ -68,6 +69,8 @@ pub struct FetcherConfig {
     /// cool-down (doubling while it stays down), then one probe decides
     /// (default K = 3, 60 s; `threshold: 0` turns it off).
     pub host_down: BreakerPolicy,
+    /// Opt-in retries of transient failures (default: none).
+    pub retry: RetryPolicy,
     /// Keep the body as received as well when it was content-decoded
     /// ([`Response::wire_body`]), as an archive needs (default false).
     pub keep_wire_body: bool,
@@ -91,6 +94,7 @@ impl Default for FetcherConfig {
             concurrency: 1000,
             keep_wire_body: false,
             host_down: BreakerPolicy::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct Fetcher {
     resolver: Arc<dyn HostResolver>,
     pool: Pool,
     hosts_down: HostsDown,
+    /// The random source of retry jitter (xorshift state).
+    rng: parking_lot::Mutex<u64>,
     tls: tokio_rustls::TlsConnector,
     user_agent: HeaderValue,
 }
@@ -180,6 +186,7 @@ impl Progress {
             phases: self.phases,
             error,
             response: None,
+            retries: Vec::new(),
         }
     }
 }
@@ -279,6 +286,7 @@ impl Fetcher {
         );
         Ok(Self {
             hosts_down: HostsDown::new(config.host_down),
+            rng: parking_lot::Mutex::new(seed()),
             config,
             resolver,
             pool,
@@ -309,9 +317,60 @@ impl Fetcher {
 
     /// Fetches one URL (GET), following redirects, and reads the whole body
     /// (decoded, up to [`FetcherConfig::max_body`]) into
-    /// [`FetchRecord::response`]. Never fails: the record says what
+    /// [`FetchRecord::response`]; transient failures are retried per
+    /// [`FetcherConfig::retry`], each earlier attempt listed in
+    /// [`FetchRecord::retries`]. Never fails: the record says what
     /// happened.
     pub async fn fetch(&self, url: &str) -> FetchRecord {
+        let mut retries = Vec::new();
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let mut record = self.fetch_once(url).await;
+            let Some(error) = record.error.clone() else {
+                record.retries = retries;
+                return record;
+            };
+            let retry_after = record
+                .response
+                .as_ref()
+                .and_then(|r| r.head.headers.get("retry-after"))
+                .and_then(parse_retry_after);
+            let jitter = self.jitter();
+            match self.config.retry.decide(
+                attempt,
+                error.class,
+                &error.message,
+                retry_after,
+                jitter,
+            ) {
+                Verdict::GiveUp => {
+                    record.retries = retries;
+                    return record;
+                }
+                Verdict::RetryAfter(wait) => {
+                    retries.push(Retried {
+                        status: record.status,
+                        error,
+                        wait,
+                    });
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// A uniform draw in `[0, 1)` for retry jitter.
+    fn jitter(&self) -> f64 {
+        let mut state = self.rng.lock();
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// One attempt of [`Fetcher::fetch`].
+    async fn fetch_once(&self, url: &str) -> FetchRecord {
         let mut stream = match self.fetch_stream(url).await {
             Ok(stream) => stream,
             Err(record) => return *record,
@@ -788,6 +847,14 @@ fn request_text(request: &Request<Empty<Bytes>>) -> Vec<u8> {
     }
     text.extend_from_slice(b"\r\n");
     text
+}
+
+/// A non-zero seed for the jitter source: the time and the process.
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ u64::from(std::process::id()).rotate_left(32)) | 1
 }
 
 async fn deliver(

@@ -40,6 +40,7 @@ pub mod record;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_dns;
 pub mod response;
+pub mod retry;
 pub mod source;
 pub mod tls;
 pub mod warc;
@@ -51,9 +52,10 @@ pub use host_down::HostDownStats;
 pub use host_resolver::{DnsFailure, HostResolver};
 pub use hyper_connector::CrawlConnector;
 pub use pool::{Origin, PoolStats};
-pub use record::{ErrorClass, FetchError, FetchRecord, Phases};
+pub use record::{ErrorClass, FetchError, FetchRecord, Phases, Retried};
 #[cfg(feature = "reqwest")]
 pub use reqwest_dns::CrawlDnsResolve;
 pub use response::{Headers, HttpVersion, Response, ResponseHead};
+pub use retry::RetryPolicy;
 pub use source::{IterSource, ResultSink, UrlSource, VecSink};
 pub use warc::WarcWriter;

@@ -113,6 +113,18 @@ fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
     }
 }
 
+/// A failed attempt that was retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retried {
+    /// Its status, when a response arrived.
+    pub status: Option<u16>,
+    /// Its failure.
+    pub error: FetchError,
+    /// The back-off before the next attempt.
+    #[serde(rename = "wait_ms", serialize_with = "ms")]
+    pub wait: Duration,
+}
+
 /// One URL's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FetchRecord {
@@ -139,6 +151,11 @@ pub struct FetchRecord {
     pub phases: Phases,
     /// The failure, if any (an error status is one).
     pub error: Option<FetchError>,
+    /// Earlier attempts that failed and were retried
+    /// ([`crate::FetcherConfig::retry`]), oldest first; absent from the
+    /// JSON line when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<Retried>,
     /// The final response with its body, from [`crate::Fetcher::fetch`]
     /// (`None` when no response head arrived, and from
     /// [`crate::BodyStream::finish`]). Not part of the JSON line.
@@ -165,6 +182,7 @@ impl FetchRecord {
                 message,
             }),
             response: None,
+            retries: Vec::new(),
         }
     }
 

@@ -770,3 +770,46 @@ async fn five_hundred_requests_to_an_h2_origin_share_one_connection() {
         crawldns_testbed::http_farm::text_body(5000)
     );
 }
+
+#[tokio::test]
+async fn retries_are_opt_in_and_every_attempt_is_in_the_record() {
+    let bed = bed(2, Duration::ZERO).await;
+    let retrying = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            retry: crawldns_fetch::RetryPolicy {
+                retries: 2,
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+            },
+            ..Default::default()
+        },
+    );
+    // 503 is transient: three attempts in all, the last one kept.
+    let record = retrying.fetch(&bed.farm.url(0, "/status/503")).await;
+    assert_eq!(
+        record.error.as_ref().unwrap().class,
+        ErrorClass::HttpStatus(503)
+    );
+    assert_eq!(record.retries.len(), 2, "{record:?}");
+    assert!(record.retries.iter().all(|r| r.status == Some(503)));
+    assert!(record
+        .retries
+        .iter()
+        .all(|r| r.wait <= Duration::from_millis(50)));
+    assert_eq!(bed.farm.host_stats(0).unwrap().requests, 3);
+    let json: serde_json::Value = serde_json::from_str(&record.to_json_line()).unwrap();
+    assert_eq!(json["retries"][0]["error"]["detail"], 503);
+
+    // 404 never is.
+    let missing = retrying.fetch(&bed.farm.url(1, "/status/404")).await;
+    assert!(missing.retries.is_empty());
+    assert_eq!(bed.farm.host_stats(1).unwrap().requests, 1);
+
+    // Off by default: one attempt, no "retries" in the JSON line.
+    let plain = fetcher(&bed.dns, FetcherConfig::default());
+    let once = plain.fetch(&bed.farm.url(0, "/status/503")).await;
+    assert!(once.retries.is_empty());
+    assert_eq!(bed.farm.host_stats(0).unwrap().requests, 4);
+    assert!(!once.to_json_line().contains("retries"));
+}
