@@ -40,9 +40,17 @@ class Resolver:
     Every option left at ``None`` keeps the library's default (in brackets):
 
     - ``nameservers``: ``"IP"``, ``"IP:PORT"``, ``"[IPv6]:PORT"`` or
-      ``(IP, PORT)`` (port 53 by default); ``tcp_nameservers`` for TCP only;
-      ``resolv_conf``: a resolv.conf path to read servers from (crawldns
-      never reads ``/etc/resolv.conf`` unless asked). One of them is needed.
+      ``(IP, PORT)`` (UDP, port 53 by default), or a URL naming the
+      transport: ``"tcp://IP"``, ``"tls://IP[:853]"`` (DNS over TLS),
+      ``"https://IP[:443][/PATH]"`` (DNS over HTTPS); ``tcp_nameservers``
+      for TCP only; ``resolv_conf``: a resolv.conf path to read servers from
+      (crawldns never reads ``/etc/resolv.conf`` unless asked). One of them
+      is needed.
+    - encrypted servers: ``tls_name``, the name their certificates must be
+      valid for [their IP address]; ``ca_file``, a PEM file of CA
+      certificates trusted besides the Mozilla roots; ``doh_get`` [False].
+      A certificate that does not verify fails the lookup with kind
+      ``"certificate"``; nothing is ever asked in the clear instead.
     - ``timeout`` per attempt [2.0 s, adapting down to 5 x the server's RTT,
       at least ``min_timeout`` 0.25 s], ``attempts`` rounds over all servers
       [2], ``rotate`` [False], ``edns_payload`` [1232],
@@ -73,6 +81,9 @@ class Resolver:
         *,
         tcp_nameservers: Optional[Sequence[Nameserver]] = None,
         resolv_conf: Optional[str] = None,
+        tls_name: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        doh_get: Optional[bool] = None,
         timeout: Optional[float] = None,
         min_timeout: Optional[float] = None,
         attempts: Optional[int] = None,

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crawldns::{Batching, CacheConfig, IpStrategy, ResolverConfig};
+use crawldns::{Batching, CacheConfig, IpStrategy, NameServer, Protocol, ResolverConfig};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -19,6 +19,7 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<ResolverCon
     let mut builder = ResolverConfig::builder();
     let mut cache = Some(CacheConfig::default());
     let mut have_servers = false;
+    let mut tls_name: Option<String> = None;
     let Some(options) = options else {
         return Err(no_servers());
     };
@@ -32,16 +33,21 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<ResolverCon
             "nameservers" | "tcp_nameservers" => {
                 let tcp = key == "tcp_nameservers";
                 for server in value.try_iter()? {
-                    let addr = nameserver(&server?)?;
-                    builder = if tcp {
-                        builder.tcp_nameserver(addr)
-                    } else {
-                        builder.nameserver(addr)
-                    };
+                    let mut server = nameserver(&server?)?;
+                    if tcp && server.protocol == Protocol::Udp {
+                        server.protocol = Protocol::Tcp;
+                    }
+                    builder = builder.push_nameserver(server);
                     have_servers = true;
                 }
                 builder
             }
+            "tls_name" => {
+                tls_name = Some(value.extract()?);
+                builder
+            }
+            "ca_file" => builder.ca_file(Some(value.extract()?)),
+            "doh_get" => builder.doh_get(value.extract()?),
             "resolv_conf" => {
                 let path: std::path::PathBuf = value.extract()?;
                 let before = builder.clone().build().nameservers.len();
@@ -82,7 +88,13 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<ResolverCon
     if !have_servers {
         return Err(no_servers());
     }
-    Ok(builder.cache(cache).build())
+    let mut config = builder.cache(cache).build();
+    for server in &mut config.nameservers {
+        if server.protocol.is_encrypted() {
+            server.tls_name.clone_from(&tls_name);
+        }
+    }
+    Ok(config)
 }
 
 fn no_servers() -> PyErr {
@@ -127,23 +139,29 @@ fn seconds(value: &Bound<'_, PyAny>, key: &str) -> PyResult<Duration> {
     })
 }
 
-/// `"IP"`, `"IP:PORT"`, `"[IPv6]:PORT"` or `(IP, PORT)`; port 53 by default.
-fn nameserver(value: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
+/// `"IP"`, `"IP:PORT"`, `"[IPv6]:PORT"` or `(IP, PORT)` (UDP, port 53 by
+/// default), or a URL: `"tcp://IP"`, `"tls://IP[:853]"`,
+/// `"https://IP[:443][/PATH]"`.
+fn nameserver(value: &Bound<'_, PyAny>) -> PyResult<NameServer> {
     if let Ok((ip, port)) = value.extract::<(String, u16)>() {
         let ip: IpAddr = ip.parse().map_err(|_| bad_server(&ip))?;
-        return Ok(SocketAddr::new(ip, port));
+        return Ok(NameServer::new(SocketAddr::new(ip, port), Protocol::Udp));
     }
     let text: String = value.extract()?;
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
+    if text.contains("://") {
+        return NameServer::from_url(&text).map_err(|e| PyValueError::new_err(e.to_string()));
     }
-    let ip: IpAddr = text.parse().map_err(|_| bad_server(&text))?;
-    Ok(SocketAddr::new(ip, 53))
+    let addr = match text.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => SocketAddr::new(text.parse().map_err(|_| bad_server(&text))?, 53),
+    };
+    Ok(NameServer::new(addr, Protocol::Udp))
 }
 
 fn bad_server(text: &str) -> PyErr {
     PyValueError::new_err(format!(
-        "nameserver {text:?} is not an IP address (\"IP\", \"IP:PORT\", \"[IPv6]:PORT\" or (IP, PORT))"
+        "nameserver {text:?} is not an IP address (\"IP\", \"IP:PORT\", \"[IPv6]:PORT\", (IP, PORT) \
+         or a URL such as \"tls://IP\")"
     ))
 }
 

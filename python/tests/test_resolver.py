@@ -154,3 +154,23 @@ def test_options(shared_testbed):
     assert run(main()) == (["127.1.0.5"], ["127.1.0.5"])
     m = r.metrics()
     assert m["cache_entries"] == 0 and m["udp_sent"] == 2  # no cache: asked twice
+
+
+def test_dns_over_tls_and_https_with_a_ca_file(testbed):
+    tb = testbed("--hosts", "10", "--dot-addr", "127.0.0.1:0", "--doh-addr", "127.0.0.1:0", http=False)
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1].split()[0] for line in tb.banner if ": " in line}
+    dot, doh, ca = f"tls://{lines['dot']}", lines["doh"], lines["ca"]
+    for url in (dot, doh):
+        r = crawldns.Resolver(nameservers=[url], tls_name="dns.crawl.test", ca_file=ca, ipv6_egress=False)
+        assert run(r.resolve("h3.crawl.test")) == ["127.1.0.4"]
+        m = r.metrics()
+        assert (m["udp_sent"], m["tls_sent"] + m["https_sent"], m["connections_opened"]) == (0, 1, 1), m
+        # Not trusted without the CA: kind "certificate", never in the clear.
+        untrusted = crawldns.Resolver(nameservers=[url], tls_name="dns.crawl.test", ipv6_egress=False)
+        with pytest.raises(crawldns.DNSError) as bad:
+            run(untrusted.resolve("h3.crawl.test"))
+        assert bad.value.kind == "certificate", bad.value
+        assert "UnknownIssuer" in str(bad.value)
+        assert untrusted.metrics()["udp_sent"] == 0
+    with pytest.raises(ValueError, match="only https:// takes a path"):
+        crawldns.Resolver(nameservers=["tls://127.0.0.1/dns-query"])

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use crawldns::{Batching, IpStrategy, Resolver, ResolverConfig};
+use crawldns::{Batching, IpStrategy, NameServer, Protocol, Resolver, ResolverConfig};
 
 use crate::UsageError;
 
@@ -15,10 +15,27 @@ use crate::UsageError;
 #[command(next_help_heading = "DNS")]
 pub struct DnsArgs {
     /// A nameserver to ask: an IP address with an optional port (default
-    /// 53), e.g. 127.0.0.1:5353 or [::1]:53. Repeat for several, in order
-    /// of preference.
-    #[arg(long = "nameserver", value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-    pub nameservers: Vec<SocketAddr>,
+    /// 53), e.g. 127.0.0.1:5353 or [::1]:53, over UDP; or a URL naming the
+    /// transport: tcp://IP[:53], tls://IP[:853] (DNS over TLS),
+    /// https://IP[:443][/PATH] (DNS over HTTPS, path /dns-query by default).
+    /// Repeat for several, in order of preference; they may mix transports.
+    #[arg(long = "nameserver", value_name = "IP[:PORT]|URL", value_parser = parse_nameserver)]
+    pub nameservers: Vec<NameServer>,
+
+    /// The name tls:// and https:// nameservers' certificates must be valid
+    /// for (and the SNI sent), e.g. dns.example; by default their IP
+    /// address.
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Option<String>,
+
+    /// A PEM file of CA certificates that tls:// and https:// nameservers
+    /// may chain to, besides the built-in Mozilla roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Ask https:// nameservers with GET ?dns= instead of POST.
+    #[arg(long)]
+    pub doh_get: bool,
 
     /// Also use the nameservers and options (timeout, attempts, rotate) of a
     /// resolv.conf file: /etc/resolv.conf when given without a value, or
@@ -42,7 +59,8 @@ pub struct DnsArgs {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Ipv6::Auto)]
     pub ipv6: Ipv6,
 
-    /// Ask the nameservers given with --nameserver over TCP only.
+    /// Ask the nameservers given with --nameserver as IP[:PORT] over TCP
+    /// only (as if given as tcp://).
     #[arg(long)]
     pub tcp: bool,
 
@@ -153,15 +171,27 @@ impl From<Strategy> for IpStrategy {
 }
 
 /// Parses `--nameserver`: `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6
-/// address. Host names are refused: a nameserver must be an address.
-pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+/// address (UDP), or a `udp://`, `tcp://`, `tls://` or `https://` URL.
+/// Host names are refused: a nameserver must be an address.
+pub fn parse_nameserver(text: &str) -> Result<NameServer, String> {
     let text = text.trim();
     let bad = |why: &str| {
         format!(
             "invalid nameserver {text:?}: {why} (expected an IP address with an optional port, \
-             e.g. 127.0.0.1, 127.0.0.1:5353 or [::1]:53)"
+             e.g. 127.0.0.1, 127.0.0.1:5353 or [::1]:53, or a URL such as tls://127.0.0.1:853 \
+             or https://127.0.0.1/dns-query)"
         )
     };
+    if text.contains("://") {
+        let server = NameServer::from_url(text).map_err(|e| {
+            let detail = e.detail().unwrap_or_default();
+            let why = detail
+                .strip_prefix(&format!("invalid nameserver {text:?}: "))
+                .unwrap_or(detail);
+            bad(why)
+        })?;
+        return usable(server.addr).map(|_| server).map_err(&bad);
+    }
     let addr = if let Ok(ip) = text.parse::<IpAddr>() {
         SocketAddr::new(ip, 53)
     } else if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -179,13 +209,19 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
     } else {
         return Err(bad("not an IP address"));
     };
+    usable(addr).map_err(&bad)?;
+    Ok(NameServer::new(addr, Protocol::Udp))
+}
+
+/// Why `addr` cannot be a nameserver's address, if it cannot.
+fn usable(addr: SocketAddr) -> Result<(), &'static str> {
     if addr.port() == 0 {
-        return Err(bad("port 0"));
+        return Err("port 0");
     }
     if addr.ip().is_unspecified() {
-        return Err(bad("the unspecified address"));
+        return Err("the unspecified address");
     }
-    Ok(addr)
+    Ok(())
 }
 
 /// The port of `IP:PORT` or `[IPv6]:PORT` when the address is good and the
@@ -228,12 +264,22 @@ impl DnsArgs {
                 .resolv_conf(path)
                 .with_context(|| format!("cannot use --resolv-conf={}", path.display()))?;
         }
-        for &addr in &self.nameservers {
-            builder = if self.tcp {
-                builder.tcp_nameserver(addr)
-            } else {
-                builder.nameserver(addr)
-            };
+        for server in &self.nameservers {
+            let mut server = server.clone();
+            if self.tcp && server.protocol == Protocol::Udp {
+                server.protocol = Protocol::Tcp;
+            }
+            if server.protocol.is_encrypted() {
+                server.tls_name.clone_from(&self.tls_name);
+            }
+            builder = builder.push_nameserver(server);
+        }
+        if self.tls_name.is_some() && !self.nameservers.iter().any(|s| s.protocol.is_encrypted()) {
+            return Err(UsageError(
+                "--tls-name applies to tls:// and https:// nameservers, and none was given"
+                    .to_owned(),
+            )
+            .into());
         }
         if let Some(ms) = timeout_ms {
             builder = builder.timeout(Duration::from_millis(ms));
@@ -251,6 +297,8 @@ impl DnsArgs {
             ..defaults
         };
         Ok(builder
+            .ca_file(self.ca_file.clone())
+            .doh_get(self.doh_get)
             .cache(Some(cache))
             .case_randomization(self.dns0x20)
             .ip_strategy(self.strategy.into())
@@ -286,7 +334,7 @@ mod tests {
 
     #[test]
     fn nameservers_take_an_optional_port() {
-        let ok = |text: &str| parse_nameserver(text).unwrap().to_string();
+        let ok = |text: &str| parse_nameserver(text).unwrap().addr.to_string();
         assert_eq!(ok("127.0.0.1"), "127.0.0.1:53");
         assert_eq!(ok("127.0.0.1:5353"), "127.0.0.1:5353");
         assert_eq!(ok("::1"), "[::1]:53");
@@ -318,5 +366,25 @@ mod tests {
         );
         assert_eq!(why("300.1.1.1:99999"), "not an IP address");
         assert_eq!(why("dns.example:99999"), "not an IP address");
+    }
+
+    #[test]
+    fn nameserver_urls_name_the_transport() {
+        let url = |text: &str| parse_nameserver(text).unwrap().url();
+        assert_eq!(url("127.0.0.1:5353"), "udp://127.0.0.1:5353");
+        assert_eq!(url("tcp://127.0.0.1"), "tcp://127.0.0.1:53");
+        assert_eq!(url("tls://127.0.0.1"), "tls://127.0.0.1:853");
+        assert_eq!(url("tls://[::1]:8853"), "tls://[::1]:8853");
+        assert_eq!(url("https://127.0.0.1"), "https://127.0.0.1:443/dns-query");
+        assert_eq!(url("https://127.0.0.1:8443/q"), "https://127.0.0.1:8443/q");
+        for bad in [
+            "tls://dns.example",
+            "quic://127.0.0.1",
+            "tls://0.0.0.0",
+            "tcp://127.0.0.1:0",
+        ] {
+            let err = parse_nameserver(bad).unwrap_err();
+            assert!(err.starts_with("invalid nameserver"), "{bad:?}: {err}");
+        }
     }
 }

@@ -629,10 +629,12 @@ fn summary(tally: &Tally, types: usize, elapsed: Duration, resolver: &Resolver) 
     let m = resolver.metrics();
     let _ = writeln!(
         text,
-        "resolver: {} queries sent (udp {}, tcp {}), {} retries, {} timeouts; cache {} hits, {} misses, {} coalesced",
-        m.udp_sent + m.tcp_sent,
+        "resolver: {} queries sent (udp {}, tcp {}, tls {}, https {}), {} retries, {} timeouts; cache {} hits, {} misses, {} coalesced",
+        m.udp_sent + m.tcp_sent + m.tls_sent + m.https_sent,
         m.udp_sent,
         m.tcp_sent,
+        m.tls_sent,
+        m.https_sent,
         m.retries,
         m.timeouts,
         m.cache_hits,

@@ -550,7 +550,7 @@ fn results_stream_while_the_input_stays_open() {
     use std::time::Duration;
 
     let bed = dns_only();
-    let mut child = common::crawldns()
+    let mut child = crawldns()
         .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -595,7 +595,7 @@ fn results_stream_while_the_input_stays_open() {
 #[test]
 fn debug_logs_show_each_query_with_server_and_rtt_in_plain_text() {
     let bed = dns_only();
-    let out = common::crawldns()
+    let out = crawldns()
         .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
         .env("RUST_LOG", "crawldns=debug")
         .stdin(Stdio::piped())
@@ -685,4 +685,111 @@ fn silent_prints_no_summary() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(json_lines(&out).len(), 2, "{stdout}");
     assert_eq!(stderr, "", "nothing on stderr");
+}
+
+#[test]
+fn resolve_over_dns_over_tls_and_https_with_a_ca_file_and_tls_name() {
+    let bed = Bed::start(BedConfig {
+        http: false,
+        dns_tls: true,
+        ..BedConfig::default()
+    });
+    let dir = TempDir::new("resolve-encrypted");
+    let ca = dir.file("ca.pem", &bed.dns_ca_pem());
+    let ca = ca.to_str().unwrap();
+    for scheme in ["tls", "https"] {
+        let url = bed.dns_url(scheme);
+        let args = [
+            "resolve",
+            "--nameserver",
+            &url,
+            "--tls-name",
+            "dns.crawl.test",
+            "--ca-file",
+            ca,
+            "--type",
+            "A",
+        ];
+        let out = run(&args, "h1.crawl.test\nh7.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{scheme}: {stdout}\n{stderr}");
+        let records = json_lines(&out);
+        assert_eq!(
+            by_line(&records, 1)["addresses"],
+            serde_json::json!(["127.1.0.2"])
+        );
+        assert_eq!(
+            by_line(&records, 2)["addresses"],
+            serde_json::json!(["127.1.0.8"])
+        );
+
+        // Without the CA the certificate is untrusted: an error of its own
+        // kind, exit 3, and nothing asked over UDP instead.
+        let out = run(
+            &[
+                "resolve",
+                "--nameserver",
+                &url,
+                "--tls-name",
+                "dns.crawl.test",
+            ],
+            "h1.crawl.test\n",
+        );
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(3), "{scheme}: {stdout}\n{stderr}");
+        let record = &json_lines(&out)[0];
+        assert_eq!(record["error"], "certificate", "{scheme}: {record}");
+        let message = record["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("server certificate not verified")
+                && message.contains("UnknownIssuer"),
+            "{scheme}: {record}"
+        );
+        // One attempt: a server whose certificate failed is not asked again.
+        assert!(stderr.contains(", 0 retries,"), "{scheme}: {stderr}");
+    }
+    assert_eq!(bed.dns().counters().totals().udp_queries, 0);
+
+    // Bad command lines (exit 2): a host name, --tls-name with no encrypted
+    // server; an unreadable CA file is exit 1, as an unreadable resolv.conf.
+    let plain = bed.nameserver();
+    for (args, code, expected) in [
+        (
+            vec!["resolve", "--nameserver", "tls://dns.crawl.test"],
+            2,
+            "invalid nameserver \"tls://dns.crawl.test\"",
+        ),
+        (
+            vec![
+                "resolve",
+                "--nameserver",
+                "tls://127.0.0.1:853",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            1,
+            "/nonexistent/ca.pem: invalid configuration: cannot read the CA file",
+        ),
+        (
+            vec![
+                "resolve",
+                "--nameserver",
+                &plain,
+                "--tls-name",
+                "dns.crawl.test",
+            ],
+            2,
+            "--tls-name applies to tls:// and https:// nameservers",
+        ),
+    ] {
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {stdout}\n{stderr}"
+        );
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    }
 }

@@ -176,6 +176,15 @@ impl Counters {
         lock.iter().filter(|e| e.transport == transport).count() as u64
     }
 
+    /// Queries received on the connections over `transport`, all together.
+    pub fn connection_queries(&self, transport: Transport) -> u64 {
+        let lock = self.connections.lock();
+        lock.iter()
+            .filter(|e| e.transport == transport)
+            .map(|e| e.queries.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Connections over `transport` open right now.
     pub fn open_connections(&self, transport: Transport) -> u64 {
         let lock = self.connections.lock();

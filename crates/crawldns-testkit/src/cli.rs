@@ -149,6 +149,9 @@ pub struct BedConfig {
     pub http_delay: Duration,
     /// The TTL of the zone's records.
     pub dns_ttl: u32,
+    /// Also listen for DNS over TLS and DNS over HTTPS (see
+    /// [`Bed::dns_url`], [`Bed::dns_ca_pem`]).
+    pub dns_tls: bool,
 }
 
 impl Default for BedConfig {
@@ -161,6 +164,7 @@ impl Default for BedConfig {
             body_size: 1000,
             http_delay: Duration::ZERO,
             dns_ttl: ZoneConfig::default().ttl,
+            dns_tls: false,
         }
     }
 }
@@ -182,6 +186,12 @@ impl Bed {
                     ..ZoneConfig::default()
                 },
                 delay: Delay::uniform(config.dns_delay),
+                dot_addr: config
+                    .dns_tls
+                    .then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+                doh_addr: config
+                    .dns_tls
+                    .then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
                 ..DnsServerConfig::default()
             })
             .await
@@ -208,6 +218,22 @@ impl Bed {
             dns: Some(dns),
             farm,
         }
+    }
+
+    /// `--nameserver` for this bed over `scheme` (`tls` or `https`; the
+    /// bed must have been started with `dns_tls`).
+    pub fn dns_url(&self, scheme: &str) -> String {
+        let dns = self.dns();
+        match scheme {
+            "tls" => format!("tls://{}", dns.dot_addr().expect("dns_tls")),
+            "https" => format!("https://{}/dns-query", dns.doh_addr().expect("dns_tls")),
+            other => format!("{other}://{}", dns.addr()),
+        }
+    }
+
+    /// The CA certificate (PEM) of the bed's DoT and DoH listeners.
+    pub fn dns_ca_pem(&self) -> String {
+        self.dns().tls().expect("dns_tls").ca_pem()
     }
 
     /// `--nameserver` for this bed.

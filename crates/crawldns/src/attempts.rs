@@ -38,8 +38,24 @@ pub(crate) struct Policy {
 pub(crate) enum Transport {
     /// A datagram on the shared UDP pool.
     Udp,
-    /// A TCP exchange.
+    /// A query on a pipelined TCP connection.
     Tcp,
+    /// A query on a pipelined TLS connection (DoT).
+    Tls,
+    /// An HTTP/2 request (DoH).
+    Https,
+}
+
+impl Transport {
+    /// How a server of `protocol` is asked.
+    pub fn of(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Udp => Self::Udp,
+            Protocol::Tcp => Self::Tcp,
+            Protocol::Tls => Self::Tls,
+            Protocol::Https => Self::Https,
+        }
+    }
 }
 
 /// What the driver does next.
@@ -86,6 +102,9 @@ pub(crate) enum Event {
     Malformed,
     /// Nothing usable arrived before the deadline.
     Timeout,
+    /// The server's certificate did not verify (TLS, HTTPS): the question
+    /// moves on and does not ask that server again.
+    Certificate { detail: String },
     /// A socket operation failed; `kind` is [`ErrorKind::Io`] or
     /// [`ErrorKind::Resource`] (local exhaustion, which ends the question).
     Socket { kind: ErrorKind, detail: String },
@@ -115,9 +134,12 @@ pub(crate) struct Attempts<'a> {
     /// Set by a truncated answer: the next send is TCP to this server.
     tcp_fallback: Option<usize>,
     failed: Vec<Attempt>,
-    /// Servers whose port was closed during this question: skipped.
+    /// Servers whose port was closed, or whose certificate failed, during
+    /// this question: skipped.
     closed: Vec<usize>,
     io_detail: Option<String>,
+    /// What the last certificate failure said.
+    certificate_detail: Option<String>,
     answered: bool,
     resource: bool,
 }
@@ -136,6 +158,7 @@ impl<'a> Attempts<'a> {
             failed: Vec::new(),
             closed: Vec::new(),
             io_detail: None,
+            certificate_detail: None,
             answered: false,
             resource: false,
         }
@@ -179,10 +202,10 @@ impl<'a> Attempts<'a> {
             order.reverse();
             self.pending = order;
         };
-        let transport = match self.servers.get(server).map(|s| s.protocol) {
-            Some(Protocol::Tcp) => Transport::Tcp,
-            _ => Transport::Udp,
-        };
+        let transport = self
+            .servers
+            .get(server)
+            .map_or(Transport::Udp, |s| Transport::of(s.protocol));
         let retry = !self.failed.is_empty();
         self.send(health, server, transport, now, retry)
     }
@@ -208,6 +231,14 @@ impl<'a> Attempts<'a> {
             Event::Truncated | Event::Malformed => ErrorKind::Malformed,
             Event::ServerError(kind) => kind,
             Event::Timeout => ErrorKind::Timeout,
+            Event::Certificate { detail } => {
+                // Asking again gets the same certificate.
+                if !self.closed.contains(&server) {
+                    self.closed.push(server);
+                }
+                self.certificate_detail = Some(detail);
+                ErrorKind::Certificate
+            }
             Event::Socket { kind, detail } => {
                 self.resource |= kind == ErrorKind::Resource;
                 self.io_detail = Some(detail);
@@ -257,6 +288,7 @@ impl<'a> Attempts<'a> {
         let kind = final_kind(&attempts);
         let detail = match kind {
             ErrorKind::Io | ErrorKind::Resource => self.io_detail.take(),
+            ErrorKind::Certificate => self.certificate_detail.take(),
             _ => None,
         };
         Action::GiveUp(GiveUp {
@@ -276,8 +308,9 @@ impl<'a> Attempts<'a> {
 /// The kind reported when every attempt failed: local exhaustion first,
 /// then what a server said, if any said something, else a timeout.
 pub(crate) fn final_kind(attempts: &[Attempt]) -> ErrorKind {
-    const PRIORITY: [ErrorKind; 6] = [
+    const PRIORITY: [ErrorKind; 7] = [
         ErrorKind::Resource,
+        ErrorKind::Certificate,
         ErrorKind::ServFail,
         ErrorKind::Refused,
         ErrorKind::Malformed,
@@ -300,9 +333,11 @@ mod tests {
         protocols
             .iter()
             .enumerate()
-            .map(|(i, &protocol)| NameServer {
-                addr: SocketAddr::from(([127, 0, 0, 1], 5300 + i as u16)),
-                protocol,
+            .map(|(i, &protocol)| {
+                NameServer::new(
+                    SocketAddr::from(([127, 0, 0, 1], 5300 + i as u16)),
+                    protocol,
+                )
             })
             .collect()
     }
@@ -312,6 +347,10 @@ mod tests {
         Health::new(n, 2000 * MS, 250 * MS, 3, false)
     }
 
+    const ONE_ROUND: Policy = Policy {
+        rounds: 1,
+        budget: None,
+    };
     const TWO_ROUNDS: Policy = Policy {
         rounds: 2,
         budget: None,
@@ -468,17 +507,57 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_failure_moves_on_and_is_what_the_give_up_reports() {
+        let list = servers(&[Protocol::Tls, Protocol::Https, Protocol::Tcp]);
+        let mut h = health(3);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let bad = || Event::Certificate {
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        let seen = run(
+            &mut a,
+            &mut h,
+            t0,
+            &[
+                (5, bad()),
+                (7, bad()),
+                (2007, Event::Timeout),
+                (4007, Event::Timeout),
+            ],
+        );
+        // Each server over its own transport, never UDP; the second round
+        // skips the servers whose certificates failed; the certificate
+        // failure outranks the timeouts, with its text kept.
+        assert_eq!(
+            seen,
+            [
+                "send 0 Tls until 2000",
+                "send 1 Https until 2005 retry",
+                "send 2 Tcp until 2007 retry",
+                "send 2 Tcp until 4007 retry",
+                "give up certificate after 0:certificate,1:certificate,2:timeout,2:timeout"
+            ]
+        );
+        let mut a = Attempts::new(&list[..1], ONE_ROUND);
+        let mut h = health(1);
+        a.poll(&mut h, t0);
+        a.on_event(&mut h, t0, bad());
+        let Action::GiveUp(gave_up) = a.poll(&mut h, t0) else {
+            panic!("expected a give-up");
+        };
+        assert_eq!(
+            gave_up.detail.as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+    }
+
+    #[test]
     fn truncated_over_tcp_is_a_malformed_attempt() {
         let list = servers(&[Protocol::Tcp]);
         let mut h = health(1);
         let t0 = Instant::now();
-        let mut a = Attempts::new(
-            &list,
-            Policy {
-                rounds: 1,
-                budget: None,
-            },
-        );
+        let mut a = Attempts::new(&list, ONE_ROUND);
         let seen = run(&mut a, &mut h, t0, &[(5, Event::Truncated)]);
         assert_eq!(
             seen,
@@ -594,13 +673,7 @@ mod tests {
         let list = servers(&[Protocol::Udp]);
         let mut h = health(1);
         let t0 = Instant::now();
-        let mut a = Attempts::new(
-            &list,
-            Policy {
-                rounds: 1,
-                budget: None,
-            },
-        );
+        let mut a = Attempts::new(&list, ONE_ROUND);
         a.poll(&mut h, t0);
         a.on_event(
             &mut h,

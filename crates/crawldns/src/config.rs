@@ -1,7 +1,7 @@
 //! Resolver configuration: every tunable with its default beside it.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cache::CacheConfig;
@@ -59,17 +59,94 @@ pub enum Protocol {
     /// UDP, falling back to TCP for truncated answers (the default).
     #[default]
     Udp,
-    /// TCP only.
+    /// TCP only, many queries pipelined on a few long-lived connections
+    /// (RFC 7766).
     Tcp,
+    /// DNS over TLS (RFC 7858), pipelined like TCP; queries padded (RFC 8467).
+    Tls,
+    /// DNS over HTTPS (RFC 8484): HTTP/2, queries multiplexed on one connection.
+    Https,
+}
+
+impl Protocol {
+    /// True for the encrypted transports, whose servers are authenticated
+    /// by certificate and never asked in the clear instead.
+    pub fn is_encrypted(self) -> bool {
+        matches!(self, Self::Tls | Self::Https)
+    }
 }
 
 /// One pinned nameserver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameServer {
     /// Address and port.
     pub addr: SocketAddr,
     /// Transport to use.
     pub protocol: Protocol,
+    /// For TLS and HTTPS: the name its certificate must be valid for (and
+    /// the SNI sent). `None`: the server's IP address.
+    pub tls_name: Option<String>,
+    /// For HTTPS: the URL path (`None`: `/dns-query`).
+    pub path: Option<String>,
+}
+
+impl NameServer {
+    /// A server at `addr` over `protocol`, its certificate (if any) checked
+    /// against its IP address, DoH at `/dns-query`.
+    pub fn new(addr: SocketAddr, protocol: Protocol) -> Self {
+        Self {
+            addr,
+            protocol,
+            tls_name: None,
+            path: None,
+        }
+    }
+
+    /// A server given as a URL: `IP[:PORT]` or `udp://` (UDP, TCP for
+    /// truncated answers), `tcp://IP[:53]`, `tls://IP[:853]`,
+    /// `https://IP[:443][/PATH]` (path `/dns-query` by default). The host
+    /// must be an IP address; the certificate name is set apart
+    /// ([`NameServer::tls_name`]). Fails with [`ErrorKind::Config`].
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        use crate::transport::endpoint::{parse_endpoint, Scheme};
+        let endpoint = parse_endpoint(url)
+            .map_err(|why| Error::new(ErrorKind::Config, url.trim()).with_detail(why))?;
+        let protocol = match endpoint.scheme {
+            Scheme::Udp => Protocol::Udp,
+            Scheme::Tcp => Protocol::Tcp,
+            Scheme::Tls => Protocol::Tls,
+            Scheme::Https => Protocol::Https,
+        };
+        Ok(Self {
+            path: endpoint.path,
+            ..Self::new(endpoint.addr, protocol)
+        })
+    }
+
+    /// The name the server's certificate is checked against.
+    pub fn verified_name(&self) -> String {
+        self.tls_name
+            .clone()
+            .unwrap_or_else(|| self.addr.ip().to_string())
+    }
+
+    /// The server as a URL (`udp://`, `tcp://`, `tls://`, `https://`).
+    pub fn url(&self) -> String {
+        let scheme = match self.protocol {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+            Protocol::Https => "https",
+        };
+        let path = match self.protocol {
+            Protocol::Https => self
+                .path
+                .as_deref()
+                .unwrap_or(crate::transport::endpoint::DEFAULT_DOH_PATH),
+            _ => "",
+        };
+        format!("{scheme}://{}{path}", self.addr)
+    }
 }
 
 /// The resolver's configuration. Build it with [`ResolverConfig::builder`].
@@ -127,6 +204,14 @@ pub struct ResolverConfig {
     /// The answer cache; `None` turns caching off (single-flight stays on).
     /// Default: [`CacheConfig::default`].
     pub cache: Option<CacheConfig>,
+    /// PEM file of CA certificates that TLS and HTTPS servers may chain to,
+    /// in addition to the webpki (Mozilla) roots (default none).
+    pub ca_file: Option<PathBuf>,
+    /// Ask DoH servers with `GET ?dns=` instead of `POST` (default false).
+    pub doh_get: bool,
+    /// Most connections per TCP or TLS server (default 4); each carries up
+    /// to 128 pipelined queries.
+    pub stream_connections: usize,
 }
 
 impl Default for ResolverConfig {
@@ -152,6 +237,9 @@ impl Default for ResolverConfig {
             down_after_failures: 3,
             probe_interval: Duration::from_secs(1),
             cache: Some(CacheConfig::default()),
+            ca_file: None,
+            doh_get: false,
+            stream_connections: 4,
         }
     }
 }
@@ -178,8 +266,8 @@ impl ResolverConfig {
         if self.timeout.is_zero() {
             return bad("timeout must be positive");
         }
-        if self.udp_sockets == 0 || self.max_in_flight == 0 {
-            return bad("udp_sockets and max_in_flight must be at least 1");
+        if self.udp_sockets == 0 || self.max_in_flight == 0 || self.stream_connections == 0 {
+            return bad("udp_sockets, max_in_flight and stream_connections must be at least 1");
         }
         Ok(())
     }
@@ -204,19 +292,61 @@ macro_rules! setter {
 impl ResolverConfigBuilder {
     /// Adds a nameserver reached over UDP (TCP for truncated answers).
     pub fn nameserver(mut self, addr: SocketAddr) -> Self {
-        self.config.nameservers.push(NameServer {
-            addr,
-            protocol: Protocol::Udp,
-        });
+        self.config
+            .nameservers
+            .push(NameServer::new(addr, Protocol::Udp));
         self
     }
 
     /// Adds a nameserver reached over TCP only.
     pub fn tcp_nameserver(mut self, addr: SocketAddr) -> Self {
+        self.config
+            .nameservers
+            .push(NameServer::new(addr, Protocol::Tcp));
+        self
+    }
+
+    /// Adds a DNS-over-TLS nameserver whose certificate must be valid for
+    /// `tls_name` (a DNS name, or the address itself as text).
+    pub fn tls_nameserver(mut self, addr: SocketAddr, tls_name: impl Into<String>) -> Self {
         self.config.nameservers.push(NameServer {
-            addr,
-            protocol: Protocol::Tcp,
+            tls_name: Some(tls_name.into()),
+            ..NameServer::new(addr, Protocol::Tls)
         });
+        self
+    }
+
+    /// Adds a DNS-over-HTTPS nameserver at `https://addr{path}` whose
+    /// certificate must be valid for `tls_name`.
+    pub fn https_nameserver(
+        mut self,
+        addr: SocketAddr,
+        tls_name: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        self.config.nameservers.push(NameServer {
+            tls_name: Some(tls_name.into()),
+            path: Some(path.into()),
+            ..NameServer::new(addr, Protocol::Https)
+        });
+        self
+    }
+
+    /// Adds a nameserver given as a URL (see [`NameServer::from_url`]);
+    /// `tls_name` is the name TLS and HTTPS certificates are checked
+    /// against (`None`: the IP address).
+    pub fn nameserver_url(mut self, url: &str, tls_name: Option<&str>) -> Result<Self, Error> {
+        let mut server = NameServer::from_url(url)?;
+        if server.protocol.is_encrypted() {
+            server.tls_name = tls_name.map(str::to_owned);
+        }
+        self.config.nameservers.push(server);
+        Ok(self)
+    }
+
+    /// Adds `server` as it is.
+    pub fn push_nameserver(mut self, server: NameServer) -> Self {
+        self.config.nameservers.push(server);
         self
     }
 
@@ -280,6 +410,12 @@ impl ResolverConfigBuilder {
         probe_interval: Duration);
     setter!(/// The answer cache (`None` disables it).
         cache: Option<CacheConfig>);
+    setter!(/// Extra CA certificates (PEM file) for TLS and HTTPS servers.
+        ca_file: Option<PathBuf>);
+    setter!(/// DoH queries as `GET` instead of `POST`.
+        doh_get: bool);
+    setter!(/// Most connections per TCP or TLS server.
+        stream_connections: usize);
 
     /// The finished configuration.
     pub fn build(self) -> ResolverConfig {

@@ -37,11 +37,15 @@ pub enum ErrorKind {
     NoNameservers,
     /// The configuration is unusable (zero attempts, a zero timeout, ...).
     Config,
+    /// A DNS-over-TLS or DNS-over-HTTPS server's certificate did not verify:
+    /// untrusted, expired, or not valid for the name asked for. Never
+    /// retried in the clear.
+    Certificate,
 }
 
 impl ErrorKind {
     /// Every kind, in a fixed order (for per-kind counters).
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         Self::NxDomain,
         Self::NoData,
         Self::ServFail,
@@ -54,6 +58,7 @@ impl ErrorKind {
         Self::InvalidName,
         Self::NoNameservers,
         Self::Config,
+        Self::Certificate,
     ];
 
     /// Position in [`ErrorKind::ALL`].
@@ -76,6 +81,7 @@ impl ErrorKind {
             Self::InvalidName => "invalid name",
             Self::NoNameservers => "no nameservers configured",
             Self::Config => "invalid configuration",
+            Self::Certificate => "server certificate not verified",
         }
     }
 
@@ -94,6 +100,7 @@ impl ErrorKind {
             Self::InvalidName => "invalid_name",
             Self::NoNameservers => "no_nameservers",
             Self::Config => "config",
+            Self::Certificate => "certificate",
         }
     }
 
@@ -121,12 +128,18 @@ impl ErrorKind {
         )
     }
 
-    /// True for failures of this machine rather than of DNS (sockets,
-    /// resources, the name or the configuration given): never cached.
+    /// True for failures of this machine or its set-up rather than of DNS
+    /// (sockets, resources, the name or the configuration given, a server
+    /// certificate that does not verify): never cached.
     pub fn is_local(self) -> bool {
         matches!(
             self,
-            Self::Io | Self::Resource | Self::InvalidName | Self::NoNameservers | Self::Config
+            Self::Io
+                | Self::Resource
+                | Self::InvalidName
+                | Self::NoNameservers
+                | Self::Config
+                | Self::Certificate
         )
     }
 }
@@ -230,6 +243,12 @@ impl Error {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// What the error's kind alone does not say (a socket error's text, a
+    /// certificate's fault, the configuration value at fault), if anything.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 
     /// The name that was looked up, as given.

@@ -1,9 +1,8 @@
 //! The wire-level driver: performs the actions of one question's
-//! [`Attempts`] (sends over UDP or TCP, waits, reports what came back) and
-//! follows CNAME chains across queries. The decisions are `attempts.rs`'s;
-//! no cache here.
+//! [`Attempts`] (sends over UDP, pipelined TCP, TLS or HTTPS, waits, reports
+//! what came back) and follows CNAME chains across queries. The decisions
+//! are `attempts.rs`'s; no cache here.
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -15,14 +14,19 @@ use tokio::time::Instant;
 
 use crate::answer::{self, display_name, Reading, RecordValue};
 use crate::attempts::{Action, Attempts, Event, Policy, Transport};
-use crate::config::ResolverConfig;
+use crate::config::{NameServer, Protocol, ResolverConfig};
 use crate::error::{describe_io, io_kind, Error, ErrorKind};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::probe::{self, Probe};
 use crate::records::{Lookup, QueryType};
+use crate::rng::{self, Random};
+use crate::transport::doh::{DohClient, DohSettings};
+use crate::transport::pipeline::{StreamPool, StreamSettings};
+use crate::transport::tcp::TcpDial;
+use crate::transport::tls::{TlsDial, TlsOptions, TlsSetupError};
 use crate::transport::udp::{UdpPool, UdpSettings};
-use crate::transport::{tcp, Exchange, TransportError};
+use crate::transport::{StreamError, StreamExchange, TransportError};
 use crate::wire::Question;
 
 /// A wire resolution's outcome, with the negative TTL the cache needs.
@@ -33,10 +37,23 @@ pub(crate) struct Resolved {
     pub negative_ttl: Option<u32>,
 }
 
-/// Sockets, server health and counters, shared by every clone of a resolver.
+/// The connections of an encrypted server: each has its own certificate
+/// name to verify, so its own client.
+enum Encrypted {
+    Tls(StreamPool<TlsDial>),
+    Https(DohClient),
+}
+
+/// Sockets, connections, server health and counters, shared by every clone
+/// of a resolver.
 pub(crate) struct Core {
     pub config: ResolverConfig,
     pub udp: UdpPool,
+    /// Pipelined TCP to every server that needs it (TCP servers, and UDP
+    /// servers' truncated answers).
+    tcp: StreamPool<TcpDial>,
+    /// Per configured server (same index): its TLS or HTTPS client.
+    encrypted: Vec<Option<Encrypted>>,
     pub health: Mutex<Health>,
     pub metrics: Arc<Metrics>,
     slots: Semaphore,
@@ -44,8 +61,11 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// Opens nothing yet: sockets are opened on first use.
-    pub fn new(config: ResolverConfig) -> Self {
+    /// Opens nothing yet: sockets and connections are opened on first use.
+    /// Fails when an encrypted server's TLS client cannot be set up.
+    pub fn new(config: ResolverConfig) -> Result<Self, Error> {
+        let encrypted = encrypted_clients(&config)?;
+        let tcp = StreamPool::new(TcpDial, stream_settings(&config, false));
         let metrics = Arc::new(Metrics::default());
         let servers: Vec<_> = config.nameservers.iter().map(|s| s.addr).collect();
         let udp = UdpPool::new(
@@ -67,14 +87,30 @@ impl Core {
             config.down_after_failures,
             config.rotate,
         );
-        Self {
+        Ok(Self {
             slots: Semaphore::new(config.max_in_flight),
             health: Mutex::new(health),
             udp,
+            tcp,
+            encrypted,
             metrics,
             probing: AtomicBool::new(false),
             config,
-        }
+        })
+    }
+
+    /// TCP, TLS and HTTP/2 connections opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        let encrypted: u64 = self
+            .encrypted
+            .iter()
+            .flatten()
+            .map(|client| match client {
+                Encrypted::Tls(pool) => pool.stats().opened,
+                Encrypted::Https(doh) => doh.stats().opened,
+            })
+            .sum();
+        self.tcp.stats().opened + encrypted
     }
 
     fn policy(&self) -> Policy {
@@ -215,7 +251,7 @@ impl Core {
                     }
                     let addr = self.config.nameservers[server].addr;
                     let sent = Instant::now();
-                    let result = self.send(addr, transport, question, deadline).await;
+                    let result = self.send(server, transport, question, deadline).await;
                     let event = self.judge(result, &mut answer, &mut last_io);
                     tracing::debug!(
                         name,
@@ -251,25 +287,48 @@ impl Core {
         }
     }
 
-    /// One send over `transport`, waiting until `deadline`.
+    /// One send to configured server `server` over `transport`, waiting
+    /// until `deadline`.
     async fn send(
         &self,
-        server: SocketAddr,
+        server: usize,
         transport: Transport,
         question: &Question,
         deadline: std::time::Instant,
-    ) -> Exchange {
+    ) -> StreamExchange {
+        let addr = self.config.nameservers[server].addr;
         let timeout = Instant::from_std(deadline).saturating_duration_since(Instant::now());
-        match transport {
-            // The TCP exchange is boxed: it is rare, and inline its state
-            // would make every lookup's future (and single-flight's copy of
-            // it) several times larger.
-            Transport::Tcp => {
+        let mut next_id = || rng::system().id();
+        // The stream exchanges are boxed: inline, their state would make
+        // every lookup's future (and single-flight's copy of it) several
+        // times larger, though most lookups go over UDP.
+        match (
+            transport,
+            self.encrypted.get(server).and_then(Option::as_ref),
+        ) {
+            (Transport::Udp, _) => self
+                .udp
+                .query(addr, question, timeout)
+                .await
+                .map_err(StreamError::from),
+            (Transport::Tcp, _) => {
                 Metrics::add(&self.metrics.tcp_sent);
-                let payload = self.config.edns_payload;
-                Box::pin(tcp::query(server, question, payload, timeout)).await
+                Box::pin(self.tcp.query(addr, question, timeout, &mut next_id)).await
             }
-            Transport::Udp => self.udp.query(server, question, timeout).await,
+            (Transport::Tls, Some(Encrypted::Tls(pool))) => {
+                Metrics::add(&self.metrics.tls_sent);
+                Box::pin(pool.query(addr, question, timeout, &mut next_id)).await
+            }
+            (Transport::Https, Some(Encrypted::Https(doh))) => {
+                Metrics::add(&self.metrics.https_sent);
+                Box::pin(doh.query(addr, question, timeout)).await
+            }
+            // `encrypted_clients` made one for every TLS and HTTPS server:
+            // unreachable, but never a send in the clear.
+            (Transport::Tls | Transport::Https, _) => Err(StreamError::io(
+                std::io::ErrorKind::NotConnected,
+                format!("no TLS client for {addr}"),
+            )),
         }
     }
 
@@ -277,7 +336,7 @@ impl Core {
     /// act on is kept in `answer`, a socket error in `last_io`.
     fn judge(
         &self,
-        result: Exchange,
+        result: StreamExchange,
         answer: &mut Option<Message>,
         last_io: &mut Option<std::io::Error>,
     ) -> Event {
@@ -301,19 +360,22 @@ impl Core {
                     })
                 }
             },
-            Err(TransportError::Timeout) => {
+            Err(StreamError::Verification(detail)) => Event::Certificate { detail },
+            Err(StreamError::Transport(TransportError::Timeout)) => {
                 Metrics::add(&self.metrics.timeouts);
                 Event::Timeout
             }
-            Err(TransportError::Malformed) => {
+            Err(StreamError::Transport(TransportError::Malformed)) => {
                 Metrics::add(&self.metrics.malformed);
                 Event::Malformed
             }
-            Err(TransportError::Io(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(StreamError::Transport(TransportError::Io(err)))
+                if err.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
                 *last_io = Some(err);
                 Event::PortClosed
             }
-            Err(TransportError::Io(err)) => {
+            Err(StreamError::Transport(TransportError::Io(err))) => {
                 let event = Event::Socket {
                     kind: io_kind(&err),
                     detail: describe_io(&err),
@@ -338,21 +400,16 @@ impl Probe for Core {
         let Ok(question) = Question::new("", RecordType::NS, false) else {
             return;
         };
-        let Some(ns) = self.config.nameservers.get(server).copied() else {
+        let Some(ns) = self.config.nameservers.get(server) else {
             return;
         };
         Metrics::add(&self.metrics.probes);
         let started = Instant::now();
         let deadline = (started + self.config.timeout).into_std();
-        let transport = match ns.protocol {
-            crate::config::Protocol::Tcp => Transport::Tcp,
-            crate::config::Protocol::Udp => Transport::Udp,
-        };
-        let mut result = self.send(ns.addr, transport, &question, deadline).await;
+        let transport = Transport::of(ns.protocol);
+        let mut result = self.send(server, transport, &question, deadline).await;
         if transport == Transport::Udp && matches!(&result, Ok(m) if m.metadata.truncation) {
-            result = self
-                .send(ns.addr, Transport::Tcp, &question, deadline)
-                .await;
+            result = self.send(server, Transport::Tcp, &question, deadline).await;
         }
         // Any answer but SERVFAIL shows the server is serving again.
         if let Ok(message) = result {
@@ -364,4 +421,63 @@ impl Probe for Core {
             }
         }
     }
+}
+
+/// The pipelined-stream settings of `config`: padded for TLS (RFC 8467).
+fn stream_settings(config: &ResolverConfig, padded: bool) -> StreamSettings {
+    StreamSettings {
+        max_connections: config.stream_connections,
+        payload: config.edns_payload,
+        exact_case: config.case_randomization,
+        padded,
+        ..StreamSettings::default()
+    }
+}
+
+/// A TLS or HTTPS client for every encrypted server of `config` (`None`
+/// for the others), trusting the webpki roots and `config.ca_file`.
+fn encrypted_clients(config: &ResolverConfig) -> Result<Vec<Option<Encrypted>>, Error> {
+    let wants_tls = config.nameservers.iter().any(|s| s.protocol.is_encrypted());
+    let ca_pem = match (&config.ca_file, wants_tls) {
+        (Some(path), true) => Some(std::fs::read(path).map_err(|e| {
+            Error::new(ErrorKind::Config, path.display().to_string())
+                .with_detail(format!("cannot read the CA file: {e}"))
+        })?),
+        _ => None,
+    };
+    let setup_error = |server: &NameServer, err: TlsSetupError| {
+        Error::new(ErrorKind::Config, server.url()).with_detail(err.to_string())
+    };
+    config
+        .nameservers
+        .iter()
+        .map(|server| {
+            if !server.protocol.is_encrypted() {
+                return Ok(None);
+            }
+            let mut options = TlsOptions::new(server.verified_name());
+            if let Some(pem) = &ca_pem {
+                options = options.with_ca_pem(pem);
+            }
+            let client = match server.protocol {
+                Protocol::Tls => TlsDial::new(&options).map(|dial| {
+                    Encrypted::Tls(StreamPool::new(dial, stream_settings(config, true)))
+                }),
+                _ => DohClient::new(
+                    &options,
+                    DohSettings {
+                        path: server
+                            .path
+                            .clone()
+                            .unwrap_or_else(|| crate::transport::endpoint::DEFAULT_DOH_PATH.into()),
+                        use_get: config.doh_get,
+                        payload: config.edns_payload,
+                        exact_case: config.case_randomization,
+                    },
+                )
+                .map(Encrypted::Https),
+            };
+            client.map(Some).map_err(|err| setup_error(server, err))
+        })
+        .collect()
 }

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub(crate) udp_sent: AtomicU64,
     pub(crate) udp_send_calls: AtomicU64,
     pub(crate) tcp_sent: AtomicU64,
+    pub(crate) tls_sent: AtomicU64,
+    pub(crate) https_sent: AtomicU64,
     pub(crate) answers: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) timeouts: AtomicU64,
@@ -84,6 +86,8 @@ impl Default for Metrics {
             udp_sent: AtomicU64::new(0),
             udp_send_calls: AtomicU64::new(0),
             tcp_sent: AtomicU64::new(0),
+            tls_sent: AtomicU64::new(0),
+            https_sent: AtomicU64::new(0),
             answers: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
@@ -167,8 +171,14 @@ pub struct MetricsSnapshot {
     /// System calls that sent them: fewer than `udp_sent` when queries
     /// were batched into GSO sends.
     pub udp_send_calls: u64,
-    /// TCP queries sent.
+    /// TCP queries sent (to TCP servers, and UDP answers' truncation fallback).
     pub tcp_sent: u64,
+    /// DNS-over-TLS queries sent.
+    pub tls_sent: u64,
+    /// DNS-over-HTTPS queries sent.
+    pub https_sent: u64,
+    /// TCP, TLS and HTTP/2 connections opened to nameservers.
+    pub connections_opened: u64,
     /// Usable answers received (NOERROR or NXDOMAIN).
     pub answers: u64,
     /// Attempts after the first one of a question.
@@ -238,6 +248,9 @@ impl Metrics {
             udp_sent: get(&self.udp_sent),
             udp_send_calls: get(&self.udp_send_calls),
             tcp_sent: get(&self.tcp_sent),
+            tls_sent: get(&self.tls_sent),
+            https_sent: get(&self.https_sent),
+            connections_opened: 0,
             answers: get(&self.answers),
             retries: get(&self.retries),
             timeouts: get(&self.timeouts),

@@ -58,7 +58,8 @@ struct Inner {
 
 impl Resolver {
     /// A resolver with `config`. Fails when the configuration is unusable
-    /// (no nameservers, zero attempts or timeout).
+    /// (no nameservers, zero attempts or timeout, an unreadable `ca_file`,
+    /// a TLS name that is neither a DNS name nor an IP address).
     pub fn new(config: ResolverConfig) -> Result<Self, Error> {
         config.validate()?;
         let ipv6_egress = config
@@ -66,7 +67,7 @@ impl Resolver {
             .unwrap_or_else(crate::egress::has_ipv6_route);
         let cache = config.cache.clone().map(Cache::new);
         let inner = Inner {
-            core: Arc::new(Core::new(config)),
+            core: Arc::new(Core::new(config)?),
             cache,
             flights: Flights::default(),
             ipv6_egress,
@@ -96,6 +97,7 @@ impl Resolver {
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut snapshot = self.inner.core.metrics.snapshot();
         snapshot.kernel_drops = self.inner.core.udp.kernel_drops();
+        snapshot.connections_opened = self.inner.core.connections_opened();
         snapshot
     }
 

@@ -44,14 +44,6 @@ pub struct Endpoint {
     pub path: Option<String>,
 }
 
-impl Endpoint {
-    /// The default name to verify the server's certificate against: its IP
-    /// address.
-    pub fn default_tls_name(&self) -> String {
-        self.addr.ip().to_string()
-    }
-}
-
 /// The DoH path used when an `https://` URL gives none.
 pub const DEFAULT_DOH_PATH: &str = "/dns-query";
 
@@ -160,10 +152,6 @@ mod tests {
         assert_eq!(
             ok("2001:db8::1"),
             (Scheme::Udp, "[2001:db8::1]:53".into(), None)
-        );
-        assert_eq!(
-            parse_endpoint("tls://9.9.9.9").unwrap().default_tls_name(),
-            "9.9.9.9"
         );
     }
 

@@ -1,24 +1,19 @@
 //! Getting one question answered by one server: UDP with many queries per
-//! socket; TCP for truncated answers or TCP-only servers, one connection per
-//! exchange ([`tcp::query`]) or pipelined on long-lived connections
-//! ([`pipeline::StreamPool`] over [`tcp::TcpDial`]); DNS over TLS (the same
-//! pool over [`tls::TlsDial`]); DNS over HTTPS ([`doh::DohClient`]).
+//! socket; TCP for truncated answers or TCP-only servers, pipelined on
+//! long-lived connections ([`pipeline::StreamPool`] over [`tcp::TcpDial`]);
+//! DNS over TLS (the same pool over [`tls::TlsDial`]); DNS over HTTPS
+//! ([`doh::DohClient`]).
 
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod doh;
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod endpoint;
 pub mod gso;
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod in_flight;
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod pipeline;
 pub mod recv_batch;
 pub mod sockbuf;
 #[cfg(test)]
 mod stream_tests;
 pub mod tcp;
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub mod tls;
 pub mod udp;
 #[cfg(test)]
@@ -40,13 +35,9 @@ pub enum TransportError {
 /// The result of one exchange.
 pub type Exchange = Result<Message, TransportError>;
 
-// Stream transports (issue 17): built and tested on their own (stream_tests,
-// unbound_tests), not yet reachable from `Resolver`: wiring them in as
-// `NameServer` variants is the issue's next step.
 /// Why one exchange over a stream transport (pipelined TCP, TLS, HTTPS)
 /// produced no answer: a [`TransportError`] as over UDP, or a server whose
 /// certificate does not verify, which is never retried in the clear.
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 #[derive(Debug)]
 pub enum StreamError {
     /// As over UDP: timeout, malformed answer, I/O error.
@@ -62,7 +53,6 @@ impl From<TransportError> for StreamError {
     }
 }
 
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 impl StreamError {
     /// An I/O error of `kind` with a message.
     pub(crate) fn io(kind: std::io::ErrorKind, detail: impl Into<String>) -> Self {
@@ -84,5 +74,4 @@ impl StreamError {
 }
 
 /// The result of one exchange over a stream transport.
-#[allow(dead_code)] // not yet wired into the resolver (issue 17)
 pub type StreamExchange = Result<Message, StreamError>;

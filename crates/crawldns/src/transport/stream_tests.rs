@@ -197,13 +197,7 @@ async fn ten_thousand_lookups_use_at_most_four_connections_per_transport() {
             (1..=4).contains(&connections),
             "{transport:?}: {connections} connections"
         );
-        let per_connection: u64 = s
-            .counters()
-            .connections()
-            .iter()
-            .filter(|c| c.transport == transport)
-            .map(|c| c.queries)
-            .sum();
+        let per_connection = s.counters().connection_queries(transport);
         assert_eq!(per_connection, 10_000, "{transport:?}");
         eprintln!(
             "{transport:?}: 10000 lookups on {connections} connection(s) in {:?}",

@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -53,13 +52,6 @@ impl TlsOptions {
         self.extra_ca_pem.extend_from_slice(pem);
         self.extra_ca_pem.push(b'\n');
         self
-    }
-
-    /// Also trusts the CA certificates in the PEM file at `path`.
-    pub fn with_ca_file(self, path: &Path) -> Result<Self, TlsSetupError> {
-        let pem = std::fs::read(path)
-            .map_err(|e| TlsSetupError::Ca(format!("cannot read {}: {e}", path.display())))?;
-        Ok(self.with_ca_pem(&pem))
     }
 }
 
@@ -204,8 +196,6 @@ mod tests {
             TlsClient::new(&junk, &[]),
             Err(TlsSetupError::Ca(_))
         ));
-        let missing = TlsOptions::new("dns.example").with_ca_file(Path::new("/nonexistent/ca.pem"));
-        assert!(matches!(missing, Err(TlsSetupError::Ca(_))));
     }
 
     #[test]
