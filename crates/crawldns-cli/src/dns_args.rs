@@ -1,7 +1,7 @@
 //! The DNS options `resolve`, `fetch` share, and the resolver they build.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -27,11 +27,6 @@ pub struct DnsArgs {
     /// address.
     #[arg(long, value_name = "NAME")]
     pub tls_name: Option<String>,
-
-    /// A PEM file of CA certificates that tls:// and https:// nameservers
-    /// may chain to, besides the built-in Mozilla roots.
-    #[arg(long, value_name = "PATH")]
-    pub ca_file: Option<PathBuf>,
 
     /// Ask https:// nameservers with GET ?dns= instead of POST.
     #[arg(long)]
@@ -249,7 +244,14 @@ impl DnsArgs {
     /// The resolver configuration these options describe, with `timeout_ms`
     /// as the per-attempt timeout when given (the option is `--timeout-ms`
     /// for `resolve`, `--dns-timeout-ms` for `fetch`).
-    pub fn config(&self, timeout_ms: Option<u64>) -> Result<ResolverConfig> {
+    /// `ca_file` is trusted by tls:// and https:// nameservers besides the
+    /// Mozilla roots (each command names the option: `resolve --ca-file`,
+    /// and for `fetch` the same `--ca-file` its HTTPS fetches trust).
+    pub fn config(
+        &self,
+        timeout_ms: Option<u64>,
+        ca_file: Option<&Path>,
+    ) -> Result<ResolverConfig> {
         if self.is_empty() {
             return Err(UsageError(
                 "no nameserver: pass --nameserver IP[:PORT] (repeatable) or --resolv-conf \
@@ -297,7 +299,7 @@ impl DnsArgs {
             ..defaults
         };
         Ok(builder
-            .ca_file(self.ca_file.clone())
+            .ca_file(ca_file.map(Path::to_path_buf))
             .doh_get(self.doh_get)
             .cache(Some(cache))
             .case_randomization(self.dns0x20)
@@ -312,8 +314,8 @@ impl DnsArgs {
     }
 
     /// A resolver for these options (see [`DnsArgs::config`]).
-    pub fn resolver(&self, timeout_ms: Option<u64>) -> Result<Resolver> {
-        let config = self.config(timeout_ms)?;
+    pub fn resolver(&self, timeout_ms: Option<u64>, ca_file: Option<&Path>) -> Result<Resolver> {
+        let config = self.config(timeout_ms, ca_file)?;
         if config.nameservers.is_empty() {
             let from = self
                 .resolv_conf

@@ -124,7 +124,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "TEXT", value_parser = parse_user_agent)]
     pub user_agent: Option<String>,
 
-    /// Also trust the CA certificates in this PEM file (e.g. a test CA).
+    /// Also trust the CA certificates in this PEM file (e.g. a test CA),
+    /// for HTTPS fetches and for tls:// and https:// nameservers.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
@@ -371,7 +372,9 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
             .context("cannot start the getaddrinfo threads")?;
         (Arc::new(pool), None)
     } else {
-        let resolver = args.dns.resolver(args.dns_timeout_ms)?;
+        let resolver = args
+            .dns
+            .resolver(args.dns_timeout_ms, args.limits.ca_file.as_deref())?;
         (Arc::new(resolver.clone()), Some(resolver))
     };
     let fetcher =

@@ -317,7 +317,9 @@ async fn stop_signal() {
 
 async fn work(args: WorkArgs) -> Result<Outcome> {
     let url = args.redis.url()?;
-    let resolver = args.dns.resolver(args.dns_timeout_ms)?;
+    let resolver = args
+        .dns
+        .resolver(args.dns_timeout_ms, args.limits.ca_file.as_deref())?;
     let fetcher = Arc::new(
         Fetcher::new(args.limits.config()?, Arc::new(resolver.clone()))
             .context("cannot set up the fetcher")?,

@@ -67,6 +67,11 @@ pub struct ResolveArgs {
     #[command(flatten)]
     pub dns: DnsArgs,
 
+    /// A PEM file of CA certificates that tls:// and https:// nameservers
+    /// may chain to, besides the built-in Mozilla roots.
+    #[arg(long, value_name = "PEM", help_heading = "DNS")]
+    pub ca_file: Option<PathBuf>,
+
     /// Time to wait for one attempt at one server, in milliseconds (default
     /// 2000, or resolv.conf's timeout). It adapts down to the measured RTT.
     #[arg(long, value_name = "MS", help_heading = "DNS",
@@ -390,7 +395,9 @@ impl Writer {
 
 /// Runs `crawldns resolve`.
 pub async fn run(args: ResolveArgs) -> Result<Outcome> {
-    let resolver = args.dns.resolver(args.timeout_ms)?;
+    let resolver = args
+        .dns
+        .resolver(args.timeout_ms, args.ca_file.as_deref())?;
     let mut types = if args.reverse {
         vec![RecordKind::Ptr]
     } else {
