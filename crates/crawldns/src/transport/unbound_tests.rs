@@ -20,6 +20,10 @@ use super::pipeline::keepalive_timeout;
 use super::stream_tests::Client;
 use super::tls::TlsOptions;
 use super::StreamError;
+use crate::config::{NameServer, Protocol, ResolverConfig};
+use crate::error::ErrorKind;
+use crate::records::{Lookup, QueryType};
+use crate::resolver::Resolver;
 
 const ZONE: &str = "interop.test";
 /// The name on Unbound's certificate.
@@ -196,6 +200,29 @@ fn seen_of(message: &Message) -> Seen {
     }
 }
 
+/// What a resolver lookup came to, as [`seen_of`] would read its answer:
+/// the CNAME chain followed and the addresses at its end.
+fn seen_of_lookup(result: &Result<Lookup, crate::Error>) -> Seen {
+    let (status, records) = match result {
+        Ok(lookup) => (
+            "NOERROR",
+            lookup
+                .chain
+                .iter()
+                .map(|target| format!("CNAME {target}"))
+                .chain(lookup.ips.iter().map(ToString::to_string))
+                .collect(),
+        ),
+        Err(e) if e.kind() == ErrorKind::NoData => ("NOERROR", BTreeSet::new()),
+        Err(e) if e.kind() == ErrorKind::NxDomain => ("NXDOMAIN", BTreeSet::new()),
+        Err(e) => panic!("lookup failed: {e}"),
+    };
+    Seen {
+        status: status.to_owned(),
+        records,
+    }
+}
+
 /// Reads dig's or kdig's default output.
 fn seen_of_text(text: &str) -> Seen {
     // The header line (kdig over HTTPS also prints an HTTP status line).
@@ -305,6 +332,27 @@ async fn tcp_dot_and_doh_answers_equal_digs_through_unbound() {
         ("doh GET", Client::https(&options, true), ports.https),
     ];
     let ca_file = dir.join("ca.pem");
+    // The resolver itself over each stream transport, as a user configures it.
+    let resolvers: Vec<(Protocol, Resolver)> = [
+        (Protocol::Tcp, ports.dns),
+        (Protocol::Tls, ports.tls),
+        (Protocol::Https, ports.https),
+    ]
+    .into_iter()
+    .map(|(protocol, port)| {
+        let server = NameServer {
+            tls_name: protocol.is_encrypted().then(|| TLS_NAME.to_owned()),
+            ..NameServer::new(SocketAddr::from(([127, 0, 0, 1], port)), protocol)
+        };
+        let config = ResolverConfig::builder()
+            .push_nameserver(server)
+            .ca_file(Some(ca_file.clone()))
+            .cache(None)
+            .ipv6_egress(Some(true))
+            .build();
+        (protocol, Resolver::new(config).expect("resolver"))
+    })
+    .collect();
     for (short, rtype, status) in QUESTIONS {
         let name = format!("{short}.{ZONE}");
         let type_text = rtype.to_string();
@@ -338,8 +386,21 @@ async fn tcp_dot_and_doh_answers_equal_digs_through_unbound() {
                 "{client_label}: {name} {type_text}"
             );
         }
+        let query_type = if rtype == RecordType::AAAA {
+            QueryType::Aaaa
+        } else {
+            QueryType::A
+        };
+        for (protocol, resolver) in &resolvers {
+            let got = resolver.lookup(&name, query_type).await;
+            assert_eq!(
+                seen_of_lookup(&got),
+                by_dig,
+                "resolver over {protocol:?}: {name} {type_text}"
+            );
+        }
         println!(
-            "  {name} {type_text}: {} over tcp, dot, doh = dig",
+            "  {name} {type_text}: {} over tcp, dot, doh (transports and resolver) = dig",
             by_dig.status
         );
     }
@@ -400,6 +461,16 @@ async fn tcp_dot_and_doh_answers_equal_digs_through_unbound() {
                 options.name
             );
         }
+    }
+    for (protocol, resolver) in &resolvers {
+        let m = resolver.metrics();
+        let sent = m.tcp_sent + m.tls_sent + m.https_sent;
+        assert_eq!(
+            (m.udp_sent, sent),
+            (0, QUESTIONS.len() as u64),
+            "{protocol:?}: {m:?}"
+        );
+        assert_eq!(m.connections_opened, 1, "{protocol:?}: {m:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
