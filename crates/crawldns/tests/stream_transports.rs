@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crawldns::{ErrorKind, NameServer, Protocol, QueryType, Resolver, ResolverConfig};
 use crawldns_testbed::{host_v4, DnsServer, DnsServerConfig, Transport, ZoneConfig};
@@ -45,11 +46,17 @@ fn server(s: &DnsServer, protocol: Protocol, tls_name: &str) -> NameServer {
     }
 }
 
+/// A resolver with `server` alone, trusting `ca`, no cache. Timeouts are
+/// generous (5 s, not adapting below): on a busy two-core machine a debug
+/// build with 500 lookups in flight can take over the adaptive 250 ms, and
+/// a retry would blur the counts these tests compare.
 fn resolver(server: NameServer, ca: Option<PathBuf>) -> Resolver {
     Resolver::new(
         ResolverConfig::builder()
             .push_nameserver(server)
             .ca_file(ca)
+            .timeout(Duration::from_secs(5))
+            .min_timeout(Duration::from_secs(5))
             .cache(None)
             .ipv6_egress(Some(false))
             .build(),
@@ -255,4 +262,89 @@ async fn truncated_udp_answers_share_a_few_pipelined_tcp_connections() {
         (1..=4).contains(&connections),
         "{connections} TCP connections for 1000 truncated answers"
     );
+}
+
+/// Looks up h0..h{n} (A), 100 at a time, and returns how many were answered
+/// (each answer checked) and the kinds of the failures, sorted.
+async fn outcomes(r: &Resolver, n: u32) -> (u32, Vec<ErrorKind>) {
+    let mut set = JoinSet::new();
+    let (mut next, mut answered, mut failed) = (0, 0, Vec::new());
+    while next < n || !set.is_empty() {
+        while next < n && set.len() < 100 {
+            let r = r.clone();
+            let i = next;
+            set.spawn(
+                async move { (i, r.lookup(&format!("h{i}.crawl.test"), QueryType::A).await) },
+            );
+            next += 1;
+        }
+        match set.join_next().await.unwrap().unwrap() {
+            (i, Ok(lookup)) => {
+                assert_eq!(&*lookup.ips, &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
+                answered += 1;
+            }
+            (_, Err(e)) => failed.push(e.kind()),
+        }
+    }
+    failed.sort_by_key(|k| k.index());
+    (answered, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_close_or_stall_connections_end_every_lookup_rightly() {
+    use crawldns_testbed::Faults;
+    let s = testbed(2000).await;
+    let ca = ca_file(&s, "faults");
+    for protocol in [Protocol::Tcp, Protocol::Tls, Protocol::Https] {
+        // Closing every connection after 7 answers: every lookup answered,
+        // the queries of a closed connection asked again on a new one.
+        s.set_faults(Faults {
+            close_after: Some(7),
+            ..Faults::default()
+        });
+        let r = resolver(server(&s, protocol, "dns.crawl.test"), Some(ca.clone()));
+        let (answered, failed) = outcomes(&r, 2000).await;
+        assert_eq!((answered, failed), (2000, vec![]), "{protocol:?} closing");
+        let opened = r.metrics().connections_opened;
+        // HTTP/2 answers many queries at once on a connection: how many
+        // connections 2000 lookups took depends on timing, but more than one.
+        assert!(opened > 1, "{protocol:?}: {opened} connections");
+        if protocol != Protocol::Https {
+            assert!(opened >= 2000 / 7, "{protocol:?}: {opened} connections");
+        }
+
+        // Stalling every connection after 5 answers: each lookup is answered
+        // or times out, in bounded time; none hangs.
+        s.set_faults(Faults {
+            stall_after: Some(5),
+            ..Faults::default()
+        });
+        let r = Resolver::new(
+            ResolverConfig::builder()
+                .push_nameserver(server(&s, protocol, "dns.crawl.test"))
+                .ca_file(Some(ca.clone()))
+                .cache(None)
+                .timeout(Duration::from_millis(300))
+                .min_timeout(Duration::from_millis(300))
+                .attempts(2)
+                .build(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let (answered, failed) = outcomes(&r, 300).await;
+        let took = started.elapsed();
+        assert_eq!(answered + failed.len() as u32, 300, "{protocol:?} stalling");
+        assert!(answered >= 5, "{protocol:?}: {answered} answered");
+        assert!(
+            failed.iter().all(|k| *k == ErrorKind::Timeout),
+            "{protocol:?}: {failed:?}"
+        );
+        // 300 lookups, 100 at a time, each at most 2 × 300 ms: far below.
+        assert!(
+            took < Duration::from_secs(30),
+            "{protocol:?}: took {took:?}"
+        );
+    }
+    s.set_faults(Faults::default());
+    let _ = std::fs::remove_file(ca);
 }

@@ -119,6 +119,10 @@ enum Reply {
     Closed {
         answered: bool,
     },
+    /// The connection was given up as stalled (another query waited a whole
+    /// timeout on it without a byte): ask again, not counted against the
+    /// server; the query's own deadline still bounds it.
+    Stalled,
     /// The connection could not be made.
     Failed(StreamError),
 }
@@ -279,7 +283,7 @@ impl<D: Dial> StreamPool<D> {
                 Ok(Ok(Reply::Answer(message))) => return Ok(message),
                 Ok(Ok(Reply::Malformed)) => return Err(TransportError::Malformed.into()),
                 Ok(Ok(Reply::Failed(err))) => return Err(err),
-                Ok(Ok(Reply::Closed { answered: true })) => {
+                Ok(Ok(Reply::Closed { answered: true } | Reply::Stalled)) => {
                     self.inner
                         .counters
                         .reconnects
@@ -422,7 +426,8 @@ impl<D: Dial> StreamPool<D> {
             let connected = tokio::select! {
                 stream = dial.dial(server) => stream,
                 () = task.conn.kill.notified() => {
-                    task.conn.close(|| Reply::Closed { answered: false });
+                    task.conn.close(|| Reply::Stalled);
+                    task.freed.notify_waiters();
                     return;
                 }
             };
@@ -458,12 +463,16 @@ impl ConnTask {
         let mut buf = BytesMut::with_capacity(4096);
         let mut batch: Vec<u8> = Vec::with_capacity(4096);
         let mut last_activity = Instant::now();
+        let mut killed = false;
         loop {
             let idle = self.conn.state.lock().table.is_empty();
             let idle_for = Duration::from_millis(self.conn.idle_ms.load(Ordering::Relaxed));
             tokio::select! {
                 biased;
-                () = self.conn.kill.notified() => break,
+                () = self.conn.kill.notified() => {
+                    killed = true;
+                    break;
+                }
                 read = reader.read_buf(&mut buf) => {
                     match read {
                         Ok(0) | Err(_) => break,
@@ -491,7 +500,11 @@ impl ConnTask {
             }
         }
         let answered = self.conn.frames.load(Ordering::Acquire) > 0;
-        self.conn.close(|| Reply::Closed { answered });
+        if killed {
+            self.conn.close(|| Reply::Stalled);
+        } else {
+            self.conn.close(|| Reply::Closed { answered });
+        }
         self.freed.notify_waiters();
         // A polite close (TLS close_notify, FIN), but never wait long.
         let _ = tokio::time::timeout(Duration::from_millis(100), writer.shutdown()).await;
