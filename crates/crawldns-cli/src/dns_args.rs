@@ -22,6 +22,19 @@ pub struct DnsArgs {
     #[arg(long = "nameserver", value_name = "IP[:PORT]|URL", value_parser = parse_nameserver)]
     pub nameservers: Vec<NameServer>,
 
+    /// Nameservers from a file, one per line as for --nameserver (blank
+    /// lines and lines starting with # skipped), after any --nameserver.
+    #[arg(short = 'r', long = "resolvers", value_name = "FILE")]
+    pub resolvers_file: Option<PathBuf>,
+
+    /// Answer names from a hosts file before the cache and the network, as
+    /// glibc reads /etc/hosts (aliases, IPv4 and IPv6, later lines adding
+    /// addresses): /etc/hosts when given without a value, or
+    /// --hosts-file=PATH. crawldns never reads it unless asked.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true,
+          default_missing_value = "/etc/hosts")]
+    pub hosts_file: Option<PathBuf>,
+
     /// The name tls:// and https:// nameservers' certificates must be valid
     /// for (and the SNI sent), e.g. dns.example; by default their IP
     /// address.
@@ -238,7 +251,37 @@ fn port_out_of_range(text: &str) -> Option<&str> {
 impl DnsArgs {
     /// True when no nameserver was asked for at all.
     pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty() && self.resolv_conf.is_none()
+        self.nameservers.is_empty() && self.resolv_conf.is_none() && self.resolvers_file.is_none()
+    }
+
+    /// The servers of `--resolvers FILE`: an unreadable file is an error
+    /// (exit 1), a line that is not a nameserver a bad command line (exit 2).
+    fn servers_from_file(path: &Path) -> Result<Vec<NameServer>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --resolvers {}", path.display()))?;
+        let mut servers = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let server = parse_nameserver(line).map_err(|why| {
+                UsageError(format!(
+                    "--resolvers {} line {}: {why}",
+                    path.display(),
+                    number + 1
+                ))
+            })?;
+            servers.push(server);
+        }
+        if servers.is_empty() {
+            return Err(UsageError(format!(
+                "--resolvers {} names no nameserver",
+                path.display()
+            ))
+            .into());
+        }
+        Ok(servers)
     }
 
     /// The resolver configuration these options describe, with `timeout_ms`
@@ -254,7 +297,7 @@ impl DnsArgs {
     ) -> Result<ResolverConfig> {
         if self.is_empty() {
             return Err(UsageError(
-                "no nameserver: pass --nameserver IP[:PORT] (repeatable) or --resolv-conf \
+                "no nameserver: pass --nameserver IP[:PORT] (repeatable), -r/--resolvers FILE or --resolv-conf \
                  (crawldns reads /etc/resolv.conf only when asked)"
                     .to_owned(),
             )
@@ -266,7 +309,11 @@ impl DnsArgs {
                 .resolv_conf(path)
                 .with_context(|| format!("cannot use --resolv-conf={}", path.display()))?;
         }
-        for server in &self.nameservers {
+        let from_file = match &self.resolvers_file {
+            Some(path) => Self::servers_from_file(path)?,
+            None => Vec::new(),
+        };
+        for server in self.nameservers.iter().chain(&from_file) {
             let mut server = server.clone();
             if self.tcp && server.protocol == Protocol::Udp {
                 server.protocol = Protocol::Tcp;
@@ -300,6 +347,7 @@ impl DnsArgs {
         };
         Ok(builder
             .ca_file(ca_file.map(Path::to_path_buf))
+            .hosts_file(self.hosts_file.clone())
             .doh_get(self.doh_get)
             .cache(Some(cache))
             .case_randomization(self.dns0x20)

@@ -22,6 +22,7 @@ mod input;
 mod metrics_http;
 mod netns;
 mod output;
+mod rate;
 mod records_json;
 mod resolve_cmd;
 mod resume;

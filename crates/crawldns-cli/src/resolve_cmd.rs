@@ -25,6 +25,7 @@ use crate::dns_args::DnsArgs;
 use crate::input::{Entry, Input, Source};
 use crate::metrics_http::{MetricsArgs, Sources};
 use crate::output::{Output, Progress};
+use crate::rate::{parse_rate, period};
 use crate::resume::RunArgs;
 use crate::stats::{fmt_opt_ms, json_ms, Latency};
 use crate::{Outcome, UsageError};
@@ -62,6 +63,11 @@ pub struct ResolveArgs {
     /// No progress bar and no summary on stderr (errors and warnings stay).
     #[arg(long)]
     pub silent: bool,
+
+    /// Start at most this many lookups per second (each name and type is
+    /// one lookup), e.g. to stay under a resolver's rate limit.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub rate: Option<f64>,
 
     /// Which nameservers to ask, and how.
     #[command(flatten)]
@@ -439,6 +445,13 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     };
     let started = Instant::now();
     let concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
+    let mut pacer = args.rate.map(|rate| {
+        // After a stall (a full window, a slow writer) it does not catch up
+        // with a burst: the rate is a ceiling.
+        let mut pacer = tokio::time::interval(period(rate));
+        pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pacer
+    });
     let mut tasks: JoinSet<ResolveRecord> = JoinSet::new();
 
     loop {
@@ -511,6 +524,11 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
             }
             if shutdown.requested() && tasks.len() >= concurrency {
                 break;
+            }
+            if let Some(pacer) = pacer.as_mut() {
+                if shutdown.until_forced(pacer.tick()).await.is_none() {
+                    break;
+                }
             }
             tasks.spawn(lookup(resolver.clone(), number, name.clone(), t));
         }

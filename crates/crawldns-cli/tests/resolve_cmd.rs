@@ -793,3 +793,88 @@ fn resolve_over_dns_over_tls_and_https_with_a_ca_file_and_tls_name() {
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
     }
 }
+
+#[test]
+fn resolvers_file_hosts_file_and_rate() {
+    let bed = dns_only();
+    let dir = TempDir::new("resolve-bulk-flags");
+    let resolvers = dir.file(
+        "resolvers.txt",
+        &format!("# one a line\n\n{}\n", bed.nameserver()),
+    );
+    let hosts = dir.file("hosts", "10.9.9.9 pinned.crawl.test # from the file\n");
+    let names: String = (0..10).map(|i| format!("h{i}.crawl.test\n")).collect();
+    let started = std::time::Instant::now();
+    let out = run(
+        &[
+            "resolve",
+            "-r",
+            resolvers.to_str().unwrap(),
+            &format!("--hosts-file={}", hosts.display()),
+            "--type",
+            "A",
+            "--rate",
+            "20",
+        ],
+        &format!("pinned.crawl.test\n{names}"),
+    );
+    let took = started.elapsed();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 11, "{stdout}");
+    assert_eq!(
+        by_line(&records, 1)["addresses"],
+        serde_json::json!(["10.9.9.9"])
+    );
+    assert_eq!(
+        by_line(&records, 2)["addresses"],
+        serde_json::json!(["127.1.0.1"])
+    );
+    // 11 lookups at 20 a second: 10 intervals of 50 ms at least.
+    assert!(took >= std::time::Duration::from_millis(500), "{took:?}");
+    let counters = bed.dns().counters();
+    assert_eq!(
+        counters.queries_any("pinned.crawl.test", hickory_proto::rr::RecordType::A),
+        0
+    );
+    assert_eq!(counters.totals().udp_queries, 10);
+
+    let bad = dir.file("bad-resolvers.txt", "127.0.0.1\ndns.example\n");
+    for (args, code, expected) in [
+        (
+            vec!["resolve", "-r", bad.to_str().unwrap()],
+            2,
+            "bad-resolvers.txt line 2: invalid nameserver \"dns.example\"",
+        ),
+        (
+            vec!["resolve", "-r", "/nonexistent/resolvers.txt"],
+            1,
+            "cannot read --resolvers /nonexistent/resolvers.txt",
+        ),
+        (
+            vec![
+                "resolve",
+                "--nameserver",
+                "127.0.0.1",
+                "--hosts-file=/nonexistent/hosts",
+            ],
+            1,
+            "/nonexistent/hosts: invalid configuration: cannot read the hosts file",
+        ),
+        (
+            vec!["resolve", "--nameserver", "127.0.0.1", "--rate", "0"],
+            2,
+            "the rate must be a positive number",
+        ),
+    ] {
+        let out = run(&args, "h1.crawl.test\n");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {stdout}\n{stderr}"
+        );
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

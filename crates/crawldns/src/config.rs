@@ -212,6 +212,10 @@ pub struct ResolverConfig {
     /// Most connections per TCP or TLS server (default 4); each carries up
     /// to 128 pipelined queries.
     pub stream_connections: usize,
+    /// A hosts file (`/etc/hosts` format) whose names are answered before
+    /// the cache and the network (default none: crawldns reads no system
+    /// file unless asked). Read once, when the resolver is made.
+    pub hosts_file: Option<PathBuf>,
 }
 
 impl Default for ResolverConfig {
@@ -240,6 +244,7 @@ impl Default for ResolverConfig {
             ca_file: None,
             doh_get: false,
             stream_connections: 4,
+            hosts_file: None,
         }
     }
 }
@@ -416,6 +421,8 @@ impl ResolverConfigBuilder {
         doh_get: bool);
     setter!(/// Most connections per TCP or TLS server.
         stream_connections: usize);
+    setter!(/// A hosts file answered before the cache and the network.
+        hosts_file: Option<PathBuf>);
 
     /// The finished configuration.
     pub fn build(self) -> ResolverConfig {

@@ -39,6 +39,7 @@ mod error;
 mod exchange;
 mod happy_eyeballs;
 mod health;
+mod hosts;
 mod local;
 mod metrics;
 mod name;

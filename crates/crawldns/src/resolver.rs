@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind};
 use crate::exchange::{Core, Resolved};
 use crate::happy_eyeballs::{interleave, race};
 use crate::health::ServerHealth;
+use crate::hosts::Hosts;
 use crate::local::{local_answer, localhost, normalize_host, parse_ip_literal, reverse_name};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::name::{already_normal, is_localhost, normalize};
@@ -51,6 +52,8 @@ impl std::fmt::Debug for Resolver {
 
 struct Inner {
     core: Arc<Core>,
+    /// The hosts file's names, when one is configured.
+    hosts: Option<Hosts>,
     cache: Option<Cache>,
     flights: Flights,
     ipv6_egress: bool,
@@ -58,16 +61,30 @@ struct Inner {
 
 impl Resolver {
     /// A resolver with `config`. Fails when the configuration is unusable
-    /// (no nameservers, zero attempts or timeout, an unreadable `ca_file`,
-    /// a TLS name that is neither a DNS name nor an IP address).
+    /// (no nameservers, zero attempts or timeout, an unreadable `ca_file`
+    /// or `hosts_file`, a TLS name that is neither a DNS name nor an IP
+    /// address).
     pub fn new(config: ResolverConfig) -> Result<Self, Error> {
         config.validate()?;
         let ipv6_egress = config
             .ipv6_egress
             .unwrap_or_else(crate::egress::has_ipv6_route);
         let cache = config.cache.clone().map(Cache::new);
+        let hosts = match &config.hosts_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::new(ErrorKind::Config, path.display().to_string())
+                        .with_detail(format!("cannot read the hosts file: {e}"))
+                })?;
+                let hosts = Hosts::parse(&text);
+                tracing::debug!(path = %path.display(), names = hosts.len(), "hosts file read");
+                Some(hosts)
+            }
+            None => None,
+        };
         let inner = Inner {
             core: Arc::new(Core::new(config)?),
+            hosts,
             cache,
             flights: Flights::default(),
             ipv6_egress,
@@ -120,6 +137,9 @@ impl Resolver {
     /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
         let inner = &self.inner;
+        if let Some(found) = inner.hosts_lookup(host, query_type) {
+            return Ok(found);
+        }
         // The hottest path: `host` is a key of the cache, and fresh.
         if let Some(found) =
             cache_probe_name(host).and_then(|name| inner.fresh_type(name, query_type))
@@ -169,6 +189,9 @@ impl Resolver {
     pub async fn lookup_ip(&self, host: &str) -> Result<LookupIp, Error> {
         let inner = &self.inner;
         let metrics = &inner.core.metrics;
+        if let Some(found) = inner.hosts_lookup_ip(host) {
+            return Ok(found);
+        }
         // The hottest path: `host` is a key of the cache, and fresh.
         if let Some(found) = cache_probe_name(host).and_then(|name| inner.fresh_ip(name)) {
             return Ok(found);
@@ -255,9 +278,10 @@ impl Resolver {
     /// every family has a definitive answer, so a name that is reported
     /// warm is fully in the cache.
     async fn warm_name(&self, name: &str, retry: bool) -> Result<(), Error> {
-        // IP literals and `localhost` names are answered without the
-        // network: nothing to ask, nothing to cache, and not a failure.
-        if local_answer(name, QueryType::A).is_some() {
+        // IP literals, `localhost` names and the hosts file's names are
+        // answered without the network: nothing to ask, nothing to cache,
+        // and not a failure.
+        if local_answer(name, QueryType::A).is_some() || self.inner.in_hosts(name) {
             return Ok(());
         }
         let mode = IpMode {
@@ -324,6 +348,54 @@ impl IpMode {
 }
 
 impl Inner {
+    /// `host`'s addresses of `query_type`'s family from the hosts file, if
+    /// one is configured and lists them (never for other types).
+    fn hosts_lookup(&self, host: &str, query_type: QueryType) -> Option<Lookup> {
+        let hosts = self.hosts.as_ref()?;
+        let v6 = match query_type {
+            QueryType::A => false,
+            QueryType::Aaaa => true,
+            _ => return None,
+        };
+        let name = normalize_host(host).ok()?;
+        let ips = hosts.family(&name, v6)?;
+        self.core.metrics.lookups.add();
+        Some(Lookup {
+            name: name.into_owned(),
+            query_type,
+            ips: ips.into(),
+            target: None,
+            records: Vec::new(),
+            chain: Vec::new(),
+            ttl: 0,
+            cache_ttl: 0,
+        })
+    }
+
+    /// `host`'s addresses from the hosts file, ordered per the strategy, if
+    /// one is configured and lists any the strategy asks for.
+    fn hosts_lookup_ip(&self, host: &str) -> Option<LookupIp> {
+        let hosts = self.hosts.as_ref()?;
+        let name = normalize_host(host).ok()?;
+        let addrs = hosts.addresses(&name, self.core.config.ip_strategy, self.ipv6_egress)?;
+        self.core.metrics.lookups.add();
+        Some(LookupIp {
+            addrs: addrs.into(),
+            ttl: 0,
+            cache_ttl: 0,
+            aaaa_skipped: false,
+        })
+    }
+
+    /// True when the hosts file answers `name` (normalized) for `lookup_ip`.
+    fn in_hosts(&self, name: &str) -> bool {
+        self.hosts.as_ref().is_some_and(|hosts| {
+            hosts
+                .addresses(name, self.core.config.ip_strategy, self.ipv6_egress)
+                .is_some()
+        })
+    }
+
     /// A caller's typed lookup of `name` (normalized): counted as a lookup
     /// and a hit or a miss, then the cache, then single-flight.
     async fn lookup_public(

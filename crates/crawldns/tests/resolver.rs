@@ -781,3 +781,50 @@ async fn batching_modes_send_a_burst_in_batches_and_a_lone_query_at_once() {
         assert_eq!(after.udp_send_calls, calls + 1, "{batching:?}");
     }
 }
+
+#[tokio::test]
+async fn a_hosts_file_answers_before_the_cache_and_the_network() {
+    let s = testbed(ZoneConfig::default()).await;
+    let path = std::env::temp_dir().join(format!("crawldns-hosts-{}", std::process::id()));
+    std::fs::write(
+        &path,
+        "# test hosts\n10.9.9.9 Pinned.Crawl.Test pinned # comment\n2001:db8::9 pinned.crawl.test\n10.9.9.10 h2.crawl.test\n",
+    )
+    .unwrap();
+    let r = Resolver::new(builder(&[&s]).hosts_file(Some(path.clone())).build()).unwrap();
+
+    let both = r.lookup_ip("PINNED.crawl.test.").await.unwrap();
+    let expected: Vec<IpAddr> = vec!["2001:db8::9".parse().unwrap(), "10.9.9.9".parse().unwrap()];
+    assert_eq!(&*both.addrs, &expected[..]);
+    let alias = r.lookup("pinned", QueryType::A).await.unwrap();
+    assert_eq!(&*alias.ips, &["10.9.9.9".parse::<IpAddr>().unwrap()]);
+    // The file overrides the zone for the family it lists ...
+    let h2 = r.lookup("h2.crawl.test", QueryType::A).await.unwrap();
+    assert_eq!(&*h2.ips, &["10.9.9.10".parse::<IpAddr>().unwrap()]);
+    // ... and a family it does not list is asked of DNS.
+    r.lookup("h2.crawl.test", QueryType::Aaaa).await.unwrap();
+    let counters = s.counters();
+    assert_eq!(counters.queries_any("pinned.crawl.test", RecordType::A), 0);
+    assert_eq!(
+        counters.queries_any("pinned.crawl.test", RecordType::AAAA),
+        0
+    );
+    assert_eq!(counters.queries_any("h2.crawl.test", RecordType::A), 0);
+    assert_eq!(counters.queries_any("h2.crawl.test", RecordType::AAAA), 1);
+    assert_eq!(r.metrics().udp_sent, 1);
+
+    // Pre-warm has nothing to ask for a name the file answers.
+    let report = r
+        .prewarm(["pinned.crawl.test"], crawldns::PrewarmOptions::default())
+        .await;
+    assert_eq!(report.resolved, 1, "{report:?}");
+    assert_eq!(r.metrics().udp_sent, 1);
+
+    let missing = builder(&[&s])
+        .hosts_file(Some("/nonexistent/hosts".into()))
+        .build();
+    let err = Resolver::new(missing).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("/nonexistent/hosts"), "{err}");
+    let _ = std::fs::remove_file(path);
+}
