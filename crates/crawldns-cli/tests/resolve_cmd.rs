@@ -782,15 +782,7 @@ fn resolve_over_dns_over_tls_and_https_with_a_ca_file_and_tls_name() {
             "--tls-name applies to tls:// and https:// nameservers",
         ),
     ] {
-        let out = run(&args, "h1.crawl.test\n");
-        let (stdout, stderr) = texts(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{args:?}: {stdout}\n{stderr}"
-        );
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        exits_with(&args, code, expected);
     }
 }
 
@@ -868,13 +860,20 @@ fn resolvers_file_hosts_file_and_rate() {
             "the rate must be a positive number",
         ),
     ] {
-        let out = run(&args, "h1.crawl.test\n");
-        let (stdout, stderr) = texts(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{args:?}: {stdout}\n{stderr}"
-        );
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        exits_with(&args, code, expected);
     }
+}
+
+/// Runs `crawldns ARGS` on one name and checks that it fails before any
+/// lookup: exit `code`, `expected` on stderr, nothing on stdout.
+fn exits_with(args: &[&str], code: i32, expected: &str) {
+    let out = run(args, "h1.crawl.test\n");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {stdout}\n{stderr}"
+    );
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    assert!(stdout.is_empty(), "{args:?}: {stdout}");
 }

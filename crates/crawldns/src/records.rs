@@ -215,6 +215,23 @@ pub struct Lookup {
     pub cache_ttl: u32,
 }
 
+impl Lookup {
+    /// An answer made without the network (an IP literal, `localhost`, the
+    /// hosts file): addresses only, TTL 0, never cached.
+    pub(crate) fn local(name: String, query_type: QueryType, ips: Arc<[IpAddr]>) -> Self {
+        Self {
+            name,
+            query_type,
+            ips,
+            target: None,
+            records: Vec::new(),
+            chain: Vec::new(),
+            ttl: 0,
+            cache_ttl: 0,
+        }
+    }
+}
+
 /// The addresses of a host, ordered for connection attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupIp {

@@ -165,16 +165,7 @@ impl Resolver {
                 }
                 if let Some(ips) = local_answer(&name, query_type) {
                     metrics.lookups.add();
-                    return ips.map(|ips| Lookup {
-                        name: name.into_owned(),
-                        query_type,
-                        ips: ips.into(),
-                        target: None,
-                        records: Vec::new(),
-                        chain: Vec::new(),
-                        ttl: 0,
-                        cache_ttl: 0,
-                    });
+                    return ips.map(|ips| Lookup::local(name.into_owned(), query_type, ips.into()));
                 }
                 return inner.lookup_public(&name, query_type).await;
             }
@@ -360,16 +351,7 @@ impl Inner {
         let name = normalize_host(host).ok()?;
         let ips = hosts.family(&name, v6)?;
         self.core.metrics.lookups.add();
-        Some(Lookup {
-            name: name.into_owned(),
-            query_type,
-            ips: ips.into(),
-            target: None,
-            records: Vec::new(),
-            chain: Vec::new(),
-            ttl: 0,
-            cache_ttl: 0,
-        })
+        Some(Lookup::local(name.into_owned(), query_type, ips.into()))
     }
 
     /// `host`'s addresses from the hosts file, ordered per the strategy, if
