@@ -7,6 +7,7 @@
 //! is not an http(s) URL is reported on stderr with its line number and gets
 //! a record with the error class `url`; the run goes on.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
@@ -26,12 +27,14 @@ use crate::dns_args::DnsArgs;
 use crate::fetch_tally::{FetchTally, Timing};
 use crate::input::{Entry, Input, Source};
 use crate::metrics_http::{MetricsArgs, Sources};
+use crate::output::Format;
 use crate::output::{Output, Progress};
 use crate::rate::parse_rate;
+use crate::records_json::escape_text;
 use crate::resume::{Done, RunArgs};
 use crate::shutdown::Shutdown;
 use crate::stats::fmt_opt_ms;
-use crate::Outcome;
+use crate::{Outcome, UsageError};
 
 /// Threads of the `getaddrinfo` pool behind `--system-resolver`.
 pub const GAI_THREADS: usize = 32;
@@ -73,6 +76,11 @@ pub struct FetchArgs {
     /// lines only.
     #[arg(long, value_name = "FILE", help_heading = "Output and stopping")]
     pub warc: Option<PathBuf>,
+
+    /// The output format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Json,
+          help_heading = "Output and stopping")]
+    pub format: Format,
 
     /// The metrics endpoint.
     #[command(flatten)]
@@ -218,10 +226,29 @@ struct RecordWriter {
     invalid_lines: u64,
     /// The first write error; every later write fails with it.
     failed: Option<String>,
+    format: Format,
+    /// The input line numbers of the URLs being fetched, oldest first per
+    /// URL (a URL may be on several lines).
+    lines: HashMap<String, VecDeque<u64>>,
 }
 
 impl RecordWriter {
-    fn write(&mut self, record: &FetchRecord) -> io::Result<()> {
+    /// Writes the record of the fetch of an input line's URL.
+    fn write_fetched(&mut self, record: &FetchRecord) -> io::Result<()> {
+        let line = match self.lines.get_mut(&record.url) {
+            Some(numbers) => {
+                let line = numbers.pop_front().unwrap_or(0);
+                if numbers.is_empty() {
+                    self.lines.remove(&record.url);
+                }
+                line
+            }
+            None => 0,
+        };
+        self.write(line, record)
+    }
+
+    fn write(&mut self, line: u64, record: &FetchRecord) -> io::Result<()> {
         if let Some(failed) = &self.failed {
             return Err(io::Error::other(failed.clone()));
         }
@@ -232,8 +259,11 @@ impl RecordWriter {
                 return Err(io::Error::other(failed));
             }
         }
-        let line = record.to_json_line();
-        if let Err(e) = self.out.line(&line) {
+        let text = match self.format {
+            Format::Json => with_line(line, &record.to_json_line()),
+            Format::Text => text_line(record),
+        };
+        if let Err(e) = self.out.line(&text) {
             let failed = format!("cannot write to {}: {e}", self.out.name());
             self.failed = Some(failed.clone());
             return Err(io::Error::other(failed));
@@ -251,7 +281,36 @@ impl RecordWriter {
             .eprintln(&format!("line {number}: {text:?}: {why}"));
         let record = FetchRecord::url_error(text, format!("line {number}: {why}"));
         // A failure is kept in `failed` and ends the crawl at the next record.
-        let _ = self.write(&record);
+        let _ = self.write(number, &record);
+    }
+}
+
+/// A record's JSON line with the input line number as its first field.
+fn with_line(line: u64, json: &str) -> String {
+    match json.strip_prefix('{') {
+        Some(rest) if rest.starts_with('}') => format!("{{\"line\":{line}}}"),
+        Some(rest) => format!("{{\"line\":{line},{rest}"),
+        None => json.to_owned(),
+    }
+}
+
+/// A record as one line of text: `URL STATUS BYTES ttfb=… total=…`, or
+/// `URL error=CLASS total=… MESSAGE` for a failure.
+fn text_line(record: &FetchRecord) -> String {
+    let ms = |d: Duration| format!("{:.1}ms", d.as_secs_f64() * 1e3);
+    let url = escape_text(&record.url);
+    let total = ms(record.phases.total);
+    match &record.error {
+        None => {
+            let status = record.status.map_or("-".to_owned(), |s| s.to_string());
+            let ttfb = record.phases.ttfb.map_or("-".to_owned(), ms);
+            format!("{url} {status} {}B ttfb={ttfb} total={total}", record.bytes)
+        }
+        Some(error) => format!(
+            "{url} error={} total={total} {}",
+            error.class,
+            escape_text(&error.message)
+        ),
     }
 }
 
@@ -300,7 +359,14 @@ impl LineSource {
         }
         match entry {
             Entry::Line { number, text } => match check_url(&text) {
-                Ok(()) => Some(text),
+                Ok(()) => {
+                    writer
+                        .lines
+                        .entry(text.clone())
+                        .or_default()
+                        .push_back(number);
+                    Some(text)
+                }
                 Err(why) => {
                     writer.invalid(number, &text, &why);
                     None
@@ -341,7 +407,7 @@ struct Sink {
 
 impl ResultSink for Sink {
     fn record(&mut self, record: FetchRecord) -> BoxFuture<'_, io::Result<()>> {
-        let result = lock(&self.writer).write(&record);
+        let result = lock(&self.writer).write_fetched(&record);
         Box::pin(async move { result })
     }
 }
@@ -376,6 +442,12 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let input = Input::open(source, show_progress)?;
     let progress = Progress::new(input.total, "URLs");
+    if args.run.resume && args.format != Format::Json {
+        return Err(UsageError(
+            "--resume reads the JSON records of -o FILE: it needs --format json".into(),
+        )
+        .into());
+    }
     let (out, done) = args.run.open(progress, record_key)?;
     let shutdown = args.run.shutdown()?;
     let tally = Arc::new(Mutex::new(FetchTally::default()));
@@ -394,6 +466,8 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         invalid_lines: 0,
         failed: None,
         warc,
+        format: args.format,
+        lines: HashMap::new(),
     }));
     let (entries, reader) = input.into_parts();
     let mut source = LineSource {

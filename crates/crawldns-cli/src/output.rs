@@ -234,3 +234,16 @@ impl Progress {
         }
     }
 }
+
+/// `--format` of `resolve` and `fetch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line, with the input `line` number: for
+    /// resolve: name, type, addresses, ttl, rcode, error, ms (and
+    /// target/chain for CNAMEs, message for errors); for fetch: url,
+    /// final_url, status, bytes, ms, error.
+    Json,
+    /// One line per result: resolve NAME TYPE RESULT ttl=TTL TIME; fetch
+    /// URL STATUS BYTES ttfb=TIME total=TIME (or error=CLASS).
+    Text,
+}

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use crate::dns_args::DnsArgs;
 use crate::input::{Entry, Input, Source};
 use crate::metrics_http::{MetricsArgs, Sources};
-use crate::output::{Output, Progress};
+use crate::output::{Format, Output, Progress};
 use crate::rate::{parse_rate, period};
 use crate::resume::RunArgs;
 use crate::stats::{fmt_opt_ms, json_ms, Latency};
@@ -163,16 +163,6 @@ impl RecordKind {
             Self::Ip => return None,
         })
     }
-}
-
-/// `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// One JSON object per line: line, name, type, addresses, ttl, rcode,
-    /// error, ms (and target/chain for CNAMEs, message for errors).
-    Json,
-    /// One line per lookup: NAME TYPE RESULT ttl=TTL TIME.
-    Text,
 }
 
 /// One lookup's result, as printed.

@@ -88,6 +88,25 @@ fn records_for_ok_500_nxdomain_and_a_bad_line() {
     assert_eq!(r["status"], 200);
     assert_eq!(r["bytes"], 10);
 
+    // Every record carries its input line, written first.
+    let lines: Vec<(String, u64)> = [&ok, &five_hundred, &nxdomain, "not a url", &bytes]
+        .iter()
+        .map(|url| {
+            (
+                url.to_string(),
+                by_url(&records, url)["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [1, 2, 4, 5, 7];
+    for ((url, line), want) in lines.iter().zip(expected) {
+        assert_eq!(*line, want, "{url}");
+    }
+    assert!(
+        stdout.lines().all(|l| l.starts_with("{\"line\":")),
+        "{stdout}"
+    );
+
     assert!(
         stderr.contains("line 5: \"not a url\": not a URL"),
         "{stderr}"
@@ -261,6 +280,74 @@ fn the_system_resolver_fetches_ip_literals() {
     );
     assert!(
         stderr.contains("resolver: getaddrinfo on 32 threads"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn text_format_and_line_numbers_of_a_url_given_twice() {
+    let bed = Bed::start(BedConfig::default());
+    let ok = bed.url(1, "/page");
+    let nxdomain = format!("http://nope.crawl.test:{}/", bed.port());
+    let input = format!("{ok}\n{nxdomain}\n{ok}\n");
+    let args = [
+        "fetch",
+        "--nameserver",
+        &bed.nameserver(),
+        "--strategy",
+        "v4",
+    ];
+    let out = run(&args, &input);
+    let records = json_lines(&out);
+    let mut lines: Vec<(String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["url"].as_str().unwrap().to_owned(),
+                r["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    lines.sort_by_key(|(_, line)| *line);
+    assert_eq!(
+        lines,
+        [(ok.clone(), 1), (nxdomain.clone(), 2), (ok.clone(), 3)]
+    );
+
+    let out = run(&[&args[..], &["--format", "text"]].concat(), &input);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let (failed, fetched): (Vec<&str>, Vec<&str>) =
+        stdout.lines().partition(|l| l.starts_with(&nxdomain));
+    assert_eq!((failed.len(), fetched.len()), (1, 2), "{stdout}");
+    assert!(
+        failed[0].starts_with(&format!("{nxdomain} error=dns/nxdomain total=")),
+        "{stdout}"
+    );
+    assert!(
+        failed[0].ends_with("name does not exist (NXDOMAIN)"),
+        "{stdout}"
+    );
+    for line in fetched {
+        assert!(
+            line.starts_with(&format!("{ok} 200 1000B ttfb=")),
+            "{stdout}"
+        );
+        assert!(line.contains(" total="), "{line}");
+    }
+
+    let out = run(
+        &[
+            &args[..],
+            &["--format", "text", "-o", "x.jsonl", "--resume"],
+        ]
+        .concat(),
+        &input,
+    );
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--resume reads the JSON records"),
         "{stderr}"
     );
 }
