@@ -147,6 +147,10 @@ pub struct TransportsArgs {
     /// to this executable).
     #[arg(long)]
     pub testbed_bin: Option<PathBuf>,
+    /// Run only these rows (e.g. `crawldns-DoH,hickory-DoT`), to profile
+    /// one; the tables need all of them.
+    #[arg(long, value_delimiter = ',', value_parser = crate::transport_suite::Row::parse)]
+    pub rows: Vec<crate::transport_suite::Row>,
     /// Do not pin client and server to CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -217,6 +221,9 @@ fn run_transports(args: &TransportsArgs) -> Result<()> {
         .unwrap_or_else(crate::transport_suite::default_testbed_bin);
     let mut options = crate::transport_suite::Options::new(args.lookups, args.rounds, testbed);
     options.pin &= !args.no_pin;
+    if !args.rows.is_empty() {
+        options.rows = args.rows.clone();
+    }
     let results = crate::transport_suite::run(&options)?;
     println!("{}", crate::report::transports_markdown(&results, &options));
     if let Some(path) = &args.json {

@@ -82,6 +82,22 @@ impl Row {
         Self { client, protocol }
     }
 
+    /// The row named `text`, as in tables (`crawldns DoT`), in any case,
+    /// with `-` or `_` for the space.
+    pub fn parse(text: &str) -> Result<Row, String> {
+        let wanted = text.to_ascii_lowercase().replace(['-', '_'], " ");
+        Row::ALL
+            .into_iter()
+            .find(|row| row.label().to_ascii_lowercase() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<String> = Row::ALL
+                    .iter()
+                    .map(|r| r.label().replace(' ', "-"))
+                    .collect();
+                format!("no row {text:?}; the rows are {}", names.join(", "))
+            })
+    }
+
     /// The row's name in tables, e.g. `crawldns DoT`.
     pub fn label(self) -> String {
         let client = match self.client {
@@ -95,6 +111,9 @@ impl Row {
 /// What the benchmark runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
+    /// The rows run (all of [`Row::ALL`] for the tables; fewer to profile
+    /// one).
+    pub rows: Vec<Row>,
     /// Rounds (every row once per round).
     pub rounds: usize,
     /// W1: lookups in the measured window.
@@ -123,6 +142,7 @@ impl Options {
     pub fn new(w1_lookups: u32, rounds: usize, testbed_bin: PathBuf) -> Self {
         let full = Plan::full();
         Self {
+            rows: Row::ALL.to_vec(),
             rounds,
             w1_lookups,
             w1_in_flight: full.w1_in_flight,
@@ -230,7 +250,7 @@ pub struct RowResult {
 pub struct WorkloadResult {
     /// W1 or W2.
     pub workload: WorkloadKind,
-    /// One result per row, in [`Row::ALL`]'s order.
+    /// One result per row run, in [`Row::ALL`]'s order.
     pub rows: Vec<RowResult>,
 }
 
@@ -290,7 +310,8 @@ async fn rounds(
     workload: WorkloadKind,
     server_cpu: Option<usize>,
 ) -> Result<Vec<RowResult>> {
-    let mut results: Vec<RowResult> = Row::ALL
+    let mut results: Vec<RowResult> = options
+        .rows
         .iter()
         .map(|&row| RowResult {
             row,
@@ -487,4 +508,22 @@ async fn burst<P: Peer>(peer: P, options: &Options) -> Result<(TransportSample, 
         },
         first_error,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_named_as_in_tables() {
+        for row in Row::ALL {
+            assert_eq!(Row::parse(&row.label()), Ok(row));
+            assert_eq!(Row::parse(&row.label().replace(' ', "-")), Ok(row));
+        }
+        assert_eq!(
+            Row::parse("Crawldns_doh"),
+            Ok(Row::new(Client::Crawldns, Protocol::Https))
+        );
+        assert!(Row::parse("hickory UDP").is_err());
+    }
 }

@@ -174,10 +174,11 @@ fn workload_table(out: &mut String, w: &WorkloadResult, options: &Options) {
     let _ = writeln!(out);
     header(out, &["target", "measured", "verdict"]);
     for v in judge_streams(&cpu_by_row(w), &STREAMS) {
-        row(
-            out,
-            &[v.target, v.measured, verdict_cell(v.met).to_string()],
-        );
+        let verdict = match v.met {
+            None => "not measured (rows left out)",
+            met => verdict_cell(met),
+        };
+        row(out, &[v.target, v.measured, verdict.to_string()]);
     }
     let _ = writeln!(out);
 }
