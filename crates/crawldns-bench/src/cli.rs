@@ -1,5 +1,6 @@
 //! The command line: `full`, `smoke`, `run` (one workload, e.g. under a
-//! profiler) and the internal `netns-child`.
+//! profiler), `cache`, `transports` (issue 17) and the internal
+//! `netns-child`.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,10 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         peers: Vec<crate::cache_suite::CachedPeer>,
     },
+    /// Stream transports (issue 17): crawldns over UDP, TCP, DoT and DoH and
+    /// hickory-resolver over TCP, DoT and DoH, W1 and W2, against a
+    /// `crawldns testbed` process; prints Markdown.
+    Transports(TransportsArgs),
     /// Internal: run a job inside the network namespace, print JSON.
     #[command(hide = true)]
     NetnsChild {
@@ -128,6 +133,32 @@ pub struct RunArgs {
     pub output: OutputArgs,
 }
 
+/// Options of `transports`.
+#[derive(Debug, Args)]
+pub struct TransportsArgs {
+    /// W1 lookups in each run's measured window (the full suite's W1).
+    #[arg(long, default_value_t = 20_000)]
+    pub lookups: u32,
+    /// Rounds (medians are reported; W2's bursts are short, so its CPU
+    /// figures need several).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// The `crawldns` binary that runs the testbed (default: the one next
+    /// to this executable).
+    #[arg(long)]
+    pub testbed_bin: Option<PathBuf>,
+    /// Run only these rows (e.g. `crawldns-DoH,hickory-DoT`), to profile
+    /// one; the tables need all of them.
+    #[arg(long, value_delimiter = ',', value_parser = crate::transport_suite::Row::parse)]
+    pub rows: Vec<crate::transport_suite::Row>,
+    /// Do not pin client and server to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Write the raw samples here, as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -170,6 +201,7 @@ pub fn main() -> Result<()> {
             println!("{}", crate::cache_suite::run_with(&options)?);
             Ok(())
         }
+        Command::Transports(args) => run_transports(&args),
         Command::NetnsChild { job } => {
             let job: Job = serde_json::from_str(&job).context("decoding the job")?;
             let result = run_job(&job)?;
@@ -177,6 +209,29 @@ pub fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_transports(args: &TransportsArgs) -> Result<()> {
+    if args.rounds < 1 || args.lookups < 1 {
+        bail!("--rounds and --lookups must be at least 1");
+    }
+    let testbed = args
+        .testbed_bin
+        .clone()
+        .unwrap_or_else(crate::transport_suite::default_testbed_bin);
+    let mut options = crate::transport_suite::Options::new(args.lookups, args.rounds, testbed);
+    options.pin &= !args.no_pin;
+    if !args.rows.is_empty() {
+        options.rows = args.rows.clone();
+    }
+    let results = crate::transport_suite::run(&options)?;
+    println!("{}", crate::report::transports_markdown(&results, &options));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// Waits up to `seconds` for the 1-minute load average to fall below 0.5.

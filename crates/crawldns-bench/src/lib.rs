@@ -10,6 +10,8 @@
 //! - [`netns`]: the network namespace that points glibc at a test server.
 //! - [`suite`]: jobs, rounds and plans (`full`, `smoke`).
 //! - [`cache_suite`]: W4 (hot-cache hits) and Herd, with caches on.
+//! - [`transport_suite`]: crawldns over UDP, TCP, DoT and DoH against
+//!   hickory-resolver's stream transports (issue 17).
 //! - [`report`]: medians, ratios, targets, Markdown.
 //!
 //! Every load is bounded in count and time, and all traffic stays on
@@ -27,4 +29,5 @@ pub mod report;
 pub mod servers;
 pub mod suite;
 pub mod sysctl;
+pub mod transport_suite;
 pub mod workloads;

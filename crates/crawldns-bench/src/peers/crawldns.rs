@@ -5,8 +5,11 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use crawldns::{Batching, IpStrategy, QueryType, Resolver, ResolverConfig};
+use crawldns::{
+    Batching, IpStrategy, NameServer, QueryType, Resolver, ResolverConfig, ResolverConfigBuilder,
+};
 
+use super::upstream::Upstream;
 use super::{Peer, PeerSetup};
 
 /// crawldns with one nameserver, A and AAAA in parallel for `lookup_ip`.
@@ -19,16 +22,34 @@ impl CrawldnsPeer {
     /// Builds the resolver, sending queries as `batching` says. Must be
     /// called inside a tokio runtime.
     pub fn new(setup: PeerSetup, batching: Batching) -> Result<Self> {
-        let config = ResolverConfig::builder()
-            .nameserver(setup.server)
-            .timeout(setup.timeout)
-            .attempts(setup.attempts)
-            .recv_buffer(setup.recv_buffer)
-            .ip_strategy(IpStrategy::Both)
-            .ipv6_egress(Some(true))
-            .cache(None)
-            .batching(batching)
-            .build();
+        Self::build(
+            configured(setup)
+                .nameserver(setup.server)
+                .batching(batching)
+                .build(),
+        )
+    }
+
+    /// Builds the resolver with one nameserver reached over `upstream`'s
+    /// transport (its CA trusted), the default batching; `setup.server` is
+    /// not used. Must be called inside a tokio runtime.
+    pub fn over(setup: PeerSetup, upstream: &Upstream) -> Result<Self> {
+        let server = NameServer {
+            addr: upstream.addr,
+            protocol: upstream.protocol,
+            tls_name: Some(upstream.tls_name.clone()),
+            path: Some(upstream.doh_path.clone()),
+        };
+        let encrypted = upstream.protocol.is_encrypted();
+        Self::build(
+            configured(setup)
+                .push_nameserver(server)
+                .ca_file(encrypted.then(|| upstream.ca_file.clone()))
+                .build(),
+        )
+    }
+
+    fn build(config: ResolverConfig) -> Result<Self> {
         let resolver = Resolver::new(config).context("building the crawldns resolver")?;
         Ok(Self { resolver })
     }
@@ -37,6 +58,17 @@ impl CrawldnsPeer {
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
     }
+}
+
+/// The settings every crawldns peer shares, from `setup` (no nameserver).
+fn configured(setup: PeerSetup) -> ResolverConfigBuilder {
+    ResolverConfig::builder()
+        .timeout(setup.timeout)
+        .attempts(setup.attempts)
+        .recv_buffer(setup.recv_buffer)
+        .ip_strategy(IpStrategy::Both)
+        .ipv6_egress(Some(true))
+        .cache(None)
 }
 
 impl Peer for CrawldnsPeer {

@@ -16,6 +16,8 @@ pub mod crawldns;
 pub mod gai;
 pub mod hickory;
 pub mod null;
+pub mod timed;
+pub mod upstream;
 
 /// A resolver under test.
 pub trait Peer: Send + Sync + 'static {

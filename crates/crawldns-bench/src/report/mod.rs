@@ -10,6 +10,7 @@ mod figures;
 mod headline;
 mod sections;
 mod table;
+mod transports;
 mod verdicts;
 
 use std::fmt::Write as _;
@@ -21,6 +22,7 @@ use crate::workloads::WorkloadKind;
 use headline::headline;
 use sections::{burst_section, fds_section, w1_section};
 use table::{header, row};
+pub use transports::{judge_streams, transports_markdown, TRANSPORTS_REPRODUCE};
 pub use verdicts::{verdicts, Verdict};
 
 /// The command that reproduces a full run from a fresh clone.
@@ -125,14 +127,19 @@ pub fn markdown(results: &RunResults, env: &EnvInfo) -> String {
     }
     header(&mut out, &["target", "measured (crawldns)", "verdict"]);
     for v in verdicts(results) {
-        let verdict = match v.met {
-            Some(true) => "met",
-            Some(false) => "**missed**",
-            None => "see the notes below",
-        };
+        let verdict = verdict_cell(v.met);
         row(&mut out, &[v.target, v.measured, verdict.to_string()]);
     }
     out
+}
+
+/// How a verdict reads in a table.
+fn verdict_cell(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "see the notes below",
+    }
 }
 
 /// `generated` followed by the kept notes of `existing` (the text from

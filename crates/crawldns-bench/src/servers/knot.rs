@@ -2,6 +2,7 @@
 //! and config in a private temporary directory, one UDP worker, pinned to a
 //! CPU of its own where asked.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,21 @@ pub fn have_taskset() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A command that runs `program` pinned to `cpu` (through `taskset`) when
+/// a CPU is given and `taskset` exists, and the CPU it will be pinned to.
+pub fn pinned_command(program: impl AsRef<OsStr>, cpu: Option<usize>) -> (Command, Option<usize>) {
+    let pinned = cpu.filter(|_| have_taskset());
+    let command = match pinned {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    (command, pinned)
 }
 
 /// A private scratch directory, removed on drop.
@@ -147,15 +163,7 @@ zone:
         let config_path = root.join("knot.conf");
         std::fs::write(&config_path, config).context("writing knot.conf")?;
         let log = std::fs::File::create(root.join("knotd.log")).context("creating knotd.log")?;
-        let pinned = cpu.filter(|_| have_taskset());
-        let mut command = match pinned {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpu.to_string()).arg("knotd");
-                c
-            }
-            None => Command::new("knotd"),
-        };
+        let (mut command, pinned) = pinned_command("knotd", cpu);
         command
             .arg("-c")
             .arg(&config_path)

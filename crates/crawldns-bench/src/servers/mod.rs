@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 pub mod dnsperf;
 pub mod knot;
 pub mod testbed;
+pub mod testbed_process;
 
 /// A free loopback port for both UDP and TCP (free when checked; the caller
 /// binds it right after).

@@ -57,3 +57,22 @@ pub const ELSEWHERE: [&str; 4] = [
     "Cache: ≤ 150 bytes of overhead per entry",
     "Crawl: TTFB p50 and p99 ≥ 2× and 3× better than the getaddrinfo path",
 ];
+
+/// Stream transports (issue 17): client CPU per lookup, as ratios between
+/// rows of the transport benchmark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamTargets {
+    /// crawldns DoT at most this many times crawldns UDP.
+    pub max_dot_over_udp: f64,
+    /// hickory-resolver DoT at least this many times crawldns DoT.
+    pub min_hickory_dot_over_dot: f64,
+    /// crawldns DoH at most this many times crawldns DoT.
+    pub max_doh_over_dot: f64,
+}
+
+/// What the stream transports must show, in W1 and W2 alike.
+pub const STREAMS: StreamTargets = StreamTargets {
+    max_dot_over_udp: 2.0,
+    min_hickory_dot_over_dot: 3.0,
+    max_doh_over_dot: 1.5,
+};
