@@ -161,6 +161,14 @@ pub struct LimitArgs {
     #[arg(long)]
     pub no_prewarm: bool,
 
+    /// Obey robots.txt: each origin's file is fetched once, its rules for
+    /// the User-Agent's product token decide each request (a disallowed URL
+    /// is a record of class robots) and its Crawl-delay slows the host when
+    /// slower than --per-host-rate. A robots.txt answering 5xx or timing
+    /// out disallows the whole origin (RFC 9309).
+    #[arg(long)]
+    pub robots: bool,
+
     /// Fetches in flight at once (the connection limits still apply).
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -190,6 +198,7 @@ impl LimitArgs {
             max_redirects: self.max_redirects,
             max_body: self.max_body,
             prewarm: !self.no_prewarm,
+            robots: self.robots,
             concurrency: to_usize(self.concurrency),
             host_down: BreakerPolicy {
                 threshold: self.host_down_after,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::Latency;
 
 /// Outcome labels of fetch records: `ok`, then every error class label.
-pub const OUTCOMES: [&str; 10] = [
+pub const OUTCOMES: [&str; 11] = [
     "ok",
     "url",
     "dns",
@@ -21,6 +21,7 @@ pub const OUTCOMES: [&str; 10] = [
     "body",
     "redirects",
     "host_down",
+    "robots",
 ];
 
 /// The timings and outcome of one record: what summaries and the demo need

@@ -35,17 +35,7 @@ fn records_for_ok_500_nxdomain_and_a_bad_line() {
         "urls.txt",
         &format!("{ok}\n{five_hundred}\n# skipped\n{nxdomain}\nnot a url\n\n{bytes}\n"),
     );
-    let out = run(
-        &[
-            "fetch",
-            "--nameserver",
-            &bed.nameserver(),
-            "--strategy",
-            "v4",
-            list.to_str().unwrap(),
-        ],
-        "",
-    );
+    let out = fetch_v4(&bed, &[list.to_str().unwrap()], "");
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
     let records = json_lines(&out);
@@ -350,4 +340,53 @@ fn text_format_and_line_numbers_of_a_url_given_twice() {
         stderr.contains("--resume reads the JSON records"),
         "{stderr}"
     );
+}
+
+#[test]
+fn robots_obeys_each_hosts_robots_txt() {
+    let bed = Bed::start(BedConfig::default());
+    let allowed = bed.url(1, "/page");
+    let disallowed = bed.url(1, "/private/page");
+    let unavailable = bed.url(8, "/page");
+    let input = format!("{allowed}\n{disallowed}\n{unavailable}\n");
+    let out = fetch_v4(&bed, &["--robots"], &input);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let records = json_lines(&out);
+    assert_eq!(by_url(&records, &allowed)["status"], 200);
+    assert_eq!(by_url(&records, &disallowed)["error"]["class"], "robots");
+    assert_eq!(
+        by_url(&records, &disallowed)["error"]["message"],
+        "disallowed by robots.txt"
+    );
+    assert_eq!(by_url(&records, &unavailable)["error"]["class"], "robots");
+    assert!(stderr.contains("errors: robots 2"), "{stderr}");
+    // robots.txt and the allowed page: nothing disallowed was asked for.
+    assert_eq!(bed.farm().host_stats(1).unwrap().requests, 2);
+    assert_eq!(bed.farm().host_stats(8).unwrap().requests, 1);
+
+    // Without --robots, the same list is fetched whole.
+    let out = run(
+        &[
+            "fetch",
+            "--nameserver",
+            &bed.nameserver(),
+            "--strategy",
+            "v4",
+        ],
+        &input,
+    );
+    let records = json_lines(&out);
+    assert_eq!(by_url(&records, &disallowed)["status"], 200);
+}
+
+/// `crawldns fetch` against `bed`'s DNS, IPv4 only, with `extra` options.
+fn fetch_v4(bed: &Bed, extra: &[&str], stdin: &str) -> std::process::Output {
+    let nameserver = bed.nameserver();
+    let args = [
+        &["fetch", "--nameserver", &nameserver, "--strategy", "v4"],
+        extra,
+    ]
+    .concat();
+    run(&args, stdin)
 }

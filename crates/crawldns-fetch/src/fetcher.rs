@@ -29,6 +29,7 @@ use crate::pool::{Checkout, Origin, Pool, PoolStats, Slot};
 use crate::record::{ErrorClass, FetchError, FetchRecord, Phases, Retried};
 use crate::response::{Headers, HttpVersion, Response, ResponseHead};
 use crate::retry::{parse_retry_after, RetryPolicy, Verdict};
+use crate::robots::{RobotsCache, Rules};
 use crate::source::{ResultSink, UrlSource};
 use crate::tls::{client_config, TlsConfigError};
 
@@ -74,6 +75,13 @@ pub struct FetcherConfig {
     /// Keep the body as received as well when it was content-decoded
     /// ([`Response::wire_body`]), as an archive needs (default false).
     pub keep_wire_body: bool,
+    /// Obey robots.txt (default false): each origin's file is fetched once
+    /// (through the same limits), its rules for the user agent's product
+    /// token decide every request (redirects included; a disallowed one is
+    /// class `robots`), and its `Crawl-delay` paces the origin when slower
+    /// than `per_host_rate`. A robots.txt answering 4xx allows everything;
+    /// 5xx or a timeout disallows everything (RFC 9309).
+    pub robots: bool,
 }
 
 impl Default for FetcherConfig {
@@ -95,6 +103,7 @@ impl Default for FetcherConfig {
             keep_wire_body: false,
             host_down: BreakerPolicy::default(),
             retry: RetryPolicy::default(),
+            robots: false,
         }
     }
 }
@@ -116,6 +125,8 @@ pub struct Fetcher {
     resolver: Arc<dyn HostResolver>,
     pool: Pool,
     hosts_down: HostsDown,
+    /// robots.txt rules per origin (with [`FetcherConfig::robots`]).
+    robots: RobotsCache,
     /// The random source of retry jitter (xorshift state).
     rng: parking_lot::Mutex<u64>,
     tls: tokio_rustls::TlsConnector,
@@ -286,6 +297,7 @@ impl Fetcher {
         );
         Ok(Self {
             hosts_down: HostsDown::new(config.host_down),
+            robots: RobotsCache::default(),
             rng: parking_lot::Mutex::new(seed()),
             config,
             resolver,
@@ -575,6 +587,9 @@ impl Fetcher {
         loop {
             progress.final_url = url.clone();
             let origin = origin_of(&url)?;
+            if self.config.robots && url.path() != "/robots.txt" {
+                self.robots_of(&origin).await.check(url.as_str())?;
+            }
             let mut reader = self.hop(&origin, &url, progress).await?;
             let status = progress.head.as_ref().map_or(0, |h| h.status);
             let location =
@@ -616,6 +631,40 @@ impl Fetcher {
         }
     }
 
+    /// The robots.txt rules of `origin`, fetched (once) if need be.
+    async fn robots_of(&self, origin: &Origin) -> Arc<Rules> {
+        self.robots
+            .rules(origin, || async {
+                let url = format!("{origin}/robots.txt");
+                // Boxed: a fetch inside a fetch.
+                let record = Box::pin(self.fetch_once(&url)).await;
+                let body = record.response.as_ref().map_or(&[][..], |r| &r.body[..]);
+                let failure = record
+                    .error
+                    .as_ref()
+                    .filter(|e| !matches!(e.class, ErrorClass::HttpStatus(_)))
+                    .map(|e| (e.class, e.message.as_str()));
+                Rules::from_fetch(record.status, body, failure, &self.config.user_agent)
+            })
+            .await
+    }
+
+    /// Request starts per second allowed to `origin`: the configured
+    /// politeness, or its robots.txt `Crawl-delay` when that is slower.
+    fn pace_of(&self, origin: &Origin) -> Option<f64> {
+        let delay = self
+            .config
+            .robots
+            .then(|| self.robots.known(origin))
+            .flatten()
+            .and_then(|rules| rules.crawl_delay())
+            .map(|d| 1.0 / d.as_secs_f64());
+        match (self.config.per_host_rate, delay) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// One request to `url` on a pooled or new connection, up to the
     /// response head.
     async fn hop(
@@ -628,7 +677,7 @@ impl Fetcher {
         let down = |message| (ErrorClass::HostDown, message);
         let mut probe = self.hosts_down.admit(origin).map_err(down)?;
         let queued = Instant::now();
-        if let Some(rate) = self.config.per_host_rate {
+        if let Some(rate) = self.pace_of(origin) {
             self.pool.pace(origin, rate).await;
         }
         let mut checkout = self.pool.checkout(origin).await;

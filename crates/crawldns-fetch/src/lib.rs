@@ -41,6 +41,7 @@ pub mod record;
 pub mod reqwest_dns;
 pub mod response;
 pub mod retry;
+mod robots;
 pub mod source;
 pub mod tls;
 pub mod warc;

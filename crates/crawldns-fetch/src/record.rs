@@ -34,6 +34,9 @@ pub enum ErrorClass {
     /// Not tried: the origin failed to connect K times in a row and is in
     /// its cool-down (or its probe request is deciding).
     HostDown,
+    /// Not tried: the origin's robots.txt disallows it, or could not be
+    /// had (a 5xx, a timeout), which disallows everything (RFC 9309).
+    Robots,
 }
 
 fn kind_label<S: serde::Serializer>(kind: &crawldns::ErrorKind, s: S) -> Result<S::Ok, S::Error> {
@@ -53,6 +56,7 @@ impl ErrorClass {
             Self::Body => "body",
             Self::Redirects => "redirects",
             Self::HostDown => "host_down",
+            Self::Robots => "robots",
         }
     }
 }

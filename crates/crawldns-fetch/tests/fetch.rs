@@ -813,3 +813,72 @@ async fn retries_are_opt_in_and_every_attempt_is_in_the_record() {
     assert_eq!(bed.farm.host_stats(0).unwrap().requests, 4);
     assert!(!once.to_json_line().contains("retries"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_txt_is_fetched_once_per_origin_and_obeyed() {
+    let bed = bed(20, Duration::ZERO).await;
+    let config = FetcherConfig {
+        robots: true,
+        ..Default::default()
+    };
+    let f = fetcher(&bed.dns, config.clone());
+    let urls = vec![
+        bed.farm.url(1, "/page"),
+        bed.farm.url(1, "/private/secret"),
+        bed.farm.url(1, "/page2"),
+        // robots.txt answers 503: everything disallowed.
+        bed.farm.url(8, "/page"),
+        // robots.txt answers 404: everything allowed.
+        bed.farm.url(9, "/page"),
+        bed.farm.url(9, "/private/open"),
+    ];
+    let records = f.fetch_all(urls).await;
+    let outcome: Vec<(Option<u16>, Option<ErrorClass>)> = records
+        .iter()
+        .map(|r| (r.status, r.error.as_ref().map(|e| e.class)))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            (Some(200), None),
+            (None, Some(ErrorClass::Robots)),
+            (Some(200), None),
+            (None, Some(ErrorClass::Robots)),
+            (Some(200), None),
+            (Some(200), None),
+        ]
+    );
+    let message = &records[3].error.as_ref().unwrap().message;
+    assert!(message.contains("robots.txt answered 503"), "{message}");
+    // One robots.txt per origin, through the same limits; nothing
+    // disallowed was asked for.
+    let requests = |h| bed.farm.host_stats(h).unwrap().requests;
+    assert_eq!((requests(1), requests(8), requests(9)), (3, 1, 3));
+
+    // Crawl-delay 0.05 s: ten pages of one host take at least 9 gaps.
+    let f = fetcher(&bed.dns, config.clone());
+    f.fetch_all(vec![bed.farm.url(2, "/warm")]).await;
+    let started = Instant::now();
+    let pages: Vec<String> = (0..10)
+        .map(|i| bed.farm.url(2, &format!("/p{i}")))
+        .collect();
+    let records = f.fetch_all(pages).await;
+    assert!(records.iter().all(|r| r.is_ok()), "{records:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Another agent is disallowed everything by the same file.
+    let f = fetcher(
+        &bed.dns,
+        FetcherConfig {
+            user_agent: "OtherBot/1.0".into(),
+            ..config
+        },
+    );
+    let record = f.fetch(&bed.farm.url(3, "/page")).await;
+    assert_eq!(record.error.map(|e| e.class), Some(ErrorClass::Robots));
+    assert_eq!(requests(3), 1, "only robots.txt");
+}

@@ -19,6 +19,7 @@
 //! | `/slow-body` | 200, headers at once (no response delay), then [`SLOW_BODY_CHUNKS`] chunks of [`SLOW_BODY_CHUNK_SIZE`] bytes, one every [`SLOW_BODY_CHUNK_INTERVAL`] (10 s in all) |
 //! | `/enc/<coding>/<n>` | 200, `Content-Encoding: <coding>` (`gzip`, `deflate`, `br`, `zstd`): [`text_body`]`(n)` encoded |
 //! | `/bomb/<coding>/<n>` | the same with `n` zero bytes: a tiny body that decodes to `n` bytes |
+//! | `/robots.txt` | [`robots_txt`]: rules for `crawldns` (no `/private/`, `Crawl-delay: 0.05`) and none for others; 503 on hosts 8, 18, ...; 404 on hosts 9, 19, ... |
 //! | anything else | 200 with [`HttpFarmConfig::body_size`] bytes of `b'x'` |
 //!
 //! [`HttpFarm::reply_for`] tells what a path serves (status, coding, bytes
@@ -79,7 +80,7 @@ use tokio_rustls::TlsAcceptor;
 pub use compress::{text_body, Coding};
 pub use config::{FarmError, HttpFarmConfig};
 pub use counters::{FarmStats, HostStats};
-pub use router::{HOST_INDEX_HEADER, MAX_BYTES};
+pub use router::{robots_txt, HOST_INDEX_HEADER, MAX_BYTES, ROBOTS_TXT};
 pub use slow_body::{SLOW_BODY_CHUNKS, SLOW_BODY_CHUNK_INTERVAL, SLOW_BODY_CHUNK_SIZE};
 
 use crate::tls::TestCa;

@@ -37,6 +37,11 @@ pub(super) async fn respond(
     let path = req.uri().path();
     let mut response = if path == "/slow-body" {
         Response::new(SlowBody::new().boxed())
+    } else if path == "/robots.txt" {
+        let (status, body) = robots_txt(host);
+        let mut response = Response::new(Full::new(body).boxed());
+        *response.status_mut() = status;
+        response
     } else {
         let path = path.to_owned();
         let for_reply = Arc::clone(&shared);
@@ -65,6 +70,30 @@ pub(super) async fn respond(
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(response)
 }
+
+/// What host `host` serves as `/robots.txt`: a 503 on hosts 8, 18, 28, ...
+/// (robots.txt unreachable), a 404 on hosts 9, 19, 29, ... (no rules), and
+/// on every other host [`ROBOTS_TXT`].
+pub fn robots_txt(host: u32) -> (StatusCode, Bytes) {
+    match host % 10 {
+        8 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from_static(b"busy\n"),
+        ),
+        9 => (StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n")),
+        _ => (StatusCode::OK, Bytes::from_static(ROBOTS_TXT.as_bytes())),
+    }
+}
+
+/// The robots.txt of most hosts: `crawldns` may fetch everything but
+/// `/private/`, at most 20 requests a second; every other agent nothing.
+pub const ROBOTS_TXT: &str = "# crawldns testbed\n\
+User-agent: crawldns\n\
+Disallow: /private/\n\
+Crawl-delay: 0.05\n\
+\n\
+User-agent: *\n\
+Disallow: /\n";
 
 /// A response: status, body (as sent), content coding.
 pub(super) struct Reply {
