@@ -1,4 +1,6 @@
-//! DNS over HTTPS (RFC 8484) on HTTP/2 (hyper) over TLS ([`super::tls`]):
+//! DNS over HTTPS (RFC 8484) on HTTP/2 (the `h2` crate, directly: hyper's
+//! client spawned a task per request to send its body, which cost more CPU
+//! than the rest of a query) over TLS ([`super::tls`]):
 //! one connection per server carrying every query as its own stream, by
 //! `POST` with an `application/dns-message` body (or `GET ?dns=`, as an
 //! option). Queries use ID 0 (RFC 8484 §4.1); answers are checked against
@@ -18,12 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicBool;
+
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::client::conn::http2::SendRequest;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::{Bytes, BytesMut};
+use h2::client::SendRequest;
+use http::{Method, Request, StatusCode};
 use tokio::time::Instant;
 
 use super::pipeline::CLOSED_RETRIES;
@@ -88,7 +90,7 @@ struct DohInner {
     /// other).
     connecting: parking_lot::Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
     /// The POST request URI, parsed once.
-    post_uri: hyper::Uri,
+    post_uri: http::Uri,
     opened: AtomicU64,
     reconnects: AtomicU64,
 }
@@ -96,7 +98,9 @@ struct DohInner {
 /// One HTTP/2 connection as the askers see it.
 #[derive(Clone)]
 struct Connection {
-    send: SendRequest<Full<Bytes>>,
+    send: SendRequest<Bytes>,
+    /// Set when the connection's task ends (closed by either side).
+    closed: Arc<AtomicBool>,
     /// Whole responses received on it: progress, for stall detection.
     responses: Arc<AtomicU64>,
     id: u64,
@@ -128,7 +132,7 @@ impl DohClient {
             tls.name.clone()
         };
         let post_uri = format!("https://{authority}{}", settings.path)
-            .parse::<hyper::Uri>()
+            .parse::<http::Uri>()
             .map_err(|e| {
                 TlsSetupError::Config(format!("invalid DoH path {:?}: {e}", settings.path))
             })?;
@@ -238,16 +242,20 @@ impl DohClient {
                 format!("{server} did not agree to HTTP/2 (ALPN h2)"),
             ));
         }
-        let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake::<_, Full<Bytes>>(TokioIo::new(tls))
+        let (send, connection) = h2::client::Builder::new()
+            .handshake::<_, Bytes>(tls)
             .await
             .map_err(|e| StreamError::io(std::io::ErrorKind::ConnectionAborted, e.to_string()))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let on_close = closed.clone();
         tokio::spawn(async move {
             let _ = connection.await;
+            on_close.store(true, Ordering::Release);
         });
         let id = self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let conn = Connection {
             send,
+            closed,
             responses: Arc::new(AtomicU64::new(0)),
             id,
         };
@@ -258,7 +266,10 @@ impl DohClient {
     /// The open connection to `server`, if there is one.
     fn live(&self, server: SocketAddr) -> Option<Connection> {
         let conns = self.inner.conns.lock();
-        conns.get(&server).filter(|c| !c.send.is_closed()).cloned()
+        conns
+            .get(&server)
+            .filter(|c| !c.closed.load(Ordering::Acquire))
+            .cloned()
     }
 
     /// Drops the connection `id` to `server` if it is still the current one.
@@ -277,46 +288,43 @@ impl DohClient {
     ) -> Result<hickory_proto::op::Message, Failure> {
         let settings = &self.inner.settings;
         let packet = encode_padded_query(0, question, settings.payload);
-        let request = if settings.use_get {
+        let (request, body) = if settings.use_get {
             let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*packet);
-            Request::builder()
+            let request = Request::builder()
                 .method(Method::GET)
                 .uri(format!(
                     "https://{}{}?dns={encoded}",
                     self.inner.authority, settings.path
                 ))
-                .header(hyper::header::ACCEPT, DNS_MESSAGE)
-                .body(Full::new(Bytes::new()))
+                .header(http::header::ACCEPT, DNS_MESSAGE)
+                .body(());
+            (request, None)
         } else {
-            Request::builder()
+            let request = Request::builder()
                 .method(Method::POST)
                 .uri(self.inner.post_uri.clone())
-                .header(hyper::header::ACCEPT, DNS_MESSAGE)
-                .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
-                .body(Full::new(Bytes::copy_from_slice(&packet)))
-        }
-        .map_err(|e| {
+                .header(http::header::ACCEPT, DNS_MESSAGE)
+                .header(http::header::CONTENT_TYPE, DNS_MESSAGE)
+                .header(http::header::CONTENT_LENGTH, packet.len())
+                .body(());
+            (request, Some(Bytes::copy_from_slice(&packet)))
+        };
+        let request = request.map_err(|e| {
             Failure::Final(StreamError::io(
                 std::io::ErrorKind::InvalidInput,
                 e.to_string(),
             ))
         })?;
-        let mut send = conn.send.clone();
-        if send.ready().await.is_err() {
-            return Err(Failure::Closed);
+        let mut send = conn.send.clone().ready().await.map_err(failure)?;
+        let (response, mut stream) = send
+            .send_request(request, body.is_none())
+            .map_err(failure)?;
+        if let Some(body) = body {
+            // Fits the initial window (a query is far below 64 KiB): sent
+            // at once, with the end of the stream.
+            stream.send_data(body, true).map_err(failure)?;
         }
-        let response = send.send_request(request).await.map_err(|e| {
-            // A stream refused or reset, or a connection gone: nothing was
-            // answered, so the query may go again.
-            if e.is_closed() || e.is_canceled() || is_refused(&e) || is_reset(&e) {
-                Failure::Closed
-            } else {
-                Failure::Final(StreamError::io(
-                    std::io::ErrorKind::ConnectionAborted,
-                    e.to_string(),
-                ))
-            }
-        })?;
+        let response = response.await.map_err(failure)?;
         let status = response.status();
         if status != StatusCode::OK {
             return Err(Failure::Final(StreamError::io(
@@ -324,11 +332,16 @@ impl DohClient {
                 format!("HTTP status {status} from the DoH server"),
             )));
         }
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|_| Failure::Closed)?
-            .to_bytes();
+        let mut received = response.into_body();
+        let mut body = BytesMut::new();
+        while let Some(chunk) = received.data().await {
+            let chunk = chunk.map_err(|_| Failure::Closed)?;
+            let _ = received.flow_control().release_capacity(chunk.len());
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(Failure::Final(TransportError::Malformed.into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
         // Progress is a whole answer: headers alone may precede a stall.
         conn.responses.fetch_add(1, Ordering::AcqRel);
         if peek_id(&body) != Some(0) {
@@ -343,30 +356,22 @@ impl DohClient {
     }
 }
 
-/// Whether hyper's error is the server refusing the stream (HTTP/2
-/// REFUSED_STREAM: it was not processed).
-fn is_refused(err: &hyper::Error) -> bool {
-    h2_reason(err).is_some_and(|r| r.contains("REFUSED_STREAM"))
-}
-
-/// Whether the stream was reset or the connection torn down under it.
-fn is_reset(err: &hyper::Error) -> bool {
-    h2_reason(err).is_some_and(|r| {
-        r.contains("connection")
-            || r.contains("GOAWAY")
-            || r.contains("broken pipe")
-            || r.contains("reset")
-    })
-}
-
-fn h2_reason(err: &hyper::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    let mut text = None;
-    while let Some(inner) = source {
-        text = Some(inner.to_string());
-        source = inner.source();
+/// What an HTTP/2 error means for the query: a stream the server refused
+/// or reset, or a connection gone (GOAWAY, I/O), was not answered, so the
+/// query may go again on a new connection; anything else is final.
+fn failure(err: h2::Error) -> Failure {
+    let refused = matches!(
+        err.reason(),
+        Some(h2::Reason::REFUSED_STREAM | h2::Reason::CANCEL | h2::Reason::NO_ERROR)
+    );
+    if err.is_go_away() || err.is_io() || err.is_reset() || refused {
+        Failure::Closed
+    } else {
+        Failure::Final(StreamError::io(
+            std::io::ErrorKind::ConnectionAborted,
+            err.to_string(),
+        ))
     }
-    text.or_else(|| Some(err.to_string()))
 }
 
 /// On a query's timeout (the future dropped before `disarm`): if the
