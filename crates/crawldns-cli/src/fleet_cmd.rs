@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use crawldns::Resolver;
-use crawldns_fetch::Fetcher;
+use crawldns_fetch::{Fetcher, WarcWriter};
 use crawldns_fleet::collector::Dedup;
 use crawldns_fleet::{
     worker, CollectOptions, DnsStats, EnqueueOptions, Enqueuer, Fetch, Fetched, FleetRedis,
@@ -146,6 +146,13 @@ struct WorkArgs {
     #[arg(long)]
     until_done: bool,
 
+    /// Also archive every response this worker fetches as WARC 1.1 in FILE
+    /// (as `crawldns fetch --warc`). Bodies stay on the worker: only the
+    /// JSON records travel through Redis. Give each worker its own file; a
+    /// URL fetched again after its first worker died may be in two.
+    #[arg(long, value_name = "FILE")]
+    warc: Option<PathBuf>,
+
     /// The fetcher's limits (--concurrency is the worker's fetches in flight).
     #[command(flatten)]
     limits: LimitArgs,
@@ -260,13 +267,54 @@ async fn enqueue(args: EnqueueArgs) -> Result<Outcome> {
 struct FetcherFetch {
     fetcher: Arc<Fetcher>,
     resolver: Resolver,
+    /// `--warc`: the archive, with its path.
+    warc: Option<Arc<Archive>>,
+}
+
+/// A worker's WARC file. A write that fails stops the archiving (said once
+/// on stderr); the JSON records go on.
+struct Archive {
+    path: PathBuf,
+    writer: std::sync::Mutex<Option<WarcWriter>>,
+}
+
+impl Archive {
+    fn write(&self, record: &crawldns_fetch::FetchRecord) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(warc) = writer.as_mut() {
+            if let Err(e) = warc.write(record) {
+                eprintln!(
+                    "warc: cannot write to {}: {e}; archiving stopped, the JSON records go on",
+                    self.path.display()
+                );
+                *writer = None;
+            }
+        }
+    }
+
+    /// Flushes the file; the responses archived.
+    fn finish(&self) -> Result<u64> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match writer.as_mut() {
+            Some(warc) => {
+                warc.finish()
+                    .with_context(|| format!("cannot write to {}", self.path.display()))?;
+                Ok(warc.responses())
+            }
+            None => Ok(0),
+        }
+    }
 }
 
 impl Fetch for FetcherFetch {
     fn fetch(&self, url: String) -> Pin<Box<dyn Future<Output = Fetched> + Send + 'static>> {
         let fetcher = self.fetcher.clone();
+        let warc = self.warc.clone();
         Box::pin(async move {
             let record = fetcher.fetch(&url).await;
+            if let Some(warc) = &warc {
+                warc.write(&record);
+            }
             let class = Timing::from(&record)
                 .class
                 .unwrap_or_else(|| "ok".to_owned());
@@ -282,7 +330,7 @@ impl Fetch for FetcherFetch {
             lookups: m.lookups,
             cache_hits: m.cache_hits,
             cache_misses: m.cache_misses,
-            queries: m.udp_sent + m.tcp_sent,
+            queries: m.udp_sent + m.tcp_sent + m.tls_sent + m.https_sent,
         }
     }
 }
@@ -320,8 +368,21 @@ async fn work(args: WorkArgs) -> Result<Outcome> {
     let resolver = args
         .dns
         .resolver(args.dns_timeout_ms, args.limits.ca_file.as_deref())?;
+    let mut fetcher_config = args.limits.config()?;
+    fetcher_config.keep_wire_body = args.warc.is_some();
+    // An unwritable archive fails before the worker joins the fleet.
+    let warc = match &args.warc {
+        Some(path) => Some(Arc::new(Archive {
+            writer: std::sync::Mutex::new(Some(
+                WarcWriter::create(path, concat!("crawldns/", env!("CARGO_PKG_VERSION")))
+                    .with_context(|| format!("cannot write --warc {}", path.display()))?,
+            )),
+            path: path.clone(),
+        })),
+        None => None,
+    };
     let fetcher = Arc::new(
-        Fetcher::new(args.limits.config()?, Arc::new(resolver.clone()))
+        Fetcher::new(fetcher_config, Arc::new(resolver.clone()))
             .context("cannot set up the fetcher")?,
     );
     let lease = LeaseConfig::with_ttl(Duration::from_millis(args.lease_ms));
@@ -335,8 +396,19 @@ async fn work(args: WorkArgs) -> Result<Outcome> {
     config.per_host = usize::try_from(args.limits.per_host).unwrap_or(usize::MAX);
     let id = config.id.clone();
     let started = Instant::now();
-    let fetch = Arc::new(FetcherFetch { fetcher, resolver });
+    let fetch = Arc::new(FetcherFetch {
+        fetcher,
+        resolver,
+        warc: warc.clone(),
+    });
     let stats = worker::run(&url, &args.redis.namespace, config, fetch, stop_signal()).await?;
+    if let Some(warc) = &warc {
+        let archived = warc.finish()?;
+        eprintln!(
+            "warc: {archived} responses archived in {}",
+            warc.path.display()
+        );
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let ratio = stats
         .dns

@@ -217,14 +217,47 @@ fn unbound_down_fails_over_and_dns_errors_stay_dns_errors() {
     let quick = ["--until-done", "--dns-timeout-ms", "300", "--attempts", "1"];
 
     // The first nameserver is down: every lookup fails over to the second.
+    // The worker also archives what it fetches (--warc).
     fleet_cmd(
         &redis,
         &["enqueue", "--namespace", "f", file.to_str().unwrap()],
     );
-    let args = work_args(&[unbound_addr.clone(), second_addr], "3000", &quick);
+    let warc = dir.path().join("w.warc.gz");
+    let warc_args = ["--warc", warc.to_str().unwrap()];
+    let args = work_args(
+        &[unbound_addr.clone(), second_addr],
+        "3000",
+        &[&quick[..], &warc_args].concat(),
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let stats = Worker::spawn(dir.path(), &redis, "f", "w", &args).finish(Duration::from_secs(60));
     assert_eq!(stats.by_class.get("ok"), Some(&100), "{stats:?}");
+    let venv = crawldns_testkit::cli::test_venv_bin();
+    let check = std::process::Command::new(venv.join("warcio"))
+        .args(["check", warc.to_str().unwrap()])
+        .output()
+        .expect("warcio check runs");
+    assert!(check.status.success(), "warcio check: {check:?}");
+    let index = std::process::Command::new(venv.join("warcio"))
+        .args([
+            "index",
+            "-f",
+            "warc-type,warc-target-uri",
+            warc.to_str().unwrap(),
+        ])
+        .output()
+        .expect("warcio index runs");
+    let index = String::from_utf8_lossy(&index.stdout);
+    let mut archived: Vec<String> = index
+        .lines()
+        .filter(|l| l.contains("\"response\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["warc-target-uri"].as_str().map(str::to_owned))
+        .collect();
+    archived.sort();
+    let mut expected = list.clone();
+    expected.sort();
+    assert_eq!(archived, expected, "one response record per URL");
     fleet_cmd(
         &redis,
         &[

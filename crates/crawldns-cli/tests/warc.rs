@@ -7,22 +7,16 @@ crawldns_testkit::bind_crawldns_binary!();
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crawldns_fetch::warc::sha1_label;
 use crawldns_testkit::cli::{texts, Bed, BedConfig, TempDir};
 use serde_json::Value;
 
-/// The test venv (scripts/pyenv.sh creates it and installs warcio).
+/// The test venv's bin directory (scripts/pyenv.sh creates it and installs
+/// warcio).
 fn warcio() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/pyenv.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/pyenv.sh runs");
-    assert!(out.status.success(), "scripts/pyenv.sh failed");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin")
+    crawldns_testkit::cli::test_venv_bin()
 }
 
 /// Reads every response record: URI, status, payload digest header, and

@@ -281,3 +281,16 @@ impl Drop for Bed {
         });
     }
 }
+
+/// The bin directory of the test venv that `scripts/pyenv.sh` makes (and
+/// fills with warcio, aiohttp, ...), made first if need be.
+pub fn test_venv_bin() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/pyenv.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/pyenv.sh runs");
+    assert!(out.status.success(), "scripts/pyenv.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin")
+}
