@@ -55,6 +55,22 @@ pub enum Command {
     /// hickory-resolver over TCP, DoT and DoH, W1 and W2, against a
     /// `crawldns testbed` process; prints Markdown.
     Transports(TransportsArgs),
+    /// What `crawldns resolve` costs per lookup beside the library (issue
+    /// 18), against Knot; prints Markdown.
+    Cli {
+        /// Distinct names per run.
+        #[arg(long, default_value_t = 20_000)]
+        names: u32,
+        /// Rounds (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The `crawldns` binary (default: the one next to this executable).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Do not pin Knot to CPU 1.
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Internal: run a job inside the network namespace, print JSON.
     #[command(hide = true)]
     NetnsChild {
@@ -202,6 +218,24 @@ pub fn main() -> Result<()> {
             Ok(())
         }
         Command::Transports(args) => run_transports(&args),
+        Command::Cli {
+            names,
+            rounds,
+            binary,
+            no_pin,
+        } => {
+            if names < 1 || rounds < 1 {
+                bail!("--names and --rounds must be at least 1");
+            }
+            let options = crate::cli_suite::CliOptions {
+                names,
+                rounds,
+                binary: binary.unwrap_or_else(crate::cli_suite::default_binary),
+                pin: !no_pin,
+            };
+            println!("{}", crate::cli_suite::run(&options)?);
+            Ok(())
+        }
         Command::NetnsChild { job } => {
             let job: Job = serde_json::from_str(&job).context("decoding the job")?;
             let result = run_job(&job)?;

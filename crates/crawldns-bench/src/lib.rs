@@ -19,6 +19,7 @@
 
 pub mod cache_suite;
 pub mod cli;
+pub mod cli_suite;
 pub mod env_info;
 pub mod measure;
 pub mod names;

@@ -111,10 +111,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Resolving is I/O: one thread does hundreds of thousands of lookups a
+    // second, and a thread per CPU would spend more on waking each other
+    // than on DNS (BENCHMARKS.md, "The CLI's cost"). Fetching decodes,
+    // decompresses and encrypts: it gets a thread per CPU.
+    let mut builder = match cli.command {
+        Command::Resolve(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the Tokio runtime: {e}");
