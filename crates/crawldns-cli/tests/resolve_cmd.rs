@@ -595,23 +595,11 @@ fn results_stream_while_the_input_stays_open() {
 #[test]
 fn debug_logs_show_each_query_with_server_and_rtt_in_plain_text() {
     let bed = dns_only();
-    let out = crawldns()
-        .args(["resolve", "--nameserver", &bed.nameserver(), "--type", "A"])
-        .env("RUST_LOG", "crawldns=debug")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin is piped")
-                .write_all(b"h1.crawl.test\nh2.crawl.test\nnope.crawl.test\n")?;
-            child.wait_with_output()
-        })
-        .expect("crawldns runs");
+    let out = with_log(
+        &["resolve", "--nameserver", &bed.nameserver(), "--type", "A"],
+        "crawldns=debug",
+        "h1.crawl.test\nh2.crawl.test\nnope.crawl.test\n",
+    );
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let server = format!("server={}", bed.nameserver());
@@ -876,4 +864,62 @@ fn exits_with(args: &[&str], code: i32, expected: &str) {
     );
     assert!(stderr.contains(expected), "{args:?}: {stderr}");
     assert!(stdout.is_empty(), "{args:?}: {stdout}");
+}
+
+#[test]
+fn a_server_marked_down_is_logged_as_a_warning() {
+    // Port 1 refuses: every lookup fails there at once, and after three in
+    // a row the server is marked down (one warning) and probed.
+    let names: String = (0..6).map(|i| format!("h{i}.crawl.test\n")).collect();
+    let out = with_log(
+        &[
+            "resolve",
+            "--nameserver",
+            "127.0.0.1:1",
+            "--type",
+            "A",
+            "--concurrency",
+            "1",
+        ],
+        "crawldns=warn",
+        &names,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("nameserver marked down"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("server=127.0.0.1:1"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes into a pipe: {stderr:?}"
+    );
+}
+
+/// Runs `crawldns ARGS` with `RUST_LOG=filter`, `stdin` as its input.
+fn with_log(args: &[&str], filter: &str, stdin: &str) -> std::process::Output {
+    crawldns()
+        .args(args)
+        .env("RUST_LOG", filter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(stdin.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("crawldns runs")
 }

@@ -268,6 +268,11 @@ impl Core {
                         event,
                     );
                     if effect.server_went_down {
+                        tracing::warn!(
+                            server = %addr,
+                            failures = self.config.down_after_failures,
+                            "nameserver marked down after failures in a row; probing it"
+                        );
                         probe::start(self, self.config.probe_interval);
                     }
                 }

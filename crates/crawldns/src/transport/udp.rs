@@ -341,12 +341,17 @@ impl PooledSocket {
     fn deliver(&self, bytes: &[u8], whole: bool) {
         let Some(id) = peek_id(bytes) else {
             self.metrics.mismatched.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(len = bytes.len(), "dropped a datagram too short to be DNS");
             return;
         };
         let mut in_flight = self.in_flight.lock();
         let Some(pending) = in_flight.get(&id) else {
             drop(in_flight);
             self.metrics.mismatched.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                id,
+                "dropped an answer to no query in flight (late or forged)"
+            );
             return;
         };
         let verdict = judge(bytes, &pending.question, self.exact_case);
@@ -357,6 +362,10 @@ impl PooledSocket {
             Verdict::Mismatch => {
                 drop(in_flight);
                 self.metrics.mismatched.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    id,
+                    "dropped an answer whose question differs from the query's (forged?)"
+                );
                 return;
             }
         };
