@@ -247,7 +247,7 @@ pub fn render(sources: &Sources) -> String {
 
 fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
     let m = resolver.metrics();
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 20] = [
         (
             "lookups",
             "Lookups asked of the resolver (cache hits included).",
@@ -309,6 +309,13 @@ fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
             "Lookups the cache could not answer.",
             m.cache_misses,
         ),
+        (
+            "cache_evictions",
+            "Cache entries evicted for room (the cache is full).",
+            m.cache_evictions,
+        ),
+        ("tls_sent", "DNS-over-TLS queries sent.", m.tls_sent),
+        ("https_sent", "DNS-over-HTTPS queries sent.", m.https_sent),
         (
             "stale_served",
             "Lookups answered with an expired entry (serve-stale).",

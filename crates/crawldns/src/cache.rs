@@ -8,6 +8,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -329,11 +330,44 @@ pub enum Hit {
     Miss,
 }
 
+/// Counts the entries evicted for room, and says so when the cache starts
+/// evicting (an info event on the 1st, 2nd, 4th, 8th, ... eviction).
+#[derive(Debug, Clone, Default)]
+pub struct Evictions {
+    count: Arc<AtomicU64>,
+    capacity: usize,
+}
+
+impl quick_cache::Lifecycle<Key, Entry> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), key: Key, _entry: Entry) {
+        let evicted = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if evicted.is_power_of_two() {
+            tracing::info!(
+                evicted,
+                capacity = self.capacity,
+                last = %key.name,
+                "answer cache full: evicting the least used entries"
+            );
+        }
+    }
+}
+
+type Store = quick_cache::sync::Cache<
+    Key,
+    Entry,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    Evictions,
+>;
+
 /// The cache.
 pub struct Cache {
     config: CacheConfig,
     bounds: Bounds,
-    store: quick_cache::sync::Cache<Key, Entry>,
+    store: Store,
+    evictions: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -347,12 +381,25 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
-        let store = quick_cache::sync::Cache::new(config.max_entries.max(1));
+        let capacity = config.max_entries.max(1);
+        let evictions = Evictions {
+            count: Arc::new(AtomicU64::new(0)),
+            capacity,
+        };
+        let count = evictions.count.clone();
+        let store = Store::with(
+            capacity,
+            capacity as u64,
+            quick_cache::UnitWeighter,
+            quick_cache::DefaultHashBuilder::default(),
+            evictions,
+        );
         let bounds = Bounds::of(&config);
         Self {
             config,
             bounds,
             store,
+            evictions: count,
         }
     }
 
@@ -374,6 +421,11 @@ impl Cache {
     /// Entries held.
     pub fn len(&self) -> usize {
         self.store.len()
+    }
+
+    /// Entries evicted for room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     /// Whether the cache is empty.
@@ -797,6 +849,8 @@ mod tests {
             .filter(|n| !matches!(c.get(n, Slot::Ip, t0), Hit::Miss))
             .count();
         assert_eq!(hot_left, hot.len());
+        // Every entry that is not held was evicted for room, and counted.
+        assert_eq!(c.evictions() + c.len() as u64, 1_000_500);
     }
 
     #[test]

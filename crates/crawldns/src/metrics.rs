@@ -203,6 +203,8 @@ pub struct MetricsSnapshot {
     pub cache_hits: u64,
     /// Lookups the cache could not answer.
     pub cache_misses: u64,
+    /// Cache entries evicted for room (the cache at `max_entries`).
+    pub cache_evictions: u64,
     /// Lookups answered with an expired entry (serve-stale).
     pub stale_served: u64,
     /// Background refreshes started by a hit near expiry.
@@ -263,6 +265,7 @@ impl Metrics {
             kernel_drops: 0,
             cache_hits: self.cache_hits.sum() + fresh_hit_lookups,
             cache_misses: get(&self.cache_misses),
+            cache_evictions: 0,
             stale_served: get(&self.stale_served),
             prefetches: get(&self.prefetches),
             coalesced: get(&self.coalesced),

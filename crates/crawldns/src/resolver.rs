@@ -115,6 +115,7 @@ impl Resolver {
         let mut snapshot = self.inner.core.metrics.snapshot();
         snapshot.kernel_drops = self.inner.core.udp.kernel_drops();
         snapshot.connections_opened = self.inner.core.connections_opened();
+        snapshot.cache_evictions = self.inner.cache.as_ref().map_or(0, Cache::evictions);
         snapshot
     }
 
