@@ -392,6 +392,50 @@ pub async fn claim(
         .collect()
 }
 
+/// The entries of `partition` pending under `consumer` itself (read and not
+/// acknowledged), at most `count`, taken back from the pending list with
+/// XCLAIM (to the same consumer) so that their URLs can be requeued: what
+/// a stopping worker read but never started, e.g. a read that its reader
+/// was stopped in the middle of.
+pub async fn own_pending(
+    redis: &FleetRedis,
+    consumer: &str,
+    partition: u32,
+    count: usize,
+) -> Result<Vec<Delivery>, FleetError> {
+    let key = redis.keys().partition(partition);
+    let page: StreamPendingCountReply = redis
+        .query(
+            redis::cmd("XPENDING")
+                .arg(&key)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(count.max(1))
+                .arg(consumer),
+        )
+        .await?;
+    let ids: Vec<String> = page.ids.into_iter().map(|p| p.id).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reply: StreamClaimReply = redis
+        .query(
+            redis::cmd("XCLAIM")
+                .arg(&key)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(&ids),
+        )
+        .await?;
+    reply
+        .ids
+        .iter()
+        .map(|entry| delivery(partition, entry))
+        .collect()
+}
+
 /// In one MULTI: each result into the result stream, then XACK and XDEL of
 /// the entries. A result is never acknowledged before it is stored.
 pub async fn complete(

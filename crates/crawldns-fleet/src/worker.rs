@@ -258,6 +258,10 @@ pub async fn run(
     );
     let result = driver.crawl(rx, shutdown).await;
     reader.abort();
+    // Stopped for good (its connection closed) before the stop looks for
+    // what it read: entries it handed over or was reading are pending
+    // under this worker's name, and `stop` gives them back.
+    let _ = reader.await;
     let stopped = driver.stop().await;
     result.and(stopped).map(|()| driver.stats)
 }
@@ -872,6 +876,35 @@ impl Driver {
             Err(_) => tracing::warn!(
                 "could not store {} results in time: their URLs are fetched again",
                 self.unflushed.len()
+            ),
+        }
+        // Entries read but never started (still in the reader's channel, or
+        // delivered to a read the reader was stopped in) are pending under
+        // this worker's name: give them back too, instead of leaving them
+        // to the claim idle time.
+        let partitions: Vec<u32> = self.held.keys().copied().collect();
+        let id = self.config.id.clone();
+        let unstarted = tokio::time::timeout(STOP_GRACE, async {
+            let mut given_back = 0u64;
+            for p in partitions {
+                let mine = redis
+                    .retry("reading this worker's pending entries", backoff, || {
+                        frontier::own_pending(&redis, &id, p, 10_000)
+                    })
+                    .await?;
+                redis
+                    .retry("requeueing", backoff, || frontier::requeue(&redis, &mine))
+                    .await?;
+                given_back += mine.len() as u64;
+            }
+            Ok::<u64, FleetError>(given_back)
+        })
+        .await;
+        match unstarted {
+            Ok(Ok(n)) => self.stats.requeued += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => tracing::warn!(
+                "could not requeue the entries read but not started in time: they are claimed after the idle time"
             ),
         }
         let held: Vec<(u32, Lease)> = std::mem::take(&mut self.held)
