@@ -372,17 +372,29 @@ pub async fn claim(
         }
     }
     theirs.truncate(count.max(1));
-    if theirs.is_empty() {
+    xclaim(redis, consumer, partition, idle_ms, &theirs).await
+}
+
+/// XCLAIM of `ids` of `partition` for `consumer` (those idle `idle_ms` at
+/// least), as deliveries.
+async fn xclaim(
+    redis: &FleetRedis,
+    consumer: &str,
+    partition: u32,
+    idle_ms: u64,
+    ids: &[String],
+) -> Result<Vec<Delivery>, FleetError> {
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
     let reply: StreamClaimReply = redis
         .query(
             redis::cmd("XCLAIM")
-                .arg(&key)
+                .arg(redis.keys().partition(partition))
                 .arg(GROUP)
                 .arg(consumer)
                 .arg(idle_ms)
-                .arg(&theirs),
+                .arg(ids),
         )
         .await?;
     reply
@@ -416,24 +428,7 @@ pub async fn own_pending(
         )
         .await?;
     let ids: Vec<String> = page.ids.into_iter().map(|p| p.id).collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let reply: StreamClaimReply = redis
-        .query(
-            redis::cmd("XCLAIM")
-                .arg(&key)
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(0)
-                .arg(&ids),
-        )
-        .await?;
-    reply
-        .ids
-        .iter()
-        .map(|entry| delivery(partition, entry))
-        .collect()
+    xclaim(redis, consumer, partition, 0, &ids).await
 }
 
 /// In one MULTI: each result into the result stream, then XACK and XDEL of
