@@ -176,6 +176,10 @@ struct Driver {
     host_queue: HashMap<String, VecDeque<Delivery>>,
     task_keys: HashMap<Id, Key>,
     unflushed: Vec<Completion>,
+    /// Entries read for a partition that stopped being readable meanwhile
+    /// (released, or fenced): given back to their partition, not left
+    /// pending under this worker's name until the claim idle time.
+    unreadable: Vec<Delivery>,
     /// Running or stored-but-not-flushed entries: a re-delivery is skipped.
     known: HashSet<Key>,
     /// Entries completed lately, oldest first: a claim that read one just
@@ -242,6 +246,7 @@ pub async fn run(
         host_queue: HashMap::new(),
         task_keys: HashMap::new(),
         unflushed: Vec::new(),
+        unreadable: Vec::new(),
         known: HashSet::new(),
         recent: HashSet::new(),
         recent_order: VecDeque::new(),
@@ -384,7 +389,10 @@ impl Driver {
                     }
                 }
                 () = sleep_until_opt(fence) => self.fence(),
-                Some((batch, claimed)) = deliveries.recv() => self.start(batch, claimed),
+                Some((batch, claimed)) = deliveries.recv() => {
+                    self.start(batch, claimed);
+                    self.give_back().await?;
+                }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.finished(joined),
                 () = sleep_until_opt(self.next_flush) => self.flush().await?,
             }
@@ -423,11 +431,13 @@ impl Driver {
         let mut skipped = 0;
         for d in batch {
             let k = key(&d);
-            if !readable.contains(&d.partition)
-                || self.known.contains(&k)
-                || self.recent.contains(&k)
-            {
+            if self.known.contains(&k) || self.recent.contains(&k) {
                 skipped += 1;
+                continue;
+            }
+            if !readable.contains(&d.partition) {
+                skipped += 1;
+                self.unreadable.push(d);
                 continue;
             }
             self.known.insert(k);
@@ -443,6 +453,27 @@ impl Driver {
             }
         }
         self.slots.give(skipped);
+    }
+
+    /// Requeues the entries read for partitions no longer readable; on a
+    /// transient Redis error they wait for the next batch (or the stop).
+    async fn give_back(&mut self) -> Result<(), FleetError> {
+        if self.unreadable.is_empty() {
+            return Ok(());
+        }
+        let entries = std::mem::take(&mut self.unreadable);
+        match frontier::requeue(&self.redis, &entries).await {
+            Ok(()) => {
+                self.stats.requeued += entries.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!("giving back {} entries: {e}", entries.len());
+                self.unreadable = entries;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn spawn(&mut self, host: String, d: Delivery) {
@@ -828,7 +859,7 @@ impl Driver {
             }
         }
         // Whatever still runs goes back to its partition at once.
-        let mut leftover = Vec::new();
+        let mut leftover = std::mem::take(&mut self.unreadable);
         for (k, (d, handle)) in std::mem::take(&mut self.running) {
             handle.abort();
             self.known.remove(&k);

@@ -390,7 +390,13 @@ impl Worker {
             .args(["fleet", "work", "--namespace", namespace, "--id", id])
             .args(extra)
             .env("CRAWLDNS_REDIS_URL", redis)
-            .env("RUST_LOG", "crawldns_fleet=info")
+            // For chasing a failure: CRAWLDNS_TEST_WORKER_LOG=crawldns_fleet=debug
+            // logs every lease tick, CRAWLDNS_TEST_KEEP_LOGS=DIR keeps the logs.
+            .env(
+                "RUST_LOG",
+                std::env::var("CRAWLDNS_TEST_WORKER_LOG")
+                    .unwrap_or_else(|_| "crawldns_fleet=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap())
@@ -408,6 +414,10 @@ impl Worker {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                if let Ok(dir) = std::env::var("CRAWLDNS_TEST_KEEP_LOGS") {
+                    let copy = Path::new(&dir).join(format!("{}.err", self.id));
+                    let _ = std::fs::copy(&self.stderr_log, copy);
+                }
                 let mut out = String::new();
                 self.child
                     .stdout
