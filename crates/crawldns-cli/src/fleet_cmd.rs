@@ -331,6 +331,7 @@ impl Fetch for FetcherFetch {
             cache_hits: m.cache_hits,
             cache_misses: m.cache_misses,
             queries: m.udp_sent + m.tcp_sent + m.tls_sent + m.https_sent,
+            retries: m.retries,
         }
     }
 }

@@ -242,7 +242,8 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
     );
 
     // Each surviving worker's cache sees every URL of its hosts: at most one
-    // query (A only, --strategy v4) per host it fetched. (The hit ratio is
+    // query (A only, --strategy v4) per host it fetched, retries after a
+    // timeout (a loaded machine) aside. (The hit ratio is
     // printed, not compared with the single worker's: with keep-alive reuse
     // a lookup is made per new connection, so how many lookups a host gets
     // depends on how its requests overlapped, not on the cache.)
@@ -260,23 +261,27 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
         let ratio = stats.dns.hit_ratio().unwrap_or(0.0);
         let hosts = hosts_of.get(id.as_str()).map_or(0, BTreeSet::len) as u64;
         eprintln!(
-            "{id}: {} URLs on {hosts} hosts, DNS hit ratio {ratio:.4} (single worker {single_ratio:.4}), {} queries, {} claimed",
-            stats.done, stats.dns.queries, stats.claimed
+            "{id}: {} URLs on {hosts} hosts, DNS hit ratio {ratio:.4} (single worker {single_ratio:.4}), {} queries ({} retries), {} claimed",
+            stats.done, stats.dns.queries, stats.dns.retries, stats.claimed
         );
         assert!(
-            stats.dns.queries <= hosts,
-            "{id}: {} queries for {hosts} hosts",
-            stats.dns.queries
+            stats.dns.queries - stats.dns.retries <= hosts,
+            "{id}: {} queries ({} retries) for {hosts} hosts",
+            stats.dns.queries,
+            stats.dns.retries
         );
     }
+    let survivor_retries: u64 = survivors.iter().map(|(_, s)| s.dns.retries).sum();
 
     // Unbound: at most one query per host and type per worker. A host's
     // partition was held by one worker throughout, unless it was the
     // victim's: then by the victim and by the survivors that took it over
     // (one, or both when they rebalanced it between them): at most one
-    // query each, so at most as many as there are workers.
+    // query each, so at most as many as there are workers. Every query
+    // beyond that must be one of the survivors' retries.
     let queries = unbound_queries(&unbound_dir, unbound_from);
     let mut seen_hosts = 0;
+    let mut beyond = 0;
     for ((name, rtype), count) in &queries {
         assert_eq!(rtype, "A", "{name}: only A is asked with --strategy v4");
         let allowed = if victim_partitions.contains(&partition_of_host(name, P)) {
@@ -284,12 +289,16 @@ fn crawl_with_a_death(n_urls: u32, n_hosts: u32) {
         } else {
             1
         };
-        assert!(
-            *count <= allowed,
-            "{name} {rtype}: {count} queries at Unbound, at most {allowed} allowed"
-        );
+        if *count > allowed {
+            eprintln!("{name} {rtype}: {count} queries at Unbound, {allowed} allowed");
+            beyond += count - allowed;
+        }
         seen_hosts += 1;
     }
+    assert!(
+        beyond <= survivor_retries,
+        "{beyond} queries at Unbound beyond one per host and worker, {survivor_retries} retries"
+    );
     assert_eq!(
         seen_hosts, n_hosts,
         "every host was resolved through Unbound in the fleet run"

@@ -14,17 +14,21 @@ pub struct DnsStats {
     pub cache_hits: u64,
     /// Lookups its cache could not answer.
     pub cache_misses: u64,
-    /// Queries it sent to its nameservers (the recursive tier).
+    /// Queries it sent to its nameservers (the recursive tier), retries
+    /// included.
     pub queries: u64,
+    /// Of those, retries after a timeout or a failed attempt.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 impl DnsStats {
     /// The share of lookups answered without a query of their own: from
     /// the cache, or by joining a query already in flight (single-flight).
-    /// `None` before the first lookup.
+    /// A retry is not a lookup's own query. `None` before the first lookup.
     pub fn hit_ratio(&self) -> Option<f64> {
-        (self.lookups > 0)
-            .then(|| self.lookups.saturating_sub(self.queries) as f64 / self.lookups as f64)
+        let own = self.queries.saturating_sub(self.retries);
+        (self.lookups > 0).then(|| self.lookups.saturating_sub(own) as f64 / self.lookups as f64)
     }
 }
 
@@ -137,14 +141,19 @@ mod tests {
             cache_hits: 91,
             cache_misses: 618,
             queries: 50,
+            retries: 0,
         };
         assert_eq!(d.hit_ratio(), Some(0.875));
-        let retried = DnsStats {
+        // Retries are not lookups' own queries.
+        let retried = DnsStats { retries: 10, ..d };
+        assert_eq!(retried.hit_ratio(), Some(0.9));
+        let all_on_the_wire = DnsStats {
             lookups: 10,
             queries: 12,
+            retries: 2,
             ..d
         };
-        assert_eq!(retried.hit_ratio(), Some(0.0));
+        assert_eq!(all_on_the_wire.hit_ratio(), Some(0.0));
         let mut w = WorkerStats::default();
         w.count("ok");
         w.count("ok");
