@@ -23,7 +23,9 @@ use fleet_support::*;
 /// Partitions of the fleet.
 const P: u32 = 12;
 
-fn size_from_env() -> (u32, u32) {
+/// URLs and hosts from CRAWLDNS_FLEET_URLS and CRAWLDNS_FLEET_HOSTS, or
+/// the defaults given.
+fn size_from_env(urls: u32, hosts: u32) -> (u32, u32) {
     let get = |name: &str, default: u32| {
         std::env::var(name)
             .ok()
@@ -31,14 +33,14 @@ fn size_from_env() -> (u32, u32) {
             .unwrap_or(default)
     };
     (
-        get("CRAWLDNS_FLEET_URLS", 3000),
-        get("CRAWLDNS_FLEET_HOSTS", 300),
+        get("CRAWLDNS_FLEET_URLS", urls),
+        get("CRAWLDNS_FLEET_HOSTS", hosts),
     )
 }
 
 #[test]
 fn three_workers_one_sigkilled_every_url_once() {
-    let (urls, hosts) = size_from_env();
+    let (urls, hosts) = size_from_env(3000, 300);
     crawl_with_a_death(urls, hosts);
 }
 
@@ -349,18 +351,7 @@ fn used_memory(info: &str) -> u64 {
 #[test]
 #[ignore = "a benchmark: run by hand, see BENCHMARKS.md"]
 fn fleet_benchmark() {
-    let (n_urls, n_hosts) = {
-        let get = |name: &str, default: u32| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
-        (
-            get("CRAWLDNS_FLEET_URLS", 30_000),
-            get("CRAWLDNS_FLEET_HOSTS", 3_000),
-        )
-    };
+    let (n_urls, n_hosts) = size_from_env(30_000, 3_000);
     let dir = TempDir::new("fleet-bench");
     let farm = Farm::start(n_hosts, Duration::ZERO);
     let redis_port = free_port();

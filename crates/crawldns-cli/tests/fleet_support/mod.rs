@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crawldns_fleet::{FleetRedis, FleetStatus, RedisUrl, WorkerStats};
-use crawldns_testbed::http_farm::{HostStats, HttpFarm, HttpFarmConfig};
-use crawldns_testbed::{DnsServer, DnsServerConfig, ZoneConfig};
+use crawldns_testbed::http_farm::HostStats;
+use crawldns_testkit::cli::{Bed, BedConfig};
 use tokio::runtime::Runtime;
 
 /// A binary from PATH or the usual sbin directories; the test fails when
@@ -237,72 +237,30 @@ pub fn unbound_log_len(dir: &Path) -> u64 {
     std::fs::metadata(dir.join("queries.log")).map_or(0, |m| m.len())
 }
 
-/// The testbed (DNS server and HTTP farm) on its own runtime.
-pub struct Farm {
-    pub runtime: Runtime,
-    pub dns: Option<DnsServer>,
-    pub farm: Option<HttpFarm>,
-}
+/// The testbed (DNS server and HTTP farm) on its own runtime: the
+/// testkit's bed with small bodies.
+pub struct Farm(Bed);
 
 impl Farm {
     pub fn start(hosts: u32, response_delay: Duration) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (dns, farm) = runtime.block_on(async {
-            let dns = DnsServer::start(DnsServerConfig {
-                zone: ZoneConfig {
-                    hosts,
-                    ..ZoneConfig::default()
-                },
-                ..DnsServerConfig::default()
-            })
-            .await
-            .expect("DNS server starts");
-            let farm = HttpFarm::start(HttpFarmConfig {
-                hosts,
-                response_delay,
-                body_size: 256,
-                ..HttpFarmConfig::default()
-            })
-            .await
-            .expect("HTTP farm starts");
-            (dns, farm)
-        });
-        Self {
-            runtime,
-            dns: Some(dns),
-            farm: Some(farm),
-        }
+        Self(Bed::start(BedConfig {
+            hosts,
+            http_delay: response_delay,
+            body_size: 256,
+            ..BedConfig::default()
+        }))
     }
 
     pub fn dns_addr(&self) -> SocketAddr {
-        self.dns.as_ref().unwrap().addr()
+        self.0.dns_addr()
     }
 
     pub fn url(&self, host: u32, path: &str) -> String {
-        self.farm.as_ref().unwrap().url(host, path)
+        self.0.url(host, path)
     }
 
     pub fn host_stats(&self) -> Vec<HostStats> {
-        self.farm.as_ref().unwrap().stats().hosts
-    }
-}
-
-impl Drop for Farm {
-    fn drop(&mut self) {
-        let dns = self.dns.take();
-        let farm = self.farm.take();
-        self.runtime.block_on(async move {
-            if let Some(farm) = farm {
-                farm.shutdown().await;
-            }
-            if let Some(dns) = dns {
-                dns.shutdown();
-            }
-        });
+        self.0.farm().stats().hosts
     }
 }
 
