@@ -53,28 +53,7 @@ pub enum IpStrategy {
     PreferV6,
 }
 
-/// How the stub talks to a nameserver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// UDP, falling back to TCP for truncated answers (the default).
-    #[default]
-    Udp,
-    /// TCP only, many queries pipelined on a few long-lived connections
-    /// (RFC 7766).
-    Tcp,
-    /// DNS over TLS (RFC 7858), pipelined like TCP; queries padded (RFC 8467).
-    Tls,
-    /// DNS over HTTPS (RFC 8484): HTTP/2, queries multiplexed on one connection.
-    Https,
-}
-
-impl Protocol {
-    /// True for the encrypted transports, whose servers are authenticated
-    /// by certificate and never asked in the clear instead.
-    pub fn is_encrypted(self) -> bool {
-        matches!(self, Self::Tls | Self::Https)
-    }
-}
+pub use crate::transport::endpoint::Protocol;
 
 /// One pinned nameserver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,18 +87,12 @@ impl NameServer {
     /// must be an IP address; the certificate name is set apart
     /// ([`NameServer::tls_name`]). Fails with [`ErrorKind::Config`].
     pub fn from_url(url: &str) -> Result<Self, Error> {
-        use crate::transport::endpoint::{parse_endpoint, Scheme};
+        use crate::transport::endpoint::parse_endpoint;
         let endpoint = parse_endpoint(url)
             .map_err(|why| Error::new(ErrorKind::Config, url.trim()).with_detail(why))?;
-        let protocol = match endpoint.scheme {
-            Scheme::Udp => Protocol::Udp,
-            Scheme::Tcp => Protocol::Tcp,
-            Scheme::Tls => Protocol::Tls,
-            Scheme::Https => Protocol::Https,
-        };
         Ok(Self {
             path: endpoint.path,
-            ..Self::new(endpoint.addr, protocol)
+            ..Self::new(endpoint.addr, endpoint.protocol)
         })
     }
 
@@ -132,12 +105,7 @@ impl NameServer {
 
     /// The server as a URL (`udp://`, `tcp://`, `tls://`, `https://`).
     pub fn url(&self) -> String {
-        let scheme = match self.protocol {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            Protocol::Tls => "tls",
-            Protocol::Https => "https",
-        };
+        let scheme = self.protocol.scheme();
         let path = match self.protocol {
             Protocol::Https => self
                 .path

@@ -9,26 +9,47 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-/// The transport a URL asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// UDP, TCP for truncated answers (no scheme, or `udp://`).
+/// How the stub talks to a nameserver, and the scheme of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// UDP, falling back to TCP for truncated answers (the default; no
+    /// scheme, or `udp://`).
+    #[default]
     Udp,
-    /// TCP only (`tcp://`), pipelined.
+    /// TCP only (`tcp://`), many queries pipelined on a few long-lived
+    /// connections (RFC 7766).
     Tcp,
-    /// DNS over TLS (`tls://`), RFC 7858.
+    /// DNS over TLS (`tls://`, RFC 7858), pipelined like TCP; queries
+    /// padded (RFC 8467).
     Tls,
-    /// DNS over HTTPS (`https://`), RFC 8484.
+    /// DNS over HTTPS (`https://`, RFC 8484): HTTP/2, queries multiplexed
+    /// on one connection.
     Https,
 }
 
-impl Scheme {
-    /// The port used when the URL names none.
+impl Protocol {
+    /// True for the encrypted transports, whose servers are authenticated
+    /// by certificate and never asked in the clear instead.
+    pub fn is_encrypted(self) -> bool {
+        matches!(self, Self::Tls | Self::Https)
+    }
+
+    /// The port used when a URL names none.
     pub fn default_port(self) -> u16 {
         match self {
             Self::Udp | Self::Tcp => 53,
             Self::Tls => 853,
             Self::Https => 443,
+        }
+    }
+
+    /// The URL scheme: `udp`, `tcp`, `tls` or `https`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Https => "https",
         }
     }
 }
@@ -37,7 +58,7 @@ impl Scheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// The transport.
-    pub scheme: Scheme,
+    pub protocol: Protocol,
     /// Address and port.
     pub addr: SocketAddr,
     /// For `https://`, the URL path (`/dns-query` unless given).
@@ -51,13 +72,13 @@ pub const DEFAULT_DOH_PATH: &str = "/dns-query";
 pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     let text = text.trim();
     let (scheme, rest) = match text.split_once("://") {
-        None => (Scheme::Udp, text),
+        None => (Protocol::Udp, text),
         Some((name, rest)) => {
             let scheme = match name.to_ascii_lowercase().as_str() {
-                "udp" => Scheme::Udp,
-                "tcp" => Scheme::Tcp,
-                "tls" => Scheme::Tls,
-                "https" => Scheme::Https,
+                "udp" => Protocol::Udp,
+                "tcp" => Protocol::Tcp,
+                "tls" => Protocol::Tls,
+                "https" => Protocol::Https,
                 other => {
                     return Err(format!(
                     "unknown scheme {other:?} in {text:?}: use udp://, tcp://, tls:// or https://"
@@ -72,14 +93,18 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
         None => (rest, None),
     };
     let path = match (scheme, path) {
-        (Scheme::Https, None | Some("/")) => Some(DEFAULT_DOH_PATH.to_owned()),
-        (Scheme::Https, Some(path)) => Some(path.to_owned()),
+        (Protocol::Https, None | Some("/")) => Some(DEFAULT_DOH_PATH.to_owned()),
+        (Protocol::Https, Some(path)) => Some(path.to_owned()),
         (_, None) => None,
         (_, Some(_)) => return Err(format!("{text:?}: only https:// takes a path")),
     };
     let addr = parse_authority(authority, scheme.default_port())
         .map_err(|why| format!("invalid nameserver {text:?}: {why}"))?;
-    Ok(Endpoint { scheme, addr, path })
+    Ok(Endpoint {
+        protocol: scheme,
+        addr,
+        path,
+    })
 }
 
 /// `IP`, `IP:PORT`, `[IPv6]`, `[IPv6]:PORT` or a bare IPv6 address.
@@ -101,34 +126,34 @@ fn parse_authority(text: &str, default_port: u16) -> Result<SocketAddr, String> 
 mod tests {
     use super::*;
 
-    fn ok(text: &str) -> (Scheme, String, Option<String>) {
+    fn ok(text: &str) -> (Protocol, String, Option<String>) {
         let e = parse_endpoint(text).unwrap();
-        (e.scheme, e.addr.to_string(), e.path)
+        (e.protocol, e.addr.to_string(), e.path)
     }
 
     #[test]
     fn schemes_ports_and_paths() {
-        assert_eq!(ok("8.8.8.8"), (Scheme::Udp, "8.8.8.8:53".into(), None));
+        assert_eq!(ok("8.8.8.8"), (Protocol::Udp, "8.8.8.8:53".into(), None));
         assert_eq!(
             ok("127.0.0.1:5353"),
-            (Scheme::Udp, "127.0.0.1:5353".into(), None)
+            (Protocol::Udp, "127.0.0.1:5353".into(), None)
         );
         assert_eq!(
             ok("tcp://1.1.1.1"),
-            (Scheme::Tcp, "1.1.1.1:53".into(), None)
+            (Protocol::Tcp, "1.1.1.1:53".into(), None)
         );
         assert_eq!(
             ok("tls://1.1.1.1"),
-            (Scheme::Tls, "1.1.1.1:853".into(), None)
+            (Protocol::Tls, "1.1.1.1:853".into(), None)
         );
         assert_eq!(
             ok("TLS://[::1]:8853"),
-            (Scheme::Tls, "[::1]:8853".into(), None)
+            (Protocol::Tls, "[::1]:8853".into(), None)
         );
         assert_eq!(
             ok("https://1.1.1.1"),
             (
-                Scheme::Https,
+                Protocol::Https,
                 "1.1.1.1:443".into(),
                 Some("/dns-query".into())
             )
@@ -136,7 +161,7 @@ mod tests {
         assert_eq!(
             ok("https://127.0.0.1:8443/resolve"),
             (
-                Scheme::Https,
+                Protocol::Https,
                 "127.0.0.1:8443".into(),
                 Some("/resolve".into())
             )
@@ -144,14 +169,14 @@ mod tests {
         assert_eq!(
             ok("https://[2606:4700::1111]/"),
             (
-                Scheme::Https,
+                Protocol::Https,
                 "[2606:4700::1111]:443".into(),
                 Some("/dns-query".into())
             )
         );
         assert_eq!(
             ok("2001:db8::1"),
-            (Scheme::Udp, "[2001:db8::1]:53".into(), None)
+            (Protocol::Udp, "[2001:db8::1]:53".into(), None)
         );
     }
 
