@@ -454,6 +454,67 @@ mod tests {
         );
     }
 
+    /// What the driver does with a reply read for the attempt in flight:
+    /// `wire::judge`, as the UDP and stream demultiplexers call it, makes an
+    /// event of an answer and drops anything else (no event at all).
+    fn reply_event(bytes: &[u8], question: &crate::wire::Question) -> Option<Event> {
+        match crate::wire::judge(bytes, question, true) {
+            crate::wire::Verdict::Answer(_) => Some(Event::Answer),
+            crate::wire::Verdict::Malformed => Some(Event::Malformed),
+            crate::wire::Verdict::Mismatch => None,
+        }
+    }
+
+    fn reply(name: &str) -> Vec<u8> {
+        use hickory_proto::op::{Message, OpCode, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        let mut m = Message::response(7, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_0x20_mismatch_is_dropped_and_the_attempt_keeps_its_deadline() {
+        use crate::rng::Sequence;
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        // Letters c,r,a,w,l,t,e,s,t take bits 1,0,1,0,0,0,0,0,0.
+        let question = crate::wire::Question::with_case(
+            "crawl.test",
+            hickory_proto::rr::RecordType::A,
+            Some(&mut Sequence::new(&[0b101])),
+        )
+        .unwrap();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut seen = vec![show(&a.poll(&mut h, t0), t0)];
+        // A forger who guessed the ID and the name but not the case: the
+        // reply is no event, so the attempt still waits for its deadline.
+        for forged in ["crawl.test", "CRAWL.TEST", "CrAwl.tesT"] {
+            assert_eq!(reply_event(&reply(forged), &question), None, "{forged}");
+        }
+        // The deadline passes with nothing but forgeries: the next server.
+        a.on_event(&mut h, t0 + 2000 * MS, Event::Timeout);
+        seen.push(show(&a.poll(&mut h, t0 + 2000 * MS), t0));
+        assert_eq!(reply_event(&reply("crawl.test"), &question), None);
+        // The real answer echoes the case sent, 30 ms after the send.
+        let event = reply_event(&reply("CrAwl.test"), &question).unwrap();
+        a.on_event(&mut h, t0 + 2030 * MS, event);
+        seen.push(show(&a.poll(&mut h, t0 + 2030 * MS), t0));
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                "send 1 Udp until 4000 retry",
+                "answered"
+            ]
+        );
+        // Only the real answer was an RTT sample.
+        assert_eq!(h.servers()[1].srtt, Some(30 * MS));
+        assert_eq!(h.servers()[1].samples, 1);
+        assert_eq!(h.servers()[0].samples, 0);
+    }
+
     #[test]
     fn refused_and_servfail_move_on_at_once() {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);

@@ -16,7 +16,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::case_randomization;
-use crate::rng;
+use crate::rng::{self, Random};
 
 /// Block size of padded (batched) queries: EDNS(0) Padding (RFC 7830)
 /// brings every query to a multiple of it, so most queries share one size
@@ -51,22 +51,35 @@ impl Question {
     /// escapes, an optional final dot; `""` or `"."` is the root. With
     /// `randomize_case`, letters get DNS 0x20 random case.
     pub fn new(name: &str, rtype: RecordType, randomize_case: bool) -> Result<Self, String> {
+        Self::with_case(name, rtype, randomize_case.then(rng::system).as_mut())
+    }
+
+    /// As [`Question::new`], with 0x20 case drawn from `case` when given.
+    pub(crate) fn with_case(
+        name: &str,
+        rtype: RecordType,
+        case: Option<&mut impl Random>,
+    ) -> Result<Self, String> {
         let name = name.strip_suffix('.').unwrap_or(name);
         let labels = if name.is_empty() { 0 } else { usize::MAX };
         let labels = name.split('.').take(labels).map(str::as_bytes);
-        Self::from_labels(labels, rtype, randomize_case)
+        Self::from_labels(labels, rtype, case)
     }
 
     /// A question for a name read from an answer (a CNAME target), label by
     /// label, so no byte of it is reinterpreted.
     pub fn for_name(name: &Name, rtype: RecordType, randomize_case: bool) -> Result<Self, String> {
-        Self::from_labels(name.iter(), rtype, randomize_case)
+        Self::from_labels(
+            name.iter(),
+            rtype,
+            randomize_case.then(rng::system).as_mut(),
+        )
     }
 
     fn from_labels<'a>(
         labels: impl Iterator<Item = &'a [u8]>,
         rtype: RecordType,
-        randomize_case: bool,
+        case: Option<&mut impl Random>,
     ) -> Result<Self, String> {
         let mut wire = [0u8; MAX_NAME_LEN + 4];
         let mut len = 0;
@@ -86,8 +99,8 @@ impl Question {
             len += 1 + label.len();
         }
         len += 1; // the root label
-        if randomize_case {
-            case_randomization::apply(&mut wire[..len], &mut rng::system());
+        if let Some(rng) = case {
+            case_randomization::apply(&mut wire[..len], rng);
         }
         wire[len..len + 2].copy_from_slice(&u16::from(rtype).to_be_bytes());
         wire[len + 2..len + 4].copy_from_slice(&CLASS_IN.to_be_bytes());
