@@ -6,7 +6,7 @@
 //! Time is an argument (`now`), so the policy is exact under tokio's paused
 //! clock.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use quick_cache::Equivalent;
 use tokio::time::Instant;
 
+use crate::cache_front;
 use crate::clock::{CacheClock, Tick};
 use crate::error::Error;
 use crate::records::{Lookup, QueryType};
@@ -78,6 +79,16 @@ pub enum Slot {
     Ip,
 }
 
+impl Slot {
+    /// One byte per slot: the query type's index, or `u8::MAX`.
+    fn tag(self) -> u8 {
+        match self {
+            Slot::Type(query_type) => query_type.index(),
+            Slot::Ip => u8::MAX,
+        }
+    }
+}
+
 /// An owned cache key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
@@ -120,10 +131,7 @@ impl Hash for KeyRef<'_> {
         // The name's bytes and one byte for the slot: every hit hashes
         // this, and the derived `Slot` hash would be two more writes.
         state.write(self.0.as_bytes());
-        state.write_u8(match self.1 {
-            Slot::Type(query_type) => query_type.index(),
-            Slot::Ip => u8::MAX,
-        });
+        state.write_u8(self.1.tag());
     }
 }
 
@@ -368,6 +376,9 @@ pub struct Cache {
     bounds: Bounds,
     store: Store,
     evictions: Arc<AtomicU64>,
+    /// This cache's id in the per-thread fronts, and their hash of a key.
+    front_owner: u64,
+    front_hash: quick_cache::DefaultHashBuilder,
 }
 
 impl std::fmt::Debug for Cache {
@@ -400,6 +411,8 @@ impl Cache {
             bounds,
             store,
             evictions: count,
+            front_owner: cache_front::owner_id(),
+            front_hash: quick_cache::DefaultHashBuilder::default(),
         }
     }
 
@@ -471,16 +484,59 @@ impl Cache {
 
     /// The policy's [`Decision`] for a lookup of `name`/`slot` at `now`.
     /// Claims the entry's prefetch when that is the decision.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decide(&self, name: &str, slot: Slot, now: Tick) -> Decision {
+        let place = cache_front::Place {
+            owner: self.front_owner,
+            hash: self.front_hash.hash_one(KeyRef(name, slot)),
+            kind: slot.tag(),
+            name,
+        };
+        if let Some(held) = cache_front::get(place, now) {
+            // Held only while fresh, so `left` is not zero.
+            let left = held.expires.nanos_since(now);
+            let entry = Entry {
+                value: Value::Ips(held.ips),
+                expires: held.expires,
+                ttl: held.ttl,
+                prefetch_claimed: false,
+            };
+            let record_left = entry.record_left(left, self.bounds);
+            return Decision::Fresh(Fresh {
+                entry,
+                left,
+                record_left,
+            });
+        }
         match self.find(name, slot, now) {
             Found::Fresh(fresh) if self.claim_prefetch_fresh(name, slot, &fresh) => {
                 Decision::Prefetch(fresh)
             }
-            Found::Fresh(fresh) => Decision::Fresh(fresh),
+            Found::Fresh(fresh) => {
+                self.hold_in_front(place, &fresh, now);
+                Decision::Fresh(fresh)
+            }
             Found::Stale(entry) => Decision::Stale(entry),
             Found::Miss => Decision::Miss,
         }
+    }
+
+    /// Holds a fresh address answer in this thread's front until its
+    /// prefetch window (its expiry when prefetch is off).
+    fn hold_in_front(&self, place: cache_front::Place<'_>, fresh: &Fresh, now: Tick) {
+        let Value::Ips(ips) = &fresh.entry.value else {
+            return;
+        };
+        let window = if self.config.prefetch {
+            fresh.entry.prefetch_window(self.bounds)
+        } else {
+            0
+        };
+        let Some(before_window) = fresh.left.checked_sub(window).filter(|&n| n > 0) else {
+            return;
+        };
+        let until = now.add(Duration::from_nanos(before_window));
+        cache_front::put(place, ips, fresh.entry.expires, fresh.entry.ttl, until);
     }
 
     /// Stores a positive answer whose smallest TTL is `ttl` seconds, kept

@@ -31,6 +31,7 @@
 mod answer;
 mod attempts;
 mod cache;
+mod cache_front;
 mod case_randomization;
 mod clock;
 mod config;

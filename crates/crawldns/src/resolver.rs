@@ -573,6 +573,7 @@ impl Inner {
     /// A typed lookup's answer from a fresh entry, counted (for a
     /// [`Caller::Public`] lookup, one increment counts the lookup and the
     /// hit), starting the entry's refresh when the cache decided a prefetch.
+    #[inline(always)]
     fn answer_fresh(
         self: &Arc<Self>,
         name: &str,
@@ -598,6 +599,7 @@ impl Inner {
     /// `lookup`'s answer when `name`, as given, is a key of the cache and
     /// its entry is fresh (see [`cache_probe_name`]); `None` otherwise,
     /// having counted nothing.
+    #[inline(always)]
     fn fresh_type(
         self: &Arc<Self>,
         name: &str,
@@ -618,6 +620,7 @@ impl Inner {
     /// `lookup_ip`'s answer when `name`, as given, is a key of the cache
     /// and its combined entry is fresh (see [`cache_probe_name`]); `None`
     /// otherwise, having counted nothing.
+    #[inline(always)]
     fn fresh_ip(self: &Arc<Self>, name: &str) -> Option<LookupIp> {
         let cache = self.cache.as_ref()?;
         match cache.decide(name, Slot::Ip, cache.tick()) {
@@ -631,6 +634,7 @@ impl Inner {
     /// increment: a lookup and a hit), starting its refresh when the cache
     /// decided a prefetch; `None`, having counted nothing, if the entry
     /// holds no addresses (the combined slot only ever holds addresses).
+    #[inline(always)]
     fn answer_fresh_ip(
         self: &Arc<Self>,
         fresh: Fresh,
