@@ -25,13 +25,15 @@ use std::sync::atomic::AtomicBool;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{Method, Request, StatusCode};
+use http::{HeaderValue, Method, Request, StatusCode};
 use tokio::time::Instant;
 
 use super::pipeline::CLOSED_RETRIES;
 use super::tls::{TlsClient, TlsOptions, TlsSetupError, ALPN_H2};
 use super::{StreamError, StreamExchange, TransportError};
-use crate::wire::{encode_padded_query, judge, peek_id, Question, Verdict};
+use crate::wire::{
+    encode_padded_query, judge, peek_id, Question, Verdict, MAX_QUERY_LEN, PAD_BLOCK,
+};
 
 /// The media type of a DNS message over HTTP.
 pub const DNS_MESSAGE: &str = "application/dns-message";
@@ -91,6 +93,11 @@ struct DohInner {
     connecting: parking_lot::Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
     /// The POST request URI, parsed once.
     post_uri: http::Uri,
+    /// `application/dns-message`, made once.
+    dns_message: HeaderValue,
+    /// `content-length` values of padded queries (multiples of
+    /// [`PAD_BLOCK`]), made once: index `len / PAD_BLOCK`.
+    lengths: Vec<HeaderValue>,
     opened: AtomicU64,
     reconnects: AtomicU64,
 }
@@ -144,6 +151,10 @@ impl DohClient {
                 conns: parking_lot::Mutex::new(HashMap::new()),
                 connecting: parking_lot::Mutex::new(HashMap::new()),
                 post_uri,
+                dns_message: HeaderValue::from_static(DNS_MESSAGE),
+                lengths: (0..=MAX_QUERY_LEN / PAD_BLOCK)
+                    .map(|blocks| HeaderValue::from(blocks * PAD_BLOCK))
+                    .collect(),
                 opened: AtomicU64::new(0),
                 reconnects: AtomicU64::new(0),
             }),
@@ -280,6 +291,24 @@ impl DohClient {
         }
     }
 
+    /// A `POST` of a `len`-byte query, its headers made from values built
+    /// once (a query is sent with the same three).
+    fn post_request(&self, len: usize) -> Request<()> {
+        let inner = &self.inner;
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = inner.post_uri.clone();
+        let length = match inner.lengths.get(len / PAD_BLOCK) {
+            Some(value) if len.is_multiple_of(PAD_BLOCK) => value.clone(),
+            _ => HeaderValue::from(len),
+        };
+        let headers = request.headers_mut();
+        headers.insert(http::header::ACCEPT, inner.dns_message.clone());
+        headers.insert(http::header::CONTENT_TYPE, inner.dns_message.clone());
+        headers.insert(http::header::CONTENT_LENGTH, length);
+        request
+    }
+
     /// One request and its answer.
     async fn exchange(
         &self,
@@ -300,14 +329,10 @@ impl DohClient {
                 .body(());
             (request, None)
         } else {
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri(self.inner.post_uri.clone())
-                .header(http::header::ACCEPT, DNS_MESSAGE)
-                .header(http::header::CONTENT_TYPE, DNS_MESSAGE)
-                .header(http::header::CONTENT_LENGTH, packet.len())
-                .body(());
-            (request, Some(Bytes::copy_from_slice(&packet)))
+            (
+                Ok(self.post_request(packet.len())),
+                Some(Bytes::copy_from_slice(&packet)),
+            )
         };
         let request = request.map_err(|e| {
             Failure::Final(StreamError::io(
@@ -333,25 +358,69 @@ impl DohClient {
             )));
         }
         let mut received = response.into_body();
-        let mut body = BytesMut::new();
+        // Most answers arrive as one DATA frame: kept as it is, copied
+        // only when a second one follows.
+        let mut body = Body::Empty;
         while let Some(chunk) = received.data().await {
             let chunk = chunk.map_err(|_| Failure::Closed)?;
             let _ = received.flow_control().release_capacity(chunk.len());
             if body.len() + chunk.len() > MAX_ANSWER {
                 return Err(Failure::Final(TransportError::Malformed.into()));
             }
-            body.extend_from_slice(&chunk);
+            body.push(chunk);
         }
+        let body = body.bytes();
         // Progress is a whole answer: headers alone may precede a stall.
         conn.responses.fetch_add(1, Ordering::AcqRel);
-        if peek_id(&body) != Some(0) {
+        if peek_id(body) != Some(0) {
             return Err(Failure::Final(TransportError::Malformed.into()));
         }
-        match judge(&body, question, settings.exact_case) {
+        match judge(body, question, settings.exact_case) {
             Verdict::Answer(message) => Ok(message),
             Verdict::Malformed | Verdict::Mismatch => {
                 Err(Failure::Final(TransportError::Malformed.into()))
             }
+        }
+    }
+}
+
+/// A response body read frame by frame.
+enum Body {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(bytes) => bytes.len(),
+            Body::Many(bytes) => bytes.len(),
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        *self = match std::mem::replace(self, Body::Empty) {
+            Body::Empty => Body::One(chunk),
+            Body::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + chunk.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&chunk);
+                Body::Many(all)
+            }
+            Body::Many(mut all) => {
+                all.extend_from_slice(&chunk);
+                Body::Many(all)
+            }
+        };
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Empty => &[],
+            Body::One(bytes) => bytes,
+            Body::Many(bytes) => bytes,
         }
     }
 }
