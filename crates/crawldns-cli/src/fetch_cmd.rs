@@ -59,6 +59,13 @@ pub struct FetchArgs {
           conflicts_with_all = ["nameservers", "resolv_conf", "dns_timeout_ms", "attempts", "tcp", "strategy"])]
     pub system_resolver: bool,
 
+    /// With --system-resolver: keep each host's addresses for SECS
+    /// seconds whatever their TTLs, without single-flight (what aiohttp
+    /// does by default, ttl_dns_cache=10). Without it, nothing is kept.
+    #[arg(long, value_name = "SECS", help_heading = "DNS",
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub system_dns_cache: Option<u64>,
+
     /// Which nameservers to ask, and how.
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -423,6 +430,11 @@ impl ResultSink for Sink {
 
 /// Runs `crawldns fetch`.
 pub async fn run(args: FetchArgs) -> Result<Outcome> {
+    // clap's `requires` cannot see a flag's absence (a flag defaults to
+    // false, which counts as present).
+    if args.system_dns_cache.is_some() && !args.system_resolver {
+        return Err(UsageError("--system-dns-cache needs --system-resolver".into()).into());
+    }
     let mut config = args.limits.config()?;
     config.keep_wire_body = args.warc.is_some();
     // An unwritable archive fails before anything is fetched.
@@ -435,9 +447,18 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
         None => None,
     };
     let (host_resolver, resolver): (Arc<dyn HostResolver>, _) = if args.system_resolver {
-        let pool = crawldns_fetch::gai::GaiPool::new(GAI_THREADS)
-            .context("cannot start the getaddrinfo threads")?;
-        (Arc::new(pool), None)
+        let pool: Arc<dyn HostResolver> = Arc::new(
+            crawldns_fetch::gai::GaiPool::new(GAI_THREADS)
+                .context("cannot start the getaddrinfo threads")?,
+        );
+        let resolver: Arc<dyn HostResolver> = match args.system_dns_cache.unwrap_or(0) {
+            0 => pool,
+            secs => Arc::new(crawldns_fetch::ttl_cache::TtlCached::new(
+                pool,
+                Duration::from_secs(secs),
+            )),
+        };
+        (resolver, None)
     } else {
         let resolver = args
             .dns
@@ -512,7 +533,10 @@ pub async fn run(args: FetchArgs) -> Result<Outcome> {
     let read = if interrupted { Ok(()) } else { reader.finish() };
     let tally = lock(&tally).clone();
 
-    let resolver_name = if args.system_resolver {
+    let cache_secs = args.system_dns_cache.unwrap_or(0);
+    let resolver_name = if args.system_resolver && cache_secs > 0 {
+        format!("getaddrinfo on {GAI_THREADS} threads, answers kept {cache_secs} s")
+    } else if args.system_resolver {
         format!("getaddrinfo on {GAI_THREADS} threads")
     } else {
         "crawldns".to_owned()

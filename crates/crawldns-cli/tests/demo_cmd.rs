@@ -78,7 +78,7 @@ fn small_demo_as(mut command: Command, extra: &[&str], plot: &Path) -> (u32, std
 
 #[test]
 #[ignore = "needs root: network namespaces for the system path"]
-fn a_small_demo_prints_the_table_and_plots_both_crawls() {
+fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
     assert!(namespaces_possible(), "{NEEDS_ROOT}");
     let dir = TempDir::new("demo");
     let plot = dir.path().join("demo.svg");
@@ -98,35 +98,65 @@ fn a_small_demo_prints_the_table_and_plots_both_crawls() {
     assert!(svg.contains("\ncrawldns\n</text>"), "crawldns series label");
     assert!(svg.contains("stroke=\"#1E5AC8\""), "crawldns line");
 
-    // Both columns and a ratio.
+    // Three columns (the system path bare and with a 10 s cache, then
+    // crawldns) and a ratio against each of the first two.
     let header = stdout
         .lines()
         .find(|l| l.contains("system path") && l.contains("crawldns") && l.contains("ratio"))
         .unwrap_or_else(|| panic!("no table header in:\n{stdout}"));
-    assert!(header.trim_start().starts_with("system path"), "{header}");
+    let titles: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "system path",
+            "system + cache",
+            "crawldns",
+            "ratio",
+            "ratio"
+        ],
+        "{header}"
+    );
+    assert!(
+        stdout.contains("x32 + 10 s cache") && stdout.contains("vs cached"),
+        "{stdout}"
+    );
     for name in ["TTFB p50", "TTFB p99", "DNS p50", "DNS p99", "wall time"] {
         let cells = row(&stdout, name);
-        assert_eq!(cells.len(), 3, "{name}: {cells:?}");
+        assert_eq!(cells.len(), 5, "{name}: {cells:?}");
+        assert!(cells[..3].iter().all(|c| c.ends_with(" ms")), "{cells:?}");
         assert!(
-            cells[0].ends_with(" ms") && cells[1].ends_with(" ms"),
-            "{cells:?}"
+            cells[3..].iter().all(|c| c.ends_with('x')),
+            "{name} ratios: {cells:?}"
         );
-        assert!(cells[2].ends_with('x'), "{name} ratio: {cells:?}");
     }
-    assert_eq!(row(&stdout, "errors"), ["0", "0"], "{stdout}");
-    assert_eq!(row(&stdout, "ok"), ["40/40", "40/40"], "{stdout}");
+    assert_eq!(row(&stdout, "errors"), ["0", "0", "0"], "{stdout}");
+    assert_eq!(row(&stdout, "ok"), ["40/40", "40/40", "40/40"], "{stdout}");
+    // The notes say what the middle column is.
+    assert!(
+        stdout.contains("system + cache keeps each host's addresses 10 s"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("DNS is the resolution time of new connections"),
         "{stdout}"
     );
 
-    // The plot has both series, labelled, each in its own color.
+    // The plot has the three series, labelled, each in its own color.
     assert!(
         svg.contains("\nsystem path (getaddrinfo x32)\n</text>"),
         "system series label"
     );
+    assert!(
+        svg.contains("\nsystem + cache (x32 + 10 s cache)\n</text>"),
+        "cached series label"
+    );
     assert!(svg.contains("stroke=\"#E66E14\""), "system line");
-    assert!(stdout.contains("(CDF of TTFB, both crawls)"), "{stdout}");
+    assert!(svg.contains("stroke=\"#28963C\""), "cached line");
+    assert!(stdout.contains("(CDF of TTFB, 3 crawls)"), "{stdout}");
 
     // The namespace and its /etc/netns files are gone.
     let name = format!("crawldns-demo-{pid}");

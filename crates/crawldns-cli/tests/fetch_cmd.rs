@@ -230,6 +230,16 @@ fn bad_input_and_options() {
             "cannot be used with",
         ),
         (
+            vec![
+                "fetch",
+                "--nameserver",
+                "127.0.0.1",
+                "--system-dns-cache",
+                "10",
+            ],
+            "--system-resolver",
+        ),
+        (
             vec!["fetch", "--nameserver", "127.0.0.1", "--per-host-rate", "0"],
             "positive number",
         ),
@@ -270,6 +280,24 @@ fn the_system_resolver_fetches_ip_literals() {
     );
     assert!(
         stderr.contains("resolver: getaddrinfo on 32 threads"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_system_resolver_with_a_dns_cache_says_so() {
+    let bed = Bed::start(BedConfig::default());
+    let addr = bed.farm().addr(2).expect("host 2 exists");
+    let url = format!("http://{addr}/bytes/3");
+    let out = run(
+        &["fetch", "--system-resolver", "--system-dns-cache", "10"],
+        &url,
+    );
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(json_lines(&out)[0]["status"], 200);
+    assert!(
+        stderr.contains("resolver: getaddrinfo on 32 threads, answers kept 10 s"),
         "{stderr}"
     );
 }

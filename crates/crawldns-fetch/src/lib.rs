@@ -44,6 +44,7 @@ pub mod retry;
 mod robots;
 pub mod source;
 pub mod tls;
+pub mod ttl_cache;
 pub mod warc;
 
 pub use breaker::BreakerPolicy;

@@ -1,7 +1,7 @@
 //! `crawldns demo`: the system resolver path and crawldns, side by side, on
 //! a local testbed.
 //!
-//! The same crawl runs twice, each against its own copy of the testbed (an
+//! The same crawl runs three times, each against its own copy of the testbed (an
 //! authoritative DNS server whose answers are delayed like a real
 //! resolver's round trip, and an HTTP farm of hundreds of hosts), with the
 //! same URLs and the same fetcher limits:
@@ -13,10 +13,13 @@
 //!    namespace whose resolv.conf names 127.0.0.1, where the child runs its
 //!    own testbed (see [`crate::netns`] and [`system_path`]). That needs root; without it, the
 //!    demo says so and shows crawldns alone.
-//! 2. crawldns, in this process: pre-warm the hosts, then fetch.
+//! 2. the same with each host's addresses kept 10 s and no single-flight,
+//!    as aiohttp does by default (`ttl_dns_cache=10`): what caching alone
+//!    buys (`--system-dns-cache 0` leaves it out).
+//! 3. crawldns, in this process: pre-warm the hosts, then fetch.
 //!
 //! It prints a table (TTFB and DNS percentiles, wall time, errors, ratios)
-//! and writes an SVG plot of both TTFB distributions.
+//! and writes an SVG plot of the TTFB distributions.
 
 //!
 //! One file per part: [`scenario`] (the crawl and its options),
@@ -89,58 +92,90 @@ async fn demo(args: DemoArgs) -> Result<Outcome> {
     );
     let _ = writeln!(
         out,
-        "both crawls: same testbed settings, same URLs, same limits ({} connections, {} per host)",
+        "every crawl: same testbed settings, same URLs, same limits ({} connections, {} per host)",
         s.global_connections, s.per_host
     );
     say(out.trim_end());
 
-    let both = !args.no_system_path && netns::unavailable().is_none();
-    let system = if args.no_system_path {
-        Err("skipped (--no-system-path)".to_owned())
-    } else if let Some(why) = netns::unavailable() {
-        Err(format!("skipped: {why}"))
+    let skipped = if args.no_system_path {
+        Some("skipped (--no-system-path)".to_owned())
     } else {
-        say(&format!(
-            "\n[1/2] system path: glibc getaddrinfo on {} threads, in a network namespace ...",
-            s.gai_threads
+        netns::unavailable().map(|why| format!("skipped: {why}"))
+    };
+    // The system path's runs: its getaddrinfo pool alone, then (unless 0)
+    // behind a TTL cache.
+    let mut runs: Vec<(&'static str, &'static str, String, u64)> = Vec::new();
+    if skipped.is_none() {
+        runs.push((
+            "system path",
+            "system",
+            format!("getaddrinfo x{}", s.gai_threads),
+            0,
         ));
-        match system_path::system_path(s).await {
+        if s.system_dns_cache > 0 {
+            runs.push((
+                "system + cache",
+                "cached",
+                format!("x{} + {} s cache", s.gai_threads, s.system_dns_cache),
+                s.system_dns_cache,
+            ));
+        }
+    }
+    let steps = runs.len() + 1;
+    let mut baselines = Vec::new();
+    for (step, (title, short, subtitle, cache_secs)) in runs.into_iter().enumerate() {
+        say(&format!(
+            "\n[{}/{steps}] {title}: glibc getaddrinfo on {} threads{}, in a network namespace ...",
+            step + 1,
+            s.gai_threads,
+            if cache_secs > 0 {
+                format!(", answers kept {cache_secs} s")
+            } else {
+                String::new()
+            }
+        ));
+        match system_path::system_path(s, cache_secs).await {
             Ok(report) => {
                 say(&format!("      done in {:.2} s", report.wall_ms / 1e3));
-                Ok(report)
+                baselines.push(Column::new(title, short, subtitle, report));
             }
-            Err(e) => Err(format!("failed: {}", crate::render_error(&e))),
+            Err(e) => say(&format!(
+                "      {title} failed: {}",
+                crate::render_error(&e)
+            )),
         }
-    };
-    if let Err(why) = &system {
+    }
+    if let Some(why) = &skipped {
         say(&format!("\nsystem path: {why}\nshowing crawldns alone."));
     }
     say(&format!(
         "\n{}crawldns: pre-warm, then fetch, in this process ...",
-        if both { "[2/2] " } else { "" }
+        if steps > 1 {
+            format!("[{steps}/{steps}] ")
+        } else {
+            String::new()
+        }
     ));
     let crawldns = crawldns_path(s).await?;
     say(&format!("      done in {:.2} s", crawldns.wall_ms / 1e3));
 
-    let system = system.ok().map(|report| {
-        Column::new(
-            "system path",
-            format!("getaddrinfo x{}", s.gai_threads),
-            report,
-        )
-    });
-    let crawldns = Column::new("crawldns", "pre-warm + cache".to_owned(), crawldns);
-    say(&format!("\n{}", table(system.as_ref(), &crawldns)));
-    say(&notes(s, system.as_ref(), &crawldns));
+    let crawldns = Column::new(
+        "crawldns",
+        "crawldns",
+        "pre-warm + cache".to_owned(),
+        crawldns,
+    );
+    let baselines: Vec<&Column> = baselines.iter().collect();
+    say(&format!("\n{}", table(&baselines, &crawldns)));
+    say(&notes(s, &baselines, &crawldns));
 
-    plot::write(&args.plot, s, system.as_ref(), &crawldns)?;
+    plot::write(&args.plot, s, &baselines, &crawldns)?;
     say(&format!(
         "plot: {} (CDF of TTFB, {})",
         args.plot.display(),
-        if system.is_some() {
-            "both crawls"
-        } else {
-            "crawldns only"
+        match baselines.len() {
+            0 => "crawldns only".to_owned(),
+            n => format!("{} crawls", n + 1),
         }
     ));
     Ok(Outcome::Success)

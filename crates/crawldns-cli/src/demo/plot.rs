@@ -23,15 +23,15 @@ const POINTS: usize = 400;
 pub(super) fn write(
     path: &Path,
     s: &Scenario,
-    system: Option<&Column>,
+    baselines: &[&Column],
     crawldns: &Column,
 ) -> Result<()> {
     let mut series = Vec::new();
-    if let Some(system) = system {
+    for (i, column) in baselines.iter().enumerate() {
         series.push(Series {
-            label: format!("system path (getaddrinfo x{})", s.gai_threads),
-            latency: &system.tally.ttfb,
-            color: SYSTEM_COLOR,
+            label: format!("{} ({})", column.title, column.subtitle),
+            latency: &column.tally.ttfb,
+            color: BASELINE_COLORS[i % BASELINE_COLORS.len()],
         });
     }
     series.push(Series {
@@ -61,6 +61,10 @@ struct Series<'a> {
 
 /// Orange for the system path.
 const SYSTEM_COLOR: RGBColor = RGBColor(230, 110, 20);
+/// Green for the system path with a cache.
+const CACHED_COLOR: RGBColor = RGBColor(40, 150, 60);
+/// The baselines' colors, in order.
+const BASELINE_COLORS: [RGBColor; 2] = [SYSTEM_COLOR, CACHED_COLOR];
 /// Blue for crawldns.
 const CRAWLDNS_COLOR: RGBColor = RGBColor(30, 90, 200);
 

@@ -11,19 +11,27 @@ use crate::stats::{fmt_ms, fmt_opt_ms};
 /// One column of the table.
 pub(super) struct Column {
     pub(super) title: &'static str,
-    subtitle: String,
+    /// The column's name in the ratio column against it (`vs system`).
+    short: &'static str,
+    pub(super) subtitle: String,
     pub(super) tally: FetchTally,
     report: CrawlReport,
 }
 
 impl Column {
-    pub(super) fn new(title: &'static str, subtitle: String, report: CrawlReport) -> Self {
+    pub(super) fn new(
+        title: &'static str,
+        short: &'static str,
+        subtitle: String,
+        report: CrawlReport,
+    ) -> Self {
         let mut tally = FetchTally::default();
         for timing in &report.timings {
             tally.add(timing);
         }
         Self {
             title,
+            short,
             subtitle,
             tally,
             report,
@@ -50,43 +58,39 @@ fn ratio(system: Option<Duration>, crawldns: Option<Duration>) -> String {
     }
 }
 
-/// The side-by-side table.
-pub(super) fn table(system: Option<&Column>, crawldns: &Column) -> String {
+/// The side-by-side table: the `baselines` (the system path, with and
+/// without a cache), then crawldns, then one ratio column per baseline
+/// (baseline ÷ crawldns).
+pub(super) fn table(baselines: &[&Column], crawldns: &Column) -> String {
     let mut text = String::new();
-    let mut columns: Vec<&Column> = Vec::new();
-    columns.extend(system);
+    let mut columns: Vec<&Column> = baselines.to_vec();
     columns.push(crawldns);
-    let row = |text: &mut String, name: &str, cells: &[String], ratio: Option<String>| {
+    let row = |text: &mut String, name: &str, cells: &[String], ratios: &[String]| {
         let _ = write!(text, "{name:<14}");
         for cell in cells {
             let _ = write!(text, " {cell:>18}");
         }
-        if let Some(ratio) = ratio {
-            let _ = write!(text, " {ratio:>8}");
+        for ratio in ratios {
+            let _ = write!(text, " {ratio:>11}");
         }
         text.push('\n');
     };
-    let with_ratio = system.is_some();
-    let ratio_of = |f: &dyn Fn(&Column) -> Option<Duration>| {
-        with_ratio.then(|| ratio(system.and_then(f), f(crawldns)))
-    };
+    let cells = |f: &dyn Fn(&Column) -> String| columns.iter().map(|c| f(c)).collect::<Vec<_>>();
+    let blank = vec![String::new(); baselines.len()];
     row(
         &mut text,
         "",
-        &columns
-            .iter()
-            .map(|c| c.title.to_owned())
-            .collect::<Vec<_>>(),
-        with_ratio.then(|| "ratio".to_owned()),
+        &cells(&|c| c.title.to_owned()),
+        &vec!["ratio".to_owned(); baselines.len()],
     );
     row(
         &mut text,
         "",
-        &columns
+        &cells(&|c| c.subtitle.clone()),
+        &baselines
             .iter()
-            .map(|c| c.subtitle.clone())
+            .map(|b| format!("vs {}", b.short))
             .collect::<Vec<_>>(),
-        with_ratio.then(String::new),
     );
     type Metric = (&'static str, fn(&Column) -> Option<Duration>);
     let metrics: [Metric; 5] = [
@@ -99,39 +103,29 @@ pub(super) fn table(system: Option<&Column>, crawldns: &Column) -> String {
         }),
     ];
     for (name, metric) in metrics {
-        row(
-            &mut text,
-            name,
-            &columns
-                .iter()
-                .map(|c| fmt_opt_ms(metric(c)))
-                .collect::<Vec<_>>(),
-            ratio_of(&metric),
-        );
+        let ratios = baselines
+            .iter()
+            .map(|b| ratio(metric(b), metric(crawldns)))
+            .collect::<Vec<_>>();
+        row(&mut text, name, &cells(&|c| fmt_opt_ms(metric(c))), &ratios);
     }
     row(
         &mut text,
         "errors",
-        &columns
-            .iter()
-            .map(|c| c.tally.failed().to_string())
-            .collect::<Vec<_>>(),
-        with_ratio.then(String::new),
+        &cells(&|c| c.tally.failed().to_string()),
+        &blank,
     );
     row(
         &mut text,
         "ok",
-        &columns
-            .iter()
-            .map(|c| format!("{}/{}", c.tally.ok(), c.tally.urls))
-            .collect::<Vec<_>>(),
-        with_ratio.then(String::new),
+        &cells(&|c| format!("{}/{}", c.tally.ok(), c.tally.urls)),
+        &blank,
     );
     text
 }
 
 /// What the numbers mean, and anything odd about them.
-pub(super) fn notes(s: &Scenario, system: Option<&Column>, crawldns: &Column) -> String {
+pub(super) fn notes(s: &Scenario, baselines: &[&Column], crawldns: &Column) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -143,11 +137,21 @@ pub(super) fn notes(s: &Scenario, system: Option<&Column>, crawldns: &Column) ->
         text,
         "DNS is the resolution time of new connections ({} of them for crawldns{}).",
         crawldns.tally.dns.count(),
-        system.map_or_else(String::new, |c| format!(
-            ", {} for the system path",
-            c.tally.dns.count()
-        )),
+        baselines
+            .iter()
+            .map(|c| format!(", {} for {}", c.tally.dns.count(), c.title))
+            .collect::<String>(),
     );
+    if baselines.len() > 1 {
+        let _ = writeln!(
+            text,
+            "system + cache keeps each host's addresses {} s with no single-flight, as aiohttp \
+             does by default: the first connections to a host all ask getaddrinfo at once. The \
+             columns separate what caching buys from what crawldns's event-driven resolution, \
+             single-flight and pre-warm buy.",
+            s.system_dns_cache
+        );
+    }
     let _ =
         writeln!(
         text,
@@ -156,7 +160,7 @@ pub(super) fn notes(s: &Scenario, system: Option<&Column>, crawldns: &Column) ->
         s.hosts,
         fmt_ms(Duration::from_secs_f64(crawldns.report.prewarm_ms.max(0.0) / 1e3)),
     );
-    for column in system.into_iter().chain([crawldns]) {
+    for column in baselines.iter().copied().chain([crawldns]) {
         if column.tally.failed() > 0 {
             let _ = writeln!(
                 text,
@@ -185,6 +189,7 @@ fn column_for_test(title: &'static str, ttfb_ms: &[f64], wall_ms: f64) -> Column
         .collect();
     Column::new(
         title,
+        "test",
         "test".to_owned(),
         CrawlReport {
             wall_ms,
@@ -214,23 +219,28 @@ mod tests {
     }
 
     #[test]
-    fn the_table_has_both_columns_and_ratios() {
+    fn the_table_has_every_column_and_a_ratio_per_baseline() {
         let system = column_for_test("system path", &[400.0; 10], 3_000.0);
         let crawldns = column_for_test("crawldns", &[40.0; 10], 1_000.0);
-        let text = table(Some(&system), &crawldns);
+        let cached = column_for_test("system + cache", &[200.0; 10], 2_000.0);
+        let text = table(&[&system, &cached], &crawldns);
         let lines: Vec<&str> = text.lines().collect();
+        let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         assert!(lines[0].contains("system path") && lines[0].contains("crawldns"));
+        assert!(lines[0].contains("system + cache"), "{}", lines[0]);
+        assert!(lines[1].ends_with("vs test     vs test"), "{}", lines[1]);
         let p50 = lines.iter().find(|l| l.starts_with("TTFB p50")).unwrap();
-        assert!(
-            p50.contains("400.") && p50.contains("40.0 ms") && p50.ends_with("10.0x"),
+        assert_eq!(
+            cells(p50)[2..],
+            ["400.1", "ms", "200.1", "ms", "40.0", "ms", "10.0x", "5.0x"],
             "{p50}"
         );
         let wall = lines.iter().find(|l| l.starts_with("wall time")).unwrap();
-        assert!(wall.ends_with("3.0x"), "{wall}");
+        assert!(wall.ends_with("3.0x        2.0x"), "{wall}");
         let ok = lines.iter().find(|l| l.starts_with("ok")).unwrap();
-        assert!(ok.contains("10/10"), "{ok}");
+        assert_eq!(cells(ok)[1..], ["10/10", "10/10", "10/10"], "{ok}");
 
-        let alone = table(None, &crawldns);
+        let alone = table(&[], &crawldns);
         assert!(
             !alone.contains("system path") && !alone.contains("ratio"),
             "{alone}"

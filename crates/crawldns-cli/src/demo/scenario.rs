@@ -53,6 +53,13 @@ pub struct Scenario {
           value_parser = clap::value_parser!(u64).range(1..=1_024))]
     pub gai_threads: u64,
 
+    /// The middle column: the system path with each host's addresses kept
+    /// this many seconds, without single-flight (aiohttp's default,
+    /// `ttl_dns_cache=10`). 0 leaves the column out.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub system_dns_cache: u64,
+
     /// Deadline for each URL, in milliseconds (both crawls).
     #[arg(long, value_name = "MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
@@ -100,6 +107,7 @@ mod tests {
             global_connections: 1,
             per_host: 1,
             gai_threads: 1,
+            system_dns_cache: 0,
             timeout_ms: 1,
         };
         assert_eq!(scenario.url_count(), 6);

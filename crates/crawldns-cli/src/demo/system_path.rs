@@ -25,6 +25,10 @@ pub struct SystemPathArgs {
     /// The scenario, as JSON.
     #[arg(long, value_name = "JSON")]
     pub scenario: String,
+
+    /// Keep each host's addresses this many seconds (0: no cache).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub dns_cache_secs: u64,
 }
 
 /// Runs `crawldns demo-system-path`: inside the demo's namespace, start a
@@ -54,9 +58,18 @@ pub async fn run_system_path(args: SystemPathArgs) -> Result<Outcome> {
     }
 
     let threads = usize::try_from(scenario.gai_threads).unwrap_or(32);
-    let pool = crawldns_fetch::gai::GaiPool::new(threads)
-        .context("cannot start the getaddrinfo threads")?;
-    let report = crawl(&scenario, &farm, Arc::new(pool)).await?;
+    let pool: Arc<dyn crawldns_fetch::HostResolver> = Arc::new(
+        crawldns_fetch::gai::GaiPool::new(threads)
+            .context("cannot start the getaddrinfo threads")?,
+    );
+    let resolver: Arc<dyn crawldns_fetch::HostResolver> = match args.dns_cache_secs {
+        0 => pool,
+        secs => Arc::new(crawldns_fetch::ttl_cache::TtlCached::new(
+            pool,
+            Duration::from_secs(secs),
+        )),
+    };
+    let report = crawl(&scenario, &farm, resolver).await?;
     let json = serde_json::to_string(&report).context("cannot encode the report")?;
     {
         use std::io::Write as _;
@@ -70,15 +83,22 @@ pub async fn run_system_path(args: SystemPathArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Runs the system path in a fresh namespace and reads its report.
-pub(super) async fn system_path(scenario: &Scenario) -> Result<CrawlReport> {
+/// Runs the system path in a fresh namespace and reads its report; with
+/// `dns_cache_secs` above 0, behind a cache keeping answers that long.
+pub(super) async fn system_path(scenario: &Scenario, dns_cache_secs: u64) -> Result<CrawlReport> {
     let namespace = netns::Namespace::create().context("cannot set up the network namespace")?;
     tracing::info!(namespace = namespace.name(), "system path");
     let exe = std::env::current_exe().context("cannot find the crawldns binary")?;
     let json = serde_json::to_string(scenario).context("cannot encode the scenario")?;
     let mut command = namespace.command(
         &exe,
-        &["demo-system-path".to_owned(), "--scenario".to_owned(), json],
+        &[
+            "demo-system-path".to_owned(),
+            "--scenario".to_owned(),
+            json,
+            "--dns-cache-secs".to_owned(),
+            dns_cache_secs.to_string(),
+        ],
     );
     command
         .stdin(Stdio::null())
