@@ -718,12 +718,15 @@ impl Inner {
                 // head start, not a full timeout (not when both are needed).
                 let delay = (strategy == IpStrategy::Both && !mode.wait_for_both)
                     .then_some(self.core.config.resolution_delay);
-                let (a, aaaa) = race(
+                // Boxed: two families' futures side by side would make
+                // every `lookup_ip` future (and a task holding a pending
+                // one) twice the size a one-family lookup needs.
+                let (a, aaaa) = Box::pin(race(
                     one(QueryType::A),
                     one(QueryType::Aaaa),
                     delay,
                     |a: &Result<Lookup, Error>| a.as_ref().is_ok_and(|l| !l.ips.is_empty()),
-                )
+                ))
                 .await;
                 (Some(a), aaaa)
             }
