@@ -64,6 +64,13 @@ else
   echo "skipped: not root, so the tests marked #[ignore = \"needs root: ...\"] did not run"
 fi
 
+# Fleet mode at the full size (30,000 URLs over 3,000 hosts, three
+# workers, one SIGKILLed): about 2.5 minutes on 2 cores, alone so that
+# nothing else competes for the cores.
+echo "== fleet at full size"
+cargo nextest run -p crawldns-cli --test fleet_crawl --locked --no-fail-fast --run-ignored only \
+  -E 'test(=full_size_30000_urls_3000_hosts)' "$@"
+
 # The Python package (python/): its extension crate is not a workspace
 # member (maturin builds it as an extension module), so it is linted here;
 # then the wheel is built from the tree into the venv of scripts/pyenv.sh
