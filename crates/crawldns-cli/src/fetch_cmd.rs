@@ -21,7 +21,6 @@ use crawldns_fetch::{
     BreakerPolicy, FetchRecord, Fetcher, FetcherConfig, HostResolver, ResultSink, RetryPolicy,
     UrlSource, WarcWriter,
 };
-use tokio::sync::mpsc;
 
 use crate::dns_args::DnsArgs;
 use crate::fetch_tally::{FetchTally, Timing};
@@ -357,7 +356,7 @@ fn record_key(record: &serde_json::Value) -> Option<String> {
 /// URLs from the input, with invalid lines turned into `url` records and
 /// inputs already recorded skipped; ends early when a stop is asked for.
 struct LineSource {
-    entries: mpsc::Receiver<Entry>,
+    entries: crate::input::Entries,
     writer: Arc<Mutex<RecordWriter>>,
     shutdown: Shutdown,
 }

@@ -13,8 +13,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tokio::sync::mpsc;
 
-/// Entries buffered between the reading thread and the command.
-const CHANNEL: usize = 4096;
+/// Entries per batch handed from the reading thread to the command: one
+/// wake-up of either side per batch, not per line (a line at a time, the
+/// reader and the command woke each other for every entry once the
+/// channel was full).
+const BATCH: usize = 256;
+
+/// Batches buffered between the reading thread and the command.
+const CHANNEL: usize = 16;
 
 /// One entry of the input.
 #[derive(Debug)]
@@ -63,11 +69,32 @@ impl Source {
     }
 }
 
+/// The entries of an input, in input order, as the reading thread hands
+/// them over.
+pub struct Entries {
+    batches: mpsc::Receiver<Vec<Entry>>,
+    batch: std::vec::IntoIter<Entry>,
+}
+
+impl Entries {
+    /// The next entry; `None` at the end of the input, or after a read
+    /// error (then [`Reader::finish`] returns it). Cancel-safe: nothing is
+    /// lost when the future is dropped before it completes.
+    pub async fn recv(&mut self) -> Option<Entry> {
+        loop {
+            if let Some(entry) = self.batch.next() {
+                return Some(entry);
+            }
+            // The only await: a batch received is stored before returning.
+            self.batch = self.batches.recv().await?.into_iter();
+        }
+    }
+}
+
 /// An input being read.
 pub struct Input {
-    /// The entries, in input order. The channel closes at the end of the
-    /// input, or after a read error (then [`Input::finish`] returns it).
-    pub entries: mpsc::Receiver<Entry>,
+    /// The entries, in input order.
+    pub entries: Entries,
     /// How many entries there are, when it was asked for and could be
     /// known in advance (a regular file).
     pub total: Option<u64>,
@@ -101,7 +128,11 @@ impl Input {
                 (Box::new(file), total)
             }
         };
-        let (tx, entries) = mpsc::channel(CHANNEL);
+        let (tx, batches) = mpsc::channel(CHANNEL);
+        let entries = Entries {
+            batches,
+            batch: Vec::new().into_iter(),
+        };
         let reader = std::thread::Builder::new()
             .name("input".into())
             .spawn(move || read_entries(reader, &tx))
@@ -115,7 +146,7 @@ impl Input {
     }
 
     /// The entries, and what [`Reader::finish`] needs once they ran out.
-    pub fn into_parts(self) -> (mpsc::Receiver<Entry>, Reader) {
+    pub fn into_parts(self) -> (Entries, Reader) {
         (
             self.entries,
             Reader {
@@ -178,22 +209,42 @@ fn classify(number: u64, raw: &[u8]) -> Option<Entry> {
     }
 }
 
-/// Reads lines and sends entries until the end, a read error, or the
-/// receiver going away (the command stopped early).
-fn read_entries(reader: Box<dyn Read + Send>, tx: &mpsc::Sender<Entry>) -> io::Result<()> {
+/// Reads lines and sends entries, in batches, until the end, a read error,
+/// or the receiver going away (the command stopped early). A batch goes
+/// when it is full or when the next line would need another read, so that
+/// lines typed or piped slowly are not held back.
+fn read_entries(reader: Box<dyn Read + Send>, tx: &mpsc::Sender<Vec<Entry>>) -> io::Result<()> {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::new();
     let mut number = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let send = |batch: &mut Vec<Entry>| {
+        if batch.is_empty() {
+            return true;
+        }
+        tx.blocking_send(std::mem::replace(batch, Vec::with_capacity(BATCH)))
+            .is_ok()
+    };
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let read = match reader.read_until(b'\n', &mut line) {
+            Ok(read) => read,
+            Err(e) => {
+                // What was read before the error still counts.
+                send(&mut batch);
+                return Err(e);
+            }
+        };
+        if read == 0 {
+            send(&mut batch);
             return Ok(());
         }
         number += 1;
         if let Some(entry) = classify(number, &line) {
-            if tx.blocking_send(entry).is_err() {
-                return Ok(());
-            }
+            batch.push(entry);
+        }
+        if (batch.len() >= BATCH || reader.buffer().is_empty()) && !send(&mut batch) {
+            return Ok(());
         }
     }
 }
@@ -242,5 +293,59 @@ mod tests {
             Source::from_arg(Some(Path::new("names.txt"))),
             Source::File("names.txt".into())
         );
+    }
+
+    /// Yields `data`, then fails.
+    struct FailsAfter(std::io::Cursor<Vec<u8>>);
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("disk on fire")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    fn numbers(batches: &[Vec<Entry>]) -> Vec<u64> {
+        batches
+            .iter()
+            .flatten()
+            .map(|e| match e {
+                Entry::Line { number, .. } | Entry::NotUtf8 { number, .. } => *number,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_go_in_batches_in_order_and_a_read_error_keeps_what_came_before() {
+        let text: String = (1..=1000).map(|i| format!("h{i}.test\n# skip\n")).collect();
+        let (tx, mut rx) = mpsc::channel(CHANNEL);
+        let reader = std::thread::spawn(move || {
+            read_entries(Box::new(std::io::Cursor::new(text.into_bytes())), &tx)
+        });
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.blocking_recv() {
+            batches.push(batch);
+        }
+        assert!(reader.join().unwrap().is_ok());
+        assert_eq!(
+            numbers(&batches),
+            (1..=1000).map(|i| 2 * i - 1).collect::<Vec<_>>()
+        );
+        // 1,000 entries from one 64 KiB buffer: full batches, then the rest.
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [256, 256, 256, 232]);
+
+        let (tx, mut rx) = mpsc::channel(CHANNEL);
+        let failing = FailsAfter(std::io::Cursor::new(b"a.test\nb.test\n".to_vec()));
+        let err = read_entries(Box::new(failing), &tx).unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(batch) = rx.blocking_recv() {
+            got.push(batch);
+        }
+        assert_eq!(numbers(&got), [1, 2]);
     }
 }
