@@ -129,8 +129,9 @@ pub(crate) struct Attempts<'a> {
     round: usize,
     /// This round's remaining servers, next last (popped).
     pending: Vec<usize>,
-    /// The attempt in flight: server, transport, when it was sent.
-    in_flight: Option<(usize, Transport, Instant)>,
+    /// The attempt in flight: server, transport, when it was sent, and
+    /// the server's answers so far then ([`Health::answers`]).
+    in_flight: Option<(usize, Transport, Instant, u64)>,
     /// Set by a truncated answer: the next send is TCP to this server.
     tcp_fallback: Option<usize>,
     failed: Vec<Attempt>,
@@ -212,7 +213,7 @@ impl<'a> Attempts<'a> {
 
     /// Reports what came of the attempt in flight, at `now`.
     pub fn on_event(&mut self, health: &mut Health, now: Instant, event: Event) -> Effect {
-        let Some((server, transport, sent)) = self.in_flight else {
+        let Some((server, transport, sent, answers_at_send)) = self.in_flight else {
             return Effect::default();
         };
         let outcome = match event {
@@ -260,7 +261,7 @@ impl<'a> Attempts<'a> {
         let server_went_down = match outcome {
             // Local exhaustion says nothing about the server.
             ErrorKind::Resource => false,
-            ErrorKind::Timeout => health.timed_out(server),
+            ErrorKind::Timeout => health.timed_out(server, answers_at_send),
             _ => health.failure(server),
         };
         Effect { server_went_down }
@@ -274,7 +275,7 @@ impl<'a> Attempts<'a> {
         now: Instant,
         retry: bool,
     ) -> Action {
-        self.in_flight = Some((server, transport, now));
+        self.in_flight = Some((server, transport, now, health.answers(server)));
         Action::Send {
             server,
             transport,
@@ -513,6 +514,36 @@ mod tests {
         assert_eq!(h.servers()[1].srtt, Some(30 * MS));
         assert_eq!(h.servers()[1].samples, 1);
         assert_eq!(h.servers()[0].samples, 0);
+    }
+
+    #[test]
+    fn a_timeout_while_the_server_answers_others_is_the_query_s_not_the_server_s() {
+        let list = servers(&[Protocol::Udp]);
+        let mut h = health(1);
+        let t0 = Instant::now();
+        // Three down-making timeouts in a row, each while the server
+        // answered other questions (a slow name, or a lost datagram).
+        for i in 0..3u64 {
+            let mut a = Attempts::new(&list, ONE_ROUND);
+            let at = t0 + Duration::from_secs(10 * i);
+            assert!(matches!(a.poll(&mut h, at), Action::Send { server: 0, .. }));
+            h.success(0, 30 * MS);
+            let effect = a.on_event(&mut h, at + 2000 * MS, Event::Timeout);
+            assert!(!effect.server_went_down);
+        }
+        let zero = h.servers()[0];
+        assert_eq!((zero.consecutive_failures, zero.down), (0, false));
+        // The timeout stays what the RTT says (no back-off).
+        assert_eq!(zero.timeout, 250 * MS);
+        // Without answers in between, the same three make it down.
+        for i in 0..3u64 {
+            let mut a = Attempts::new(&list, ONE_ROUND);
+            let at = t0 + Duration::from_secs(100 + 10 * i);
+            assert!(matches!(a.poll(&mut h, at), Action::Send { server: 0, .. }));
+            let effect = a.on_event(&mut h, at + 2000 * MS, Event::Timeout);
+            assert_eq!(effect.server_went_down, i == 2);
+        }
+        assert!(h.servers()[0].down);
     }
 
     #[test]

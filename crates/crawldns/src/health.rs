@@ -30,6 +30,10 @@ pub struct ServerHealth {
 #[derive(Debug, Clone)]
 pub struct Health {
     servers: Vec<ServerHealth>,
+    /// Useful answers from each server so far: a query that times out
+    /// after its server answered others meanwhile says nothing about the
+    /// server (see [`Health::timed_out`]).
+    answers: Vec<u64>,
     max_timeout: Duration,
     min_timeout: Duration,
     down_after: u32,
@@ -52,6 +56,7 @@ impl Health {
         };
         Self {
             servers: vec![fresh; count],
+            answers: vec![0; count],
             max_timeout,
             min_timeout: min_timeout.min(max_timeout),
             down_after: down_after.max(1),
@@ -100,6 +105,9 @@ impl Health {
             None => rtt,
         });
         s.samples = s.samples.saturating_add(1);
+        if let Some(answers) = self.answers.get_mut(i) {
+            *answers += 1;
+        }
         s.consecutive_failures = 0;
         s.down = false;
         s.timeout = adaptive_timeout(s, self.min_timeout, self.max_timeout);
@@ -116,12 +124,25 @@ impl Health {
         s.down && !was_down
     }
 
-    /// Server `i` did not answer in time: a failure, and its timeout
+    /// Useful answers from server `i` so far: what a query notes when it
+    /// is sent, for [`Health::timed_out`].
+    pub fn answers(&self, i: usize) -> u64 {
+        self.answers.get(i).copied().unwrap_or(0)
+    }
+
+    /// A query to server `i`, sent when the server had given
+    /// `answers_at_send` answers, got none in time. If the server answered
+    /// other queries since, the query was lost or its name is slow (a
+    /// long-tailed zone): the server is up and its timeout fits, so
+    /// nothing changes. Otherwise it is a failure, and the server's timeout
     /// doubles (RFC 6298 §5.5) up to the configured one, so a server that
     /// slowed down is waited for long enough again; the next answer
     /// recomputes the timeout from the SRTT. Returns true when this made
     /// the server down.
-    pub fn timed_out(&mut self, i: usize) -> bool {
+    pub fn timed_out(&mut self, i: usize, answers_at_send: u64) -> bool {
+        if self.answers(i) > answers_at_send {
+            return false;
+        }
         if let Some(s) = self.servers.get_mut(i) {
             s.timeout = (s.timeout * 2).min(self.max_timeout);
         }
@@ -209,12 +230,12 @@ mod tests {
             h.success(0, 10 * MS);
         }
         assert_eq!(h.timeout(0), 250 * MS);
-        h.timed_out(0);
+        h.timed_out(0, h.answers(0));
         assert_eq!(h.timeout(0), 500 * MS);
-        h.timed_out(0);
+        h.timed_out(0, h.answers(0));
         assert_eq!(h.timeout(0), 1000 * MS);
-        h.timed_out(0);
-        h.timed_out(0);
+        h.timed_out(0, h.answers(0));
+        h.timed_out(0, h.answers(0));
         assert_eq!(h.timeout(0), 2000 * MS, "capped at the configured timeout");
         h.success(0, 10 * MS);
         assert_eq!(
