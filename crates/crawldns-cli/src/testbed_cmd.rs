@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
 use crawldns_testbed::{
-    host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, Transport,
-    ZoneConfig, DOH_PATH, MAX_HOSTS, ZONE,
+    host_v4, AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, RcodeFault, SlowNames,
+    Transport, ZoneConfig, DOH_PATH, MAX_HOSTS, ZONE,
 };
 use hickory_proto::rr::RecordType;
 use tokio::signal::unix::{signal, SignalKind};
@@ -68,6 +68,12 @@ pub struct TestbedArgs {
     /// for that type (e.g. to model a slow IPv6 path).
     #[arg(long, value_name = "MS")]
     pub dns_delay_aaaa_ms: Option<u64>,
+
+    /// A long tail: this fraction of the names (the same ones every run)
+    /// answered after a delay of their own between MIN and MAX ms, e.g.
+    /// `0.02:1000-3000` for 2% of names at 1 to 3 s.
+    #[arg(long, value_name = "FRACTION:MIN-MAX", value_parser = parse_slow)]
+    pub dns_slow: Option<SlowNames>,
 
     /// TTL of positive records, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
@@ -176,17 +182,37 @@ impl From<AaaaKind> for AaaaAnswer {
     }
 }
 
-/// Parses `--drop`: a number from 0 to 1.
-fn parse_fraction(text: &str) -> Result<f64, String> {
+/// Parses `--dns-slow`: `FRACTION:MIN-MAX`, the delays in milliseconds.
+pub(crate) fn parse_slow(text: &str) -> Result<SlowNames, String> {
+    let usage = || format!("expected FRACTION:MIN-MAX (e.g. 0.02:1000-3000), not {text:?}");
+    let (fraction, range) = text.trim().split_once(':').ok_or_else(usage)?;
+    let (min, max) = range.split_once('-').ok_or_else(usage)?;
+    let fraction = parse_fraction(fraction)?;
+    let ms = |v: &str| v.trim().parse::<u64>().map_err(|_| usage());
+    let (min, max) = (ms(min)?, ms(max)?);
+    if min > max {
+        return Err(format!(
+            "the slow delays go from MIN to MAX, and {min} > {max}"
+        ));
+    }
+    Ok(SlowNames {
+        fraction,
+        min: Duration::from_millis(min),
+        max: Duration::from_millis(max),
+    })
+}
+
+/// Parses a fraction (`--drop`, `--dns-drop`): a number from 0 to 1.
+pub(crate) fn parse_fraction(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("the drop fraction must be a number from 0 to 1, not {text:?}"))?;
+        .map_err(|_| format!("the fraction must be a number from 0 to 1, not {text:?}"))?;
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
         Err(format!(
-            "the drop fraction must be from 0 to 1 (0.1 drops one query in ten), not {text}"
+            "the fraction must be from 0 to 1 (0.1 is one in ten), not {text}"
         ))
     }
 }
@@ -257,6 +283,9 @@ impl TestbedArgs {
         let mut delay = Delay::uniform(Duration::from_millis(self.dns_delay_ms));
         if let Some(ms) = self.dns_delay_aaaa_ms {
             delay = delay.with_type(RecordType::AAAA, Duration::from_millis(ms));
+        }
+        if let Some(slow) = self.dns_slow {
+            delay = delay.with_slow(slow);
         }
         DnsServerConfig {
             addr: self.dns_addr,
@@ -540,7 +569,27 @@ mod tests {
         assert_eq!(parse_fraction("1"), Ok(1.0));
         for bad in ["2", "-0.1", "NaN", "inf", "", "half"] {
             let err = parse_fraction(bad).expect_err(bad);
-            assert!(err.contains("drop fraction"), "{err}");
+            assert!(err.contains("the fraction must be"), "{err}");
+        }
+    }
+
+    #[test]
+    fn slow_names_are_a_fraction_and_a_range() {
+        let slow = parse_slow("0.02:1000-3000").unwrap();
+        assert_eq!(slow.fraction, 0.02);
+        assert_eq!(
+            (slow.min, slow.max),
+            (Duration::from_millis(1000), Duration::from_millis(3000))
+        );
+        for (bad, says) in [
+            ("0.02", "expected FRACTION:MIN-MAX"),
+            ("0.02:1000", "expected FRACTION:MIN-MAX"),
+            ("0.02:a-b", "expected FRACTION:MIN-MAX"),
+            ("2:1-2", "the fraction must be"),
+            ("0.1:3000-1000", "3000 > 1000"),
+        ] {
+            let err = parse_slow(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 

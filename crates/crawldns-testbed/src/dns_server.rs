@@ -306,11 +306,10 @@ async fn serve_udp(shared: Arc<Shared>) {
             Err(_) => continue,
         };
         let packet = &buf[..len];
-        let (plan, rtype) = plan(&shared, packet, Transport::Udp);
+        let (plan, delay) = plan(&shared, packet, Transport::Udp);
         let Plan::Reply { forgery, bytes } = plan else {
             continue;
         };
-        let delay = shared.delay.read().for_type(rtype);
         if delay.is_zero() {
             send_udp(&shared, peer, forgery, bytes).await;
         } else {

@@ -99,12 +99,11 @@ async fn answer(state: &ConnState, request: Request<Incoming>) -> Response<DohBo
         Err(status) => return status_only(status),
     };
     state.record.query();
-    let (plan, rtype) = plan(&state.shared, &query, Transport::Https);
+    let (plan, delay) = plan(&state.shared, &query, Transport::Https);
     let Plan::Reply { bytes, .. } = plan else {
         // Dropped or down: never answer; the client gives up on the stream.
         return std::future::pending().await;
     };
-    let delay = state.shared.delay.read().for_type(rtype);
     tokio::time::sleep(delay).await;
     let n = state.answered.fetch_add(1, Ordering::AcqRel);
     let stall = state.stall_after.is_some_and(|limit| n >= limit);

@@ -29,7 +29,7 @@ pub use counters::{ConnectionStats, Counters, Totals, Transport};
 pub use dead_hosts::{refused_addr, BlackHole};
 pub use dns_server::{DnsServer, DnsServerConfig, DnsServerError, ALPN_DOT, ALPN_H2};
 pub use doh_server::{DNS_MESSAGE, DOH_PATH};
-pub use faults::{Delay, Faults, RcodeFault};
+pub use faults::{Delay, Faults, RcodeFault, SlowNames};
 pub use hosts::{host_name, host_v4, MAX_HOSTS, ZONE};
 pub use tls::{TestCa, TlsError};
 pub use zone::{AaaaAnswer, ZoneConfig, FORGED_V4};

@@ -2,6 +2,8 @@
 //! transport the server speaks (UDP, TCP, TLS, HTTPS), and the state the
 //! listeners share.
 
+use std::time::Duration;
+
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use parking_lot::RwLock;
@@ -37,30 +39,31 @@ pub(crate) enum Forgery {
     OtherPort(Vec<u8>),
 }
 
-/// Decides the reply to `packet` under the current faults. Counts the query.
-pub(crate) fn plan(shared: &Shared, packet: &[u8], transport: Transport) -> (Plan, RecordType) {
+/// Decides the reply to `packet` under the current faults, and how long to
+/// wait before sending it. Counts the query.
+pub(crate) fn plan(shared: &Shared, packet: &[u8], transport: Transport) -> (Plan, Duration) {
     let Ok(request) = Message::from_vec(packet) else {
         shared.counters.unparsable();
-        return (Plan::Silence, RecordType::A);
+        return (Plan::Silence, Duration::ZERO);
     };
     if request.metadata.message_type != MessageType::Query {
         shared.counters.unparsable();
-        return (Plan::Silence, RecordType::A);
+        return (Plan::Silence, Duration::ZERO);
     }
     let first = request.queries.first();
     let rtype = first.map_or(RecordType::A, |q| q.query_type());
-    if let Some(q) = first {
-        shared
-            .counters
-            .query(&q.name().to_ascii(), rtype, transport);
+    let name = first.map(|q| q.name().to_ascii()).unwrap_or_default();
+    if first.is_some() {
+        shared.counters.query(&name, rtype, transport);
     }
+    let delay = shared.delay.read().for_query(&name, rtype);
     let faults = shared.faults.read().clone();
     let udp = transport == Transport::Udp;
     if faults.down
         || (faults.drop_fraction > 0.0 && rand::rng().random::<f64>() < faults.drop_fraction)
     {
         shared.counters.dropped();
-        return (Plan::Silence, rtype);
+        return (Plan::Silence, delay);
     }
     let id = request.metadata.id;
     if faults.malformed {
@@ -69,7 +72,7 @@ pub(crate) fn plan(shared: &Shared, packet: &[u8], transport: Transport) -> (Pla
                 forgery: None,
                 bytes: malformed(id),
             },
-            rtype,
+            delay,
         );
     }
     if let Some(rcode) = faults.rcode {
@@ -85,7 +88,7 @@ pub(crate) fn plan(shared: &Shared, packet: &[u8], transport: Transport) -> (Pla
                 forgery: None,
                 bytes: reply.to_vec().unwrap_or_default(),
             },
-            rtype,
+            delay,
         );
     }
     let bytes = if udp && faults.truncate {
@@ -109,7 +112,7 @@ pub(crate) fn plan(shared: &Shared, packet: &[u8], transport: Transport) -> (Pla
         (true, Some(q)) if faults.wrong_port => Some(Forgery::OtherPort(forged_answer(id, q))),
         _ => None,
     };
-    (Plan::Reply { forgery, bytes }, rtype)
+    (Plan::Reply { forgery, bytes }, delay)
 }
 
 /// A response-looking packet that no parser should accept: the right ID and

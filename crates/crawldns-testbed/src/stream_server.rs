@@ -127,11 +127,10 @@ pub(crate) async fn serve_connection<S>(
             _ = stop_rx.changed() => break,
         };
         record.query();
-        let (plan, rtype) = plan(&shared, &packet, transport);
+        let (plan, delay) = plan(&shared, &packet, transport);
         let Plan::Reply { bytes, .. } = plan else {
             continue;
         };
-        let delay = shared.delay.read().for_type(rtype);
         let tx = tx.clone();
         let shared = shared.clone();
         tokio::spawn(async move {

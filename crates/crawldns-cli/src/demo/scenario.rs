@@ -29,6 +29,17 @@ pub struct Scenario {
     #[arg(long, value_name = "MS", default_value_t = 30)]
     pub dns_delay_ms: u64,
 
+    /// A long-tailed DNS: this fraction of the hosts (the same ones every
+    /// run) answered after a delay of their own between MIN and MAX ms,
+    /// e.g. `0.02:1000-3000`.
+    #[arg(long, value_name = "FRACTION:MIN-MAX", value_parser = slow_names)]
+    pub dns_slow: Option<String>,
+
+    /// A lossy DNS: this fraction of all queries (0 to 1) never answered.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0,
+          value_parser = crate::testbed_cmd::parse_fraction)]
+    pub dns_drop: f64,
+
     /// Delay before every HTTP response, in milliseconds: the server's own
     /// time.
     #[arg(long, value_name = "MS", default_value_t = 20)]
@@ -64,6 +75,12 @@ pub struct Scenario {
     #[arg(long, value_name = "MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
+}
+
+/// Checks `--dns-slow` and keeps its text (the scenario goes to the
+/// namespaced child as JSON).
+fn slow_names(text: &str) -> Result<String, String> {
+    crate::testbed_cmd::parse_slow(text).map(|_| text.to_owned())
 }
 
 impl Scenario {
@@ -108,6 +125,8 @@ mod tests {
             per_host: 1,
             gai_threads: 1,
             system_dns_cache: 0,
+            dns_slow: None,
+            dns_drop: 0.0,
             timeout_ms: 1,
         };
         assert_eq!(scenario.url_count(), 6);

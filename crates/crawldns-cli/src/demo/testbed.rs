@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crawldns_testbed::http_farm::{HttpFarm, HttpFarmConfig};
-use crawldns_testbed::{AaaaAnswer, Delay, DnsServer, DnsServerConfig, ZoneConfig};
+use crawldns_testbed::{AaaaAnswer, Delay, DnsServer, DnsServerConfig, Faults, ZoneConfig};
 
 use super::scenario::Scenario;
 
@@ -15,6 +15,11 @@ impl Scenario {
         &self,
         dns_addr: SocketAddr,
     ) -> Result<(DnsServer, HttpFarm)> {
+        let mut delay = Delay::uniform(Duration::from_millis(self.dns_delay_ms));
+        if let Some(text) = &self.dns_slow {
+            let slow = crate::testbed_cmd::parse_slow(text).map_err(anyhow::Error::msg)?;
+            delay = delay.with_slow(slow);
+        }
         let dns = DnsServer::start(DnsServerConfig {
             addr: dns_addr,
             zone: ZoneConfig {
@@ -24,7 +29,11 @@ impl Scenario {
                 aaaa: AaaaAnswer::MappedV4,
                 ..ZoneConfig::default()
             },
-            delay: Delay::uniform(Duration::from_millis(self.dns_delay_ms)),
+            delay,
+            faults: Faults {
+                drop_fraction: self.dns_drop,
+                ..Faults::default()
+            },
             ..DnsServerConfig::default()
         })
         .await
