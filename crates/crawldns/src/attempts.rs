@@ -211,6 +211,21 @@ impl<'a> Attempts<'a> {
         self.send(health, server, transport, now, retry)
     }
 
+    /// An earlier attempt's query, to `server` at `sent`, was answered at
+    /// `now` (see `late_answers.rs`): the question is answered, and that
+    /// server's RTT sample is its own.
+    pub fn on_late_answer(
+        &mut self,
+        health: &mut Health,
+        server: usize,
+        sent: Instant,
+        now: Instant,
+    ) {
+        health.success(server, now.saturating_duration_since(sent));
+        self.in_flight = None;
+        self.answered = true;
+    }
+
     /// Reports what came of the attempt in flight, at `now`.
     pub fn on_event(&mut self, health: &mut Health, now: Instant, event: Event) -> Effect {
         let Some((server, transport, sent, answers_at_send)) = self.in_flight else {
@@ -544,6 +559,29 @@ mod tests {
             assert_eq!(effect.server_went_down, i == 2);
         }
         assert!(h.servers()[0].down);
+    }
+
+    #[test]
+    fn a_late_answer_to_an_earlier_attempt_answers_the_question() {
+        let list = servers(&[Protocol::Udp, Protocol::Udp]);
+        let mut h = health(2);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut seen = run(&mut a, &mut h, t0, &[(2000, Event::Timeout)]);
+        // Server 1 is being asked; server 0's query answers at 2.5 s.
+        a.on_late_answer(&mut h, 0, t0, t0 + 2500 * MS);
+        seen.push(show(&a.poll(&mut h, t0 + 2500 * MS), t0));
+        assert_eq!(
+            seen,
+            [
+                "send 0 Udp until 2000",
+                "send 1 Udp until 4000 retry",
+                "answered"
+            ]
+        );
+        // The sample is server 0's, from its own send.
+        assert_eq!(h.servers()[0].srtt, Some(2500 * MS));
+        assert_eq!(h.servers()[1].samples, 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::attempts::{Action, Attempts, Event, Policy, Transport};
 use crate::config::{NameServer, Protocol, ResolverConfig};
 use crate::error::{describe_io, io_kind, Error, ErrorKind};
 use crate::health::Health;
+use crate::late_answers::{self, LateAnswers, Waited};
 use crate::metrics::Metrics;
 use crate::probe::{self, Probe};
 use crate::records::{Lookup, QueryType};
@@ -237,6 +238,8 @@ impl Core {
         let mut attempts = Attempts::new(&self.config.nameservers, self.policy());
         let mut answer = None;
         let mut last_io = None;
+        let mut late = LateAnswers::default();
+        let mut first_sent = None;
         loop {
             let action = attempts.poll(&mut self.health.lock(), Instant::now().into_std());
             match action {
@@ -251,7 +254,25 @@ impl Core {
                     }
                     let addr = self.config.nameservers[server].addr;
                     let sent = Instant::now();
-                    let result = self.send(server, transport, question, deadline).await;
+                    first_sent.get_or_insert(sent);
+                    let result = if transport == Transport::Udp {
+                        match self.send_udp(&mut late, server, question, deadline).await {
+                            UdpSent::Result(result) => result,
+                            UdpSent::Late {
+                                server,
+                                sent,
+                                message,
+                            } => {
+                                // An earlier attempt's answer came first.
+                                self.on_late_answer(&mut attempts, server, sent);
+                                Metrics::add(&self.metrics.answers);
+                                answer = Some(message);
+                                continue;
+                            }
+                        }
+                    } else {
+                        self.send(server, transport, question, deadline).await
+                    };
                     let event = self.judge(result, &mut answer, &mut last_io);
                     tracing::debug!(
                         name,
@@ -279,15 +300,75 @@ impl Core {
                 Action::Answered => {
                     return answer.ok_or_else(|| Error::new(ErrorKind::Malformed, name));
                 }
-                Action::GiveUp(gave_up) => {
-                    let mut error = Error::new(gave_up.kind, name);
-                    match (gave_up.detail, last_io) {
-                        (Some(_), Some(io)) => error = error.with_io_source(io),
-                        (Some(detail), None) => error = error.with_detail(detail),
-                        _ => {}
+                Action::GiveUp(gave_up)
+                    if gave_up.kind == ErrorKind::Timeout
+                        && late.retain_alive(&self.health.lock()) =>
+                {
+                    let budget = late_answers::budget(self.config.timeout, self.config.attempts);
+                    let budget_end = first_sent.unwrap_or_else(Instant::now) + budget;
+                    match late.wait_late(budget_end).await {
+                        Some(Waited::Late {
+                            server,
+                            sent,
+                            message,
+                        }) => {
+                            self.on_late_answer(&mut attempts, server, sent);
+                            Metrics::add(&self.metrics.answers);
+                            return Ok(message);
+                        }
+                        _ => return Err(give_up_error(name, gave_up, last_io)),
                     }
-                    return Err(error.with_attempts(gave_up.attempts));
                 }
+                Action::GiveUp(gave_up) => return Err(give_up_error(name, gave_up, last_io)),
+            }
+        }
+    }
+
+    /// An earlier attempt's query, to `server` at `sent`, was answered now.
+    fn on_late_answer(&self, attempts: &mut Attempts<'_>, server: usize, sent: Instant) {
+        Metrics::add(&self.metrics.late_answers);
+        attempts.on_late_answer(
+            &mut self.health.lock(),
+            server,
+            sent.into_std(),
+            Instant::now().into_std(),
+        );
+    }
+
+    /// One UDP attempt: sends `question` to `server` and waits until
+    /// `deadline`, listening to the question's earlier queries too. A query
+    /// that times out keeps listening in `late`.
+    async fn send_udp(
+        &self,
+        late: &mut LateAnswers,
+        server: usize,
+        question: &Question,
+        deadline: std::time::Instant,
+    ) -> UdpSent {
+        let addr = self.config.nameservers[server].addr;
+        let answers_at_send = self.health.lock().answers(server);
+        let sent = Instant::now();
+        let mut query = match self.udp.start(addr, question).await {
+            Ok(query) => query,
+            Err(err) => return UdpSent::Result(Err(StreamError::from(err))),
+        };
+        match late
+            .wait_first(&mut query, Instant::from_std(deadline))
+            .await
+        {
+            Waited::This(result) => UdpSent::Result(result.map_err(StreamError::from)),
+            Waited::Late {
+                server,
+                sent,
+                message,
+            } => UdpSent::Late {
+                server,
+                sent,
+                message,
+            },
+            Waited::Deadline => {
+                late.keep(server, sent, answers_at_send, query);
+                UdpSent::Result(Err(StreamError::from(TransportError::Timeout)))
             }
         }
     }
@@ -485,4 +566,31 @@ fn encrypted_clients(config: &ResolverConfig) -> Result<Vec<Option<Encrypted>>, 
             client.map(Some).map_err(|err| setup_error(server, err))
         })
         .collect()
+}
+
+/// What a UDP attempt gave.
+enum UdpSent {
+    /// Its own result.
+    Result(StreamExchange),
+    /// An earlier attempt's answer.
+    Late {
+        server: usize,
+        sent: Instant,
+        message: Message,
+    },
+}
+
+/// The error a question gave up with.
+fn give_up_error(
+    name: &str,
+    gave_up: crate::attempts::GiveUp,
+    last_io: Option<std::io::Error>,
+) -> Error {
+    let mut error = Error::new(gave_up.kind, name);
+    match (gave_up.detail, last_io) {
+        (Some(_), Some(io)) => error = error.with_io_source(io),
+        (Some(detail), None) => error = error.with_detail(detail),
+        _ => {}
+    }
+    error.with_attempts(gave_up.attempts)
 }

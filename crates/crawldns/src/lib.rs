@@ -41,6 +41,7 @@ mod exchange;
 mod happy_eyeballs;
 mod health;
 mod hosts;
+mod late_answers;
 mod local;
 mod metrics;
 mod name;

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub(crate) https_sent: AtomicU64,
     pub(crate) answers: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) late_answers: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) truncated: AtomicU64,
     pub(crate) mismatched: AtomicU64,
@@ -90,6 +91,7 @@ impl Default for Metrics {
             https_sent: AtomicU64::new(0),
             answers: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            late_answers: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
             mismatched: AtomicU64::new(0),
@@ -183,6 +185,9 @@ pub struct MetricsSnapshot {
     pub answers: u64,
     /// Attempts after the first one of a question.
     pub retries: u64,
+    /// Questions answered by a query whose attempt had timed out (a slow
+    /// name; see `late_answers.rs`).
+    pub late_answers: u64,
     /// Attempts that timed out.
     pub timeouts: u64,
     /// Truncated UDP answers (each retried over TCP).
@@ -255,6 +260,7 @@ impl Metrics {
             connections_opened: 0,
             answers: get(&self.answers),
             retries: get(&self.retries),
+            late_answers: get(&self.late_answers),
             timeouts: get(&self.timeouts),
             truncated: get(&self.truncated),
             mismatched: get(&self.mismatched),

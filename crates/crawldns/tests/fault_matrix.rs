@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crawldns::{CacheConfig, ErrorKind, QueryType, Resolver};
-use crawldns_testbed::{host_v4, Faults, RcodeFault};
+use crawldns_testbed::{host_v4, Delay, Faults, RcodeFault, SlowNames};
 use crawldns_testkit::fault_matrix::{self as matrix, Row};
 use crawldns_testkit::hostile::HostileServer;
 use crawldns_testkit::hostile_tcp::{hostile_tcp_server, TcpMischief};
@@ -311,6 +311,96 @@ async fn a_server_that_slows_down_within_the_configured_timeout_still_answers() 
         got.is_ok(),
         "a server answering in 400 ms with a 2 s timeout configured: {got:?}; health {:?}",
         r.server_health()
+    );
+}
+
+/// A slow name on a live server (a zone whose own servers take seconds):
+/// the adaptive timeout (5 × SRTT, at least `min_timeout`, here 100 ms) is
+/// far too short for its 600 ms, so both attempts time out. Their queries
+/// keep listening, and since the server goes on answering other names
+/// meanwhile, the question waits for them within its budget (timeout ×
+/// attempts, 4 s): the answer to the first query answers it. The server
+/// sees the two attempts' queries and no more. A server that answers
+/// nothing is not waited for past the attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_name_on_a_live_server_is_answered_late_within_the_budget() {
+    let slow = SlowNames {
+        fraction: 0.5,
+        min: Duration::from_millis(600),
+        max: Duration::from_millis(600),
+    };
+    let names: Vec<String> = (0..200).map(|i| format!("h{i}.crawl.test")).collect();
+    let (slow_names, fast): (Vec<usize>, Vec<usize>) =
+        (0..names.len()).partition(|&i| slow.delay_of(&names[i]).is_some());
+    let s = matrix::server(200, Duration::ZERO, Faults::default()).await;
+    s.set_delay(Delay::uniform(Duration::ZERO).with_slow(slow));
+    let r = Resolver::new(
+        matrix::config(&[s.addr()])
+            .timeout(Duration::from_secs(2))
+            .min_timeout(Duration::from_millis(100))
+            .attempts(2)
+            .build(),
+    )
+    .unwrap();
+    // Warm up: the timeout adapts down to 100 ms.
+    for &i in &fast[..5] {
+        r.lookup(&names[i], QueryType::A).await.unwrap();
+    }
+    assert_eq!(r.server_health()[0].timeout, Duration::from_millis(100));
+
+    // Other lookups keep the server visibly alive while the slow one
+    // waits (bounded: at most 60 of them, 20 ms apart).
+    let done = Arc::new(AtomicBool::new(false));
+    let background = {
+        let (r, done, names) = (r.clone(), done.clone(), names.clone());
+        let fast = fast[5..65].to_vec();
+        tokio::spawn(async move {
+            for i in fast {
+                if done.load(Ordering::Acquire) {
+                    break;
+                }
+                r.lookup(&names[i], QueryType::A).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let slow_one = slow_names[0];
+    let started = Instant::now();
+    let got = r.lookup(&names[slow_one], QueryType::A).await;
+    let took = started.elapsed();
+    done.store(true, Ordering::Release);
+    background.await.unwrap();
+    let want = IpAddr::V4(host_v4(u32::try_from(slow_one).unwrap()).unwrap());
+    assert_eq!(
+        got.map(|l| l.ips.to_vec()).ok(),
+        Some(vec![want]),
+        "after {took:?}"
+    );
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert_eq!(
+        s.counters()
+            .queries_any(&names[slow_one], hickory_proto::rr::RecordType::A),
+        2,
+        "two attempts, no more"
+    );
+    assert_eq!(r.metrics().late_answers, 1);
+
+    // A server that answers nothing: the question ends with its attempts
+    // (100 ms, then 200 ms), not at the 4 s budget.
+    s.set_faults(Faults {
+        down: true,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let err = r
+        .lookup(&names[fast[70]], QueryType::A)
+        .await
+        .expect_err("nobody answers");
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
 }
 

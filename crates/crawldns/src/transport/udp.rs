@@ -151,6 +151,21 @@ impl UdpPool {
         question: &Question,
         timeout: Duration,
     ) -> Exchange {
+        let mut sent = self.start(server, question).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        sent.wait_until(deadline)
+            .await
+            .unwrap_or(Err(TransportError::Timeout))
+    }
+
+    /// Sends `question` to `server`; the answer is awaited with
+    /// [`SentQuery::wait_until`], as long as the query is kept (a query
+    /// that timed out can still be answered late while a retry goes out).
+    pub async fn start(
+        &self,
+        server: SocketAddr,
+        question: &Question,
+    ) -> Result<SentQuery, TransportError> {
         let Some(set) = self.sets.iter().find(|set| set.server == server) else {
             return Err(TransportError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -163,8 +178,8 @@ impl UdpPool {
                 libc::ENOBUFS,
             )));
         };
-        let _guard = Registration {
-            socket: &socket,
+        let registration = Registration {
+            socket: socket.clone(),
             id,
             ticket,
         };
@@ -193,12 +208,10 @@ impl UdpPool {
             }
             self.metrics.udp_send(1);
         }
-        match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(result)) => result,
-            // The sender is never dropped while the entry exists; treat a
-            // vanished entry like silence.
-            Ok(Err(_)) | Err(_) => Err(TransportError::Timeout),
-        }
+        Ok(SentQuery {
+            receiver,
+            _registration: registration,
+        })
     }
 
     /// Open UDP sockets right now (for tests of resource use).
@@ -498,13 +511,40 @@ impl PooledSocket {
 }
 
 /// Removes its in-flight entry when the query ends, however it ends.
-struct Registration<'a> {
-    socket: &'a PooledSocket,
+/// A query on the wire, waiting for its answer; dropping it forgets the
+/// query (an answer arriving after that is dropped as unmatched).
+pub struct SentQuery {
+    receiver: oneshot::Receiver<Exchange>,
+    _registration: Registration,
+}
+
+impl SentQuery {
+    /// The answer, if it comes before `deadline`; `None` when the deadline
+    /// passed first (the query keeps listening).
+    pub async fn wait_until(&mut self, deadline: tokio::time::Instant) -> Option<Exchange> {
+        match tokio::time::timeout_at(deadline, &mut self.receiver).await {
+            Ok(Ok(result)) => Some(result),
+            // The sender is never dropped while the entry exists; treat a
+            // vanished entry like silence for ever.
+            Ok(Err(_)) => Some(Err(TransportError::Timeout)),
+            Err(_) => None,
+        }
+    }
+
+    /// The answer if it has come, without waiting.
+    pub fn poll_answer(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Exchange> {
+        std::future::Future::poll(std::pin::Pin::new(&mut self.receiver), cx)
+            .map(|result| result.unwrap_or(Err(TransportError::Timeout)))
+    }
+}
+
+struct Registration {
+    socket: Arc<PooledSocket>,
     id: u16,
     ticket: u64,
 }
 
-impl Drop for Registration<'_> {
+impl Drop for Registration {
     fn drop(&mut self) {
         let mut in_flight = self.socket.in_flight.lock();
         if in_flight
