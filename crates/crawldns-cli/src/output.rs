@@ -140,8 +140,12 @@ impl Output {
         self.flush_lines()
             .with_context(|| format!("cannot write to {name}"))?;
         if let Target::File { file, .. } = &mut self.target {
-            file.sync_data()
-                .with_context(|| format!("cannot write to {name}"))?;
+            // Only a regular file can be synced: `-o /dev/null` (a device)
+            // says EINVAL, and there is nothing to keep.
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                file.sync_data()
+                    .with_context(|| format!("cannot write to {name}"))?;
+            }
         }
         Ok(())
     }

@@ -285,6 +285,17 @@ fn the_system_resolver_fetches_ip_literals() {
 }
 
 #[test]
+fn output_to_dev_null_is_fine() {
+    let bed = Bed::start(BedConfig::default());
+    let url = bed.url(1, "/page");
+    let ns = bed.nameserver();
+    let out = run(&["fetch", "--nameserver", &ns, "-o", "/dev/null"], &url);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("1 ok, 0 failed"), "{stderr}");
+}
+
+#[test]
 fn the_system_resolver_with_a_dns_cache_says_so() {
     let bed = Bed::start(BedConfig::default());
     let addr = bed.farm().addr(2).expect("host 2 exists");
