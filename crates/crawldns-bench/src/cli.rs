@@ -71,6 +71,26 @@ pub enum Command {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Bulk resolution at scale (issue 18, item 4): `crawldns resolve
+    /// --bulk` over N names against Knot serving exactly those, beside
+    /// dnsperf's ceiling; prints Markdown.
+    Bulk {
+        /// Distinct names.
+        #[arg(long, default_value_t = 1_000_000)]
+        names: u32,
+        /// `--concurrency` settings of the CLI runs.
+        #[arg(long, value_delimiter = ',', default_value = "500,2000")]
+        concurrency: Vec<u32>,
+        /// Seconds of each dnsperf run (0: no ceiling).
+        #[arg(long, default_value_t = 5)]
+        dnsperf_secs: u64,
+        /// The `crawldns` binary (default: the one next to this executable).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Do not pin Knot to CPU 1 and the client to CPU 0.
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Internal: run a job inside the network namespace, print JSON.
     #[command(hide = true)]
     NetnsChild {
@@ -234,6 +254,26 @@ pub fn main() -> Result<()> {
                 pin: !no_pin,
             };
             println!("{}", crate::cli_suite::run(&options)?);
+            Ok(())
+        }
+        Command::Bulk {
+            names,
+            concurrency,
+            dnsperf_secs,
+            binary,
+            no_pin,
+        } => {
+            if names < 1 || concurrency.iter().any(|&c| c < 1) {
+                bail!("--names and every --concurrency must be at least 1");
+            }
+            let options = crate::bulk_suite::BulkOptions {
+                names,
+                concurrency,
+                dnsperf_secs,
+                binary: binary.unwrap_or_else(crate::cli_suite::default_binary),
+                pin: !no_pin,
+            };
+            println!("{}", crate::bulk_suite::run(&options)?);
             Ok(())
         }
         Command::NetnsChild { job } => {

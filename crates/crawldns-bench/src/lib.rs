@@ -17,6 +17,7 @@
 //! Every load is bounded in count and time, and all traffic stays on
 //! loopback (the host's, or the namespace's).
 
+pub mod bulk_suite;
 pub mod cache_suite;
 pub mod cli;
 pub mod cli_suite;

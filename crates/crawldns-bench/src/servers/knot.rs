@@ -127,12 +127,17 @@ impl Knot {
     /// address with a concrete port), pinned to `cpu` when given and
     /// `taskset` exists. Returns once it answers.
     pub fn start(addr: SocketAddr, cpu: Option<usize>) -> Result<Self> {
+        Self::start_with(addr, cpu, ZONE_HOSTS)
+    }
+
+    /// [`Knot::start`] with a zone of `hosts` hosts.
+    pub fn start_with(addr: SocketAddr, cpu: Option<usize>, hosts: u32) -> Result<Self> {
         if !addr.ip().is_loopback() || addr.port() == 0 {
             bail!("Knot must listen on a loopback address with a fixed port, not {addr}");
         }
         let dir = ScratchDir::new(&format!("knot-{}", addr.port()))?;
         let root = dir.path();
-        write_zone(&root.join("crawl.test.zone"), ZONE_HOSTS)?;
+        write_zone(&root.join("crawl.test.zone"), hosts)?;
         let config = format!(
             r#"server:
     rundir: "{root}"
@@ -177,7 +182,9 @@ zone:
             dir,
             pinned,
         };
-        if let Err(e) = super::wait_until_serving(addr, "h0.crawl.test", Duration::from_secs(30)) {
+        // A large zone takes a while to load (a million names: seconds).
+        let load = Duration::from_secs(30 + u64::from(hosts / 20_000));
+        if let Err(e) = super::wait_until_serving(addr, "h0.crawl.test", load) {
             let log =
                 std::fs::read_to_string(knot.dir.path().join("knotd.log")).unwrap_or_default();
             knot.stop();

@@ -1,0 +1,255 @@
+//! Bulk resolution at scale (issue 18, item 4): N names (default
+//! 1,000,000) from a file through `crawldns resolve --bulk`, as a user runs
+//! it, against Knot serving a zone of exactly those names, beside the
+//! server's ceiling (dnsperf, the best of several outstanding settings, on
+//! the same client CPU). For each run: lookups per second of wall time,
+//! the CLI's whole-process CPU per lookup and its peak RSS (both from
+//! `wait4`), and the failed lookups counted in its output.
+
+use std::fmt::Write as _;
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::names::host;
+use crate::servers::dnsperf;
+use crate::servers::knot::{self, Knot};
+
+/// How long one CLI run may take before it is killed.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+/// What the bulk suite runs.
+#[derive(Debug, Clone)]
+pub struct BulkOptions {
+    /// Distinct names, each resolved once per run.
+    pub names: u32,
+    /// `--concurrency` settings to run the CLI at.
+    pub concurrency: Vec<u32>,
+    /// Seconds of each dnsperf run (0: no ceiling).
+    pub dnsperf_secs: u64,
+    /// The `crawldns` binary.
+    pub binary: PathBuf,
+    /// Pin Knot to CPU 1 and the client (CLI, dnsperf) to CPU 0.
+    pub pin: bool,
+}
+
+/// One CLI run.
+#[derive(Debug, Clone, Copy)]
+struct CliRun {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+    failed: u64,
+}
+
+/// Runs the suite; returns Markdown.
+pub fn run(options: &BulkOptions) -> Result<String> {
+    let started = Instant::now();
+    let load_before = crate::measure::load_average();
+    let addr = SocketAddr::from(([127, 0, 0, 1], crate::servers::free_port()?));
+    let knot = Knot::start_with(addr, options.pin.then_some(1), options.names)?;
+    let dir = knot.dir().to_path_buf();
+    let names_file = dir.join("names.txt");
+    write_names(&names_file, options.names)?;
+    let client_cpu = options.pin.then_some(0);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} names (A), each once per run, against {} serving a zone of exactly those names (1 UDP worker{}).\n",
+        options.names,
+        knot::version().unwrap_or_else(|| "Knot".into()),
+        knot.pinned()
+            .map(|c| format!(", on CPU {c}"))
+            .unwrap_or_default()
+    );
+
+    let mut ceiling: f64 = 0.0;
+    if options.dnsperf_secs > 0 {
+        let queries = dir.join("queries.txt");
+        knot::write_query_file(&queries, options.names)?;
+        let _ = writeln!(
+            out,
+            "| dnsperf outstanding | queries/s | lost | dnsperf's own CPU µs/query |\n| ---: | ---: | ---: | ---: |"
+        );
+        for outstanding in [100, 500, 2000] {
+            let run = dnsperf::run(
+                addr,
+                &queries,
+                options.dnsperf_secs,
+                outstanding,
+                client_cpu,
+            )?;
+            ceiling = ceiling.max(run.qps);
+            let own = run
+                .client_us_per_query()
+                .map_or_else(|| "—".into(), |us| format!("{us:.2}"));
+            let _ = writeln!(
+                out,
+                "| {outstanding} | {:.0} | {} | {own} |",
+                run.qps, run.lost
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nServer ceiling (best dnsperf rate): **{ceiling:.0} queries/s**.\n"
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "| `crawldns resolve --bulk` | lookups/s | % of ceiling | CPU µs/lookup | peak RSS | failed | wall s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for &concurrency in &options.concurrency {
+        let run = cli_bulk_run(
+            &options.binary,
+            addr,
+            &names_file,
+            &dir,
+            concurrency,
+            client_cpu,
+        )?;
+        let rate = f64::from(options.names) / run.wall.as_secs_f64();
+        let _ = writeln!(
+            out,
+            "| `--concurrency {concurrency}` | {rate:.0} | {} | {:.2} | {:.1} MiB | {} | {:.1} |",
+            if ceiling > 0.0 {
+                format!("{:.0}%", 100.0 * rate / ceiling)
+            } else {
+                "—".into()
+            },
+            run.cpu.as_secs_f64() * 1e6 / f64::from(options.names),
+            run.max_rss_kib as f64 / 1024.0,
+            run.failed,
+            run.wall.as_secs_f64(),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCPU is user + system of the CLI process (`wait4`), for the whole run (start-up, reading {} names, writing as many JSON lines to a file). Run took {:.0} s; 1-minute load average {} at the start, {} at the end.",
+        options.names,
+        started.elapsed().as_secs_f64(),
+        fmt_load(load_before),
+        fmt_load(crate::measure::load_average()),
+    );
+    drop(knot);
+    Ok(out)
+}
+
+fn fmt_load(load: Option<f64>) -> String {
+    load.map_or("unknown".into(), |l| format!("{l:.2}"))
+}
+
+fn write_names(path: &Path, names: u32) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for n in 0..names {
+        use std::io::Write as _;
+        writeln!(out, "{}", host(n))?;
+    }
+    use std::io::Write as _;
+    out.flush()?;
+    Ok(())
+}
+
+/// One `crawldns resolve --bulk` over the names file, its output to a file.
+fn cli_bulk_run(
+    binary: &Path,
+    server: SocketAddr,
+    names: &Path,
+    dir: &Path,
+    concurrency: u32,
+    cpu: Option<usize>,
+) -> Result<CliRun> {
+    let output = dir.join("out.jsonl");
+    let (mut command, _) = knot::pinned_command(binary, cpu);
+    command
+        .args(["resolve", "--bulk", "--silent", "--type", "A"])
+        .args(["--nameserver", &server.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .arg("-o")
+        .arg(&output)
+        .arg(names)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let child = command.spawn().context("starting crawldns resolve")?;
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + RUN_LIMIT;
+            while !done.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !done.load(Ordering::Acquire) {
+                // SAFETY: kill(2) on the child's pid, not yet reaped.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        })
+    };
+    let (status, usage) = wait4(pid)?;
+    let wall = started.elapsed();
+    done.store(true, Ordering::Release);
+    let _ = watchdog.join();
+    // The child was reaped by wait4; forget the handle without waiting.
+    std::mem::forget(child);
+    if status.signal().is_some() {
+        bail!("crawldns resolve was killed ({status}) after {wall:?}");
+    }
+    if !status.success() && status.code() != Some(3) {
+        bail!("crawldns resolve failed ({status})");
+    }
+    let failed = count_failed(&output)?;
+    Ok(CliRun {
+        wall,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        failed,
+    })
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+}
+
+/// Waits for `pid` and returns its status and its own resource usage.
+fn wait4(pid: u32) -> Result<(std::process::ExitStatus, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: wait4 writes into the zeroed `rusage` and `status` we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers; `pid` is our unreaped child.
+        let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if rc == pid as libc::pid_t {
+            return Ok((std::process::ExitStatus::from_raw(status), usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("wait4");
+        }
+    }
+}
+
+/// Lines of the JSON output whose lookup failed.
+fn count_failed(path: &Path) -> Result<u64> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut failed = 0;
+    for line in std::io::BufReader::new(file).lines() {
+        if !line?.contains("\"error\":null") {
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
