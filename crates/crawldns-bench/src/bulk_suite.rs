@@ -21,6 +21,8 @@ use anyhow::{bail, Context, Result};
 use crate::names::host;
 use crate::servers::dnsperf;
 use crate::servers::knot::{self, Knot};
+use crate::suite::KNOT_RECV_BUFFER;
+use crate::sysctl::{self, Raised};
 
 /// How long one CLI run may take before it is killed.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
@@ -54,7 +56,21 @@ pub fn run(options: &BulkOptions) -> Result<String> {
     let started = Instant::now();
     let load_before = crate::measure::load_average();
     let addr = SocketAddr::from(([127, 0, 0, 1], crate::servers::free_port()?));
+    // Knot takes the kernel's default receive buffer (it has no setting of
+    // its own): raised while it opens its socket, as for W1, so that a
+    // burst is not lost in a full buffer. Put back when this is dropped.
+    let raised = Raised::at_least(Path::new(sysctl::RMEM_DEFAULT), KNOT_RECV_BUFFER);
     let knot = Knot::start_with(addr, options.pin.then_some(1), options.names)?;
+    let buffer_note = match &raised {
+        Ok(Some(r)) => format!(
+            " net.core.rmem_default was raised from {} to {} bytes while Knot opened its socket.",
+            r.previous(),
+            r.now()
+        ),
+        Ok(None) => String::new(),
+        Err(why) => format!(" Knot kept the default receive buffer ({why})."),
+    };
+    drop(raised);
     let dir = knot.dir().to_path_buf();
     let names_file = dir.join("names.txt");
     write_names(&names_file, options.names)?;
@@ -107,19 +123,24 @@ pub fn run(options: &BulkOptions) -> Result<String> {
         out,
         "| `crawldns resolve --bulk` | lookups/s | % of ceiling | CPU µs/lookup | peak RSS | failed | wall s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
-    for &concurrency in &options.concurrency {
+    let settings = options
+        .concurrency
+        .iter()
+        .flat_map(|&c| [(c, false), (c, true)]);
+    for (concurrency, no_cache) in settings {
         let run = cli_bulk_run(
             &options.binary,
             addr,
             &names_file,
             &dir,
-            concurrency,
+            (concurrency, no_cache),
             client_cpu,
         )?;
         let rate = f64::from(options.names) / run.wall.as_secs_f64();
         let _ = writeln!(
             out,
-            "| `--concurrency {concurrency}` | {rate:.0} | {} | {:.2} | {:.1} MiB | {} | {:.1} |",
+            "| `--concurrency {concurrency}{}` | {rate:.0} | {} | {:.2} | {:.1} MiB | {} | {:.1} |",
+            if no_cache { " --no-cache" } else { "" },
             if ceiling > 0.0 {
                 format!("{:.0}%", 100.0 * rate / ceiling)
             } else {
@@ -133,7 +154,7 @@ pub fn run(options: &BulkOptions) -> Result<String> {
     }
     let _ = writeln!(
         out,
-        "\nCPU is user + system of the CLI process (`wait4`), for the whole run (start-up, reading {} names, writing as many JSON lines to a file). Run took {:.0} s; 1-minute load average {} at the start, {} at the end.",
+        "\nCPU is user + system of the CLI process (`wait4`), for the whole run (start-up, reading {} names, writing as many JSON lines to a file).{buffer_note} Run took {:.0} s; 1-minute load average {} at the start, {} at the end.",
         options.names,
         started.elapsed().as_secs_f64(),
         fmt_load(load_before),
@@ -166,7 +187,7 @@ fn cli_bulk_run(
     server: SocketAddr,
     names: &Path,
     dir: &Path,
-    concurrency: u32,
+    (concurrency, no_cache): (u32, bool),
     cpu: Option<usize>,
 ) -> Result<CliRun> {
     let output = dir.join("out.jsonl");
@@ -181,6 +202,9 @@ fn cli_bulk_run(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if no_cache {
+        command.arg("--no-cache");
+    }
     let started = Instant::now();
     let child = command.spawn().context("starting crawldns resolve")?;
     let pid = child.id();

@@ -101,6 +101,13 @@ pub struct DnsArgs {
     #[arg(long, help_heading = "Cache")]
     pub no_prefetch: bool,
 
+    /// No cache: every lookup goes to the wire (concurrent lookups of one
+    /// name still share one query). For a list of distinct names, where
+    /// a cache only costs: a million names evict each other from it.
+    #[arg(long, help_heading = "Cache",
+          conflicts_with_all = ["ttl_floor", "ttl_ceiling", "serve_stale", "no_prefetch"])]
+    pub no_cache: bool,
+
     /// DNS 0x20: randomize the case of every query's name and drop answers
     /// that do not echo it (spoofing resistance).
     #[arg(long)]
@@ -349,7 +356,7 @@ impl DnsArgs {
             .ca_file(ca_file.map(Path::to_path_buf))
             .hosts_file(self.hosts_file.clone())
             .doh_get(self.doh_get)
-            .cache(Some(cache))
+            .cache((!self.no_cache).then_some(cache))
             .case_randomization(self.dns0x20)
             .ip_strategy(self.strategy.into())
             .ipv6_egress(self.ipv6.egress())

@@ -923,3 +923,48 @@ fn with_log(args: &[&str], filter: &str, stdin: &str) -> std::process::Output {
         })
         .expect("crawldns runs")
 }
+
+/// `--no-cache`: a name listed twice, one after the other (`--concurrency
+/// 1`), goes to the wire twice; with the cache, once. It conflicts with the
+/// cache's own options.
+#[test]
+fn no_cache_asks_the_wire_for_every_lookup() {
+    let input = "h1.crawl.test\nh1.crawl.test\n";
+    for (extra, queries) in [(None, 1), (Some("--no-cache"), 2)] {
+        let bed = dns_only();
+        let nameserver = bed.nameserver();
+        let mut args = vec![
+            "resolve",
+            "--nameserver",
+            &nameserver,
+            "--type",
+            "A",
+            "--concurrency",
+            "1",
+        ];
+        args.extend(extra);
+        let out = run(&args, input);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {stderr}");
+        assert_eq!(json_lines(&out).len(), 2);
+        assert_eq!(
+            bed.dns().counters().totals().udp_queries,
+            queries,
+            "{extra:?}"
+        );
+    }
+    let out = run(
+        &[
+            "resolve",
+            "--nameserver",
+            "127.0.0.1",
+            "--no-cache",
+            "--ttl-floor",
+            "5",
+        ],
+        "",
+    );
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
