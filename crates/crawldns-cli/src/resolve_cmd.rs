@@ -19,7 +19,8 @@ use crawldns::{ErrorKind, QueryType, Resolver};
 
 use crate::records_json::{escape_text, JsonRecord};
 use serde::Serialize;
-use tokio::task::JoinSet;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use futures_util::FutureExt as _;
 
 use crate::dns_args::DnsArgs;
 use crate::input::{Entry, Input, Source};
@@ -442,7 +443,9 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
         pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         pacer
     });
-    let mut tasks: JoinSet<ResolveRecord> = JoinSet::new();
+    // The lookups in flight, polled by this task: a tokio task each cost
+    // more than the lookup's own work (a task cell, the scheduler's lists).
+    let mut tasks = FuturesUnordered::new();
 
     loop {
         // While the input has no line ready, lookups that finish are
@@ -455,8 +458,8 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
             tokio::select! {
                 biased;
                 next = shutdown.until_requested(input.entries.recv()) => break next,
-                Some(done) = tasks.join_next() => {
-                    writer.lookup_done(&done.context("a lookup task failed")?)?;
+                Some(done) = tasks.next() => {
+                    writer.lookup_done(&done)?;
                     writer.flush()?;
                 }
             }
@@ -504,10 +507,8 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
             .filter(|t| !done.take(&key_of(&name, t.label())))
         {
             while tasks.len() >= concurrency {
-                match shutdown.until_forced(tasks.join_next()).await {
-                    Some(Some(done)) => {
-                        writer.lookup_done(&done.context("a lookup task failed")?)?
-                    }
+                match shutdown.until_forced(tasks.next()).await {
+                    Some(Some(done)) => writer.lookup_done(&done)?,
                     Some(None) => {}
                     None => break,
                 }
@@ -516,21 +517,29 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
                 break;
             }
             if let Some(pacer) = pacer.as_mut() {
-                if shutdown.until_forced(pacer.tick()).await.is_none() {
+                // The lookups in flight go on while the pacer waits.
+                let ticked = loop {
+                    tokio::select! {
+                        biased;
+                        ticked = shutdown.until_forced(pacer.tick()) => break ticked.is_some(),
+                        Some(done) = tasks.next() => writer.lookup_done(&done)?,
+                    }
+                };
+                if !ticked {
                     break;
                 }
             }
-            tasks.spawn(lookup(resolver.clone(), number, name.clone(), t));
+            tasks.push(lookup(resolver.clone(), number, name.clone(), t));
         }
-        while let Some(done) = tasks.try_join_next() {
-            writer.lookup_done(&done.context("a lookup task failed")?)?;
+        while let Some(Some(done)) = tasks.next().now_or_never() {
+            writer.lookup_done(&done)?;
         }
     }
-    while let Some(Some(done)) = shutdown.until_forced(tasks.join_next()).await {
-        writer.lookup_done(&done.context("a lookup task failed")?)?;
+    while let Some(Some(done)) = shutdown.until_forced(tasks.next()).await {
+        writer.lookup_done(&done)?;
     }
     let dropped = tasks.len();
-    tasks.abort_all();
+    drop(tasks);
     let elapsed = started.elapsed();
     writer.out.finish()?;
     let interrupted = shutdown.requested();
