@@ -18,9 +18,9 @@ use clap::{Args, ValueEnum};
 use crawldns::{ErrorKind, QueryType, Resolver};
 
 use crate::records_json::{escape_text, JsonRecord};
-use serde::Serialize;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use futures_util::FutureExt as _;
+use serde::Serialize;
 
 use crate::dns_args::DnsArgs;
 use crate::input::{Entry, Input, Source};

@@ -78,7 +78,7 @@ fn small_demo_as(mut command: Command, extra: &[&str], plot: &Path) -> (u32, std
 
 #[test]
 #[ignore = "needs root: network namespaces for the system path"]
-fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
+fn a_small_demo_prints_the_table_and_plots_the_four_crawls() {
     assert!(namespaces_possible(), "{NEEDS_ROOT}");
     let dir = TempDir::new("demo");
     let plot = dir.path().join("demo.svg");
@@ -98,8 +98,9 @@ fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
     assert!(svg.contains("\ncrawldns\n</text>"), "crawldns series label");
     assert!(svg.contains("stroke=\"#1E5AC8\""), "crawldns line");
 
-    // Three columns (the system path bare and with a 10 s cache, then
-    // crawldns) and a ratio against each of the first two.
+    // Four columns (the system path bare and with a 10 s cache, then
+    // crawldns without and with pre-warm) and a ratio against each of the
+    // first two.
     let header = stdout
         .lines()
         .find(|l| l.contains("system path") && l.contains("crawldns") && l.contains("ratio"))
@@ -115,6 +116,7 @@ fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
             "system path",
             "system + cache",
             "crawldns",
+            "crawldns",
             "ratio",
             "ratio"
         ],
@@ -124,17 +126,29 @@ fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
         stdout.contains("x32 + 10 s cache") && stdout.contains("vs cached"),
         "{stdout}"
     );
-    for name in ["TTFB p50", "TTFB p99", "DNS p50", "DNS p99", "wall time"] {
+    assert!(stdout.contains("no pre-warm"), "{stdout}");
+    for name in [
+        "TTFB p50",
+        "TTFB p99 ",
+        "TTFB p99.9",
+        "DNS p50",
+        "DNS p99",
+        "wall time",
+    ] {
         let cells = row(&stdout, name);
-        assert_eq!(cells.len(), 5, "{name}: {cells:?}");
-        assert!(cells[..3].iter().all(|c| c.ends_with(" ms")), "{cells:?}");
+        assert_eq!(cells.len(), 6, "{name}: {cells:?}");
+        assert!(cells[..4].iter().all(|c| c.ends_with(" ms")), "{cells:?}");
         assert!(
-            cells[3..].iter().all(|c| c.ends_with('x')),
+            cells[4..].iter().all(|c| c.ends_with('x')),
             "{name} ratios: {cells:?}"
         );
     }
-    assert_eq!(row(&stdout, "errors"), ["0", "0", "0"], "{stdout}");
-    assert_eq!(row(&stdout, "ok"), ["40/40", "40/40", "40/40"], "{stdout}");
+    assert_eq!(row(&stdout, "errors"), ["0", "0", "0", "0"], "{stdout}");
+    assert_eq!(
+        row(&stdout, "ok"),
+        ["40/40", "40/40", "40/40", "40/40"],
+        "{stdout}"
+    );
     // The notes say what the middle column is.
     assert!(
         stdout.contains("system + cache keeps each host's addresses 10 s"),
@@ -145,7 +159,7 @@ fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
         "{stdout}"
     );
 
-    // The plot has the three series, labelled, each in its own color.
+    // The plot has the four series, labelled, each in its own color.
     assert!(
         svg.contains("\nsystem path (getaddrinfo x32)\n</text>"),
         "system series label"
@@ -156,7 +170,11 @@ fn a_small_demo_prints_the_table_and_plots_the_three_crawls() {
     );
     assert!(svg.contains("stroke=\"#E66E14\""), "system line");
     assert!(svg.contains("stroke=\"#28963C\""), "cached line");
-    assert!(stdout.contains("(CDF of TTFB, 3 crawls)"), "{stdout}");
+    assert!(
+        svg.contains("\ncrawldns (no pre-warm)\n</text>"),
+        "no-pre-warm series label"
+    );
+    assert!(stdout.contains("(CDF of TTFB, 4 crawls)"), "{stdout}");
 
     // The namespace and its /etc/netns files are gone.
     let name = format!("crawldns-demo-{pid}");
@@ -193,7 +211,7 @@ fn without_root_the_demo_says_the_system_path_was_skipped() {
         "{stdout}"
     );
     assert!(stdout.contains("showing crawldns alone."), "{stdout}");
-    assert_eq!(row(&stdout, "ok"), ["40/40"], "{stdout}");
+    assert_eq!(row(&stdout, "ok"), ["40/40", "40/40"], "{stdout}");
     assert!(!stdout.contains("ratio"), "{stdout}");
     let svg = std::fs::read_to_string(&plot).expect("the plot was written");
     assert!(svg.contains("\ncrawldns\n</text>"), "crawldns series label");
@@ -211,8 +229,8 @@ fn no_system_path_shows_crawldns_alone() {
         stdout.contains("system path: skipped (--no-system-path)"),
         "{stdout}"
     );
-    assert_eq!(row(&stdout, "errors"), ["0"], "{stdout}");
-    assert_eq!(row(&stdout, "ok"), ["40/40"], "{stdout}");
+    assert_eq!(row(&stdout, "errors"), ["0", "0"], "{stdout}");
+    assert_eq!(row(&stdout, "ok"), ["40/40", "40/40"], "{stdout}");
     assert!(!stdout.contains("ratio"), "{stdout}");
     let svg = std::fs::read_to_string(&plot).expect("the plot was written");
     assert!(svg.contains("\ncrawldns\n</text>"));

@@ -59,13 +59,14 @@ pub(super) async fn crawl(
     scenario: &Scenario,
     farm: &HttpFarm,
     resolver: Arc<dyn HostResolver>,
+    prewarm: bool,
 ) -> Result<CrawlReport> {
     let timed = Arc::new(TimedPrewarm {
         inner: resolver,
         prewarm: Mutex::new(Duration::ZERO),
     });
     let fetcher = Arc::new(
-        Fetcher::new(scenario.fetcher_config(), timed.clone())
+        Fetcher::new(scenario.fetcher_config(prewarm), timed.clone())
             .context("cannot set up the fetcher")?,
     );
     let urls = scenario.urls(farm);
@@ -89,8 +90,9 @@ pub(super) async fn crawl(
     })
 }
 
-/// Runs the crawldns path in this process.
-pub(super) async fn crawldns_path(scenario: &Scenario) -> Result<CrawlReport> {
+/// Runs the crawldns path in this process, pre-warming the hosts first
+/// when `prewarm`.
+pub(super) async fn crawldns_path(scenario: &Scenario, prewarm: bool) -> Result<CrawlReport> {
     let (dns, farm) = scenario
         .start_testbed(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await?;
@@ -104,7 +106,7 @@ pub(super) async fn crawldns_path(scenario: &Scenario) -> Result<CrawlReport> {
             .build(),
     )
     .context("cannot start the resolver")?;
-    let report = crawl(scenario, &farm, Arc::new(resolver)).await;
+    let report = crawl(scenario, &farm, Arc::new(resolver), prewarm).await;
     farm.shutdown().await;
     dns.shutdown();
     report

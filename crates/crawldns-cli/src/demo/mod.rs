@@ -121,7 +121,7 @@ async fn demo(args: DemoArgs) -> Result<Outcome> {
             ));
         }
     }
-    let steps = runs.len() + 1;
+    let steps = runs.len() + 2;
     let mut baselines = Vec::new();
     for (step, (title, short, subtitle, cache_secs)) in runs.into_iter().enumerate() {
         say(&format!(
@@ -148,34 +148,44 @@ async fn demo(args: DemoArgs) -> Result<Outcome> {
     if let Some(why) = &skipped {
         say(&format!("\nsystem path: {why}\nshowing crawldns alone."));
     }
-    say(&format!(
-        "\n{}crawldns: pre-warm, then fetch, in this process ...",
-        if steps > 1 {
-            format!("[{steps}/{steps}] ")
+    // crawldns twice: without pre-warm (what the cache and single-flight
+    // do alone, each host's first connection waiting for its lookup), then
+    // with it.
+    let mut crawls = Vec::new();
+    for (step, prewarm) in [(steps - 1, false), (steps, true)] {
+        say(&format!(
+            "\n[{step}/{steps}] crawldns: {}, in this process ...",
+            if prewarm {
+                "pre-warm, then fetch"
+            } else {
+                "fetch, no pre-warm"
+            }
+        ));
+        let report = crawldns_path(s, prewarm).await?;
+        say(&format!("      done in {:.2} s", report.wall_ms / 1e3));
+        crawls.push(if prewarm {
+            Column::new(
+                "crawldns",
+                "crawldns",
+                "pre-warm + cache".to_owned(),
+                report,
+            )
         } else {
-            String::new()
-        }
-    ));
-    let crawldns = crawldns_path(s).await?;
-    say(&format!("      done in {:.2} s", crawldns.wall_ms / 1e3));
-
-    let crawldns = Column::new(
-        "crawldns",
-        "crawldns",
-        "pre-warm + cache".to_owned(),
-        crawldns,
-    );
+            Column::new("crawldns", "no pre-warm", "no pre-warm".to_owned(), report)
+        });
+    }
     let baselines: Vec<&Column> = baselines.iter().collect();
-    say(&format!("\n{}", table(&baselines, &crawldns)));
-    say(&notes(s, &baselines, &crawldns));
+    let crawls: Vec<&Column> = crawls.iter().collect();
+    say(&format!("\n{}", table(&baselines, &crawls)));
+    say(&notes(s, &baselines, &crawls));
 
-    plot::write(&args.plot, s, &baselines, &crawldns)?;
+    plot::write(&args.plot, s, &baselines, &crawls)?;
     say(&format!(
         "plot: {} (CDF of TTFB, {})",
         args.plot.display(),
         match baselines.len() {
             0 => "crawldns only".to_owned(),
-            n => format!("{} crawls", n + 1),
+            n => format!("{} crawls", n + crawls.len()),
         }
     ));
     Ok(Outcome::Success)

@@ -24,7 +24,7 @@ pub(super) fn write(
     path: &Path,
     s: &Scenario,
     baselines: &[&Column],
-    crawldns: &Column,
+    crawls: &[&Column],
 ) -> Result<()> {
     let mut series = Vec::new();
     for (i, column) in baselines.iter().enumerate() {
@@ -34,11 +34,23 @@ pub(super) fn write(
             color: BASELINE_COLORS[i % BASELINE_COLORS.len()],
         });
     }
-    series.push(Series {
-        label: "crawldns".to_owned(),
-        latency: &crawldns.tally.ttfb,
-        color: CRAWLDNS_COLOR,
-    });
+    for (i, column) in crawls.iter().enumerate() {
+        let last = i + 1 == crawls.len();
+        series.push(Series {
+            // The reference crawl is plain "crawldns".
+            label: if last {
+                "crawldns".to_owned()
+            } else {
+                format!("crawldns ({})", column.subtitle)
+            },
+            latency: &column.tally.ttfb,
+            color: if last {
+                CRAWLDNS_COLOR
+            } else {
+                NO_PREWARM_COLOR
+            },
+        });
+    }
     let title = format!(
         "Time to first byte: {} URLs on {} hosts, DNS RTT {} ms",
         s.url_count(),
@@ -65,6 +77,8 @@ const SYSTEM_COLOR: RGBColor = RGBColor(230, 110, 20);
 const CACHED_COLOR: RGBColor = RGBColor(40, 150, 60);
 /// The baselines' colors, in order.
 const BASELINE_COLORS: [RGBColor; 2] = [SYSTEM_COLOR, CACHED_COLOR];
+/// Purple for crawldns without pre-warm.
+const NO_PREWARM_COLOR: RGBColor = RGBColor(140, 60, 170);
 /// Blue for crawldns.
 const CRAWLDNS_COLOR: RGBColor = RGBColor(30, 90, 200);
 

@@ -59,12 +59,16 @@ fn ratio(system: Option<Duration>, crawldns: Option<Duration>) -> String {
 }
 
 /// The side-by-side table: the `baselines` (the system path, with and
-/// without a cache), then crawldns, then one ratio column per baseline
-/// (baseline ÷ crawldns).
-pub(super) fn table(baselines: &[&Column], crawldns: &Column) -> String {
+/// without a cache), then the `crawls` of crawldns (the last one, with
+/// pre-warm, is the reference), then one ratio column per baseline
+/// (baseline ÷ reference).
+pub(super) fn table(baselines: &[&Column], crawls: &[&Column]) -> String {
     let mut text = String::new();
     let mut columns: Vec<&Column> = baselines.to_vec();
-    columns.push(crawldns);
+    columns.extend(crawls);
+    let Some(&crawldns) = crawls.last() else {
+        return text;
+    };
     let row = |text: &mut String, name: &str, cells: &[String], ratios: &[String]| {
         let _ = write!(text, "{name:<14}");
         for cell in cells {
@@ -93,9 +97,10 @@ pub(super) fn table(baselines: &[&Column], crawldns: &Column) -> String {
             .collect::<Vec<_>>(),
     );
     type Metric = (&'static str, fn(&Column) -> Option<Duration>);
-    let metrics: [Metric; 5] = [
+    let metrics: [Metric; 6] = [
         ("TTFB p50", |c| c.tally.ttfb.quantile(0.5)),
         ("TTFB p99", |c| c.tally.ttfb.quantile(0.99)),
+        ("TTFB p99.9", |c| c.tally.ttfb.quantile(0.999)),
         ("DNS p50", |c| c.tally.dns.quantile(0.5)),
         ("DNS p99", |c| c.tally.dns.quantile(0.99)),
         ("wall time", |c| {
@@ -125,7 +130,7 @@ pub(super) fn table(baselines: &[&Column], crawldns: &Column) -> String {
 }
 
 /// What the numbers mean, and anything odd about them.
-pub(super) fn notes(s: &Scenario, baselines: &[&Column], crawldns: &Column) -> String {
+pub(super) fn notes(s: &Scenario, baselines: &[&Column], crawls: &[&Column]) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -135,13 +140,29 @@ pub(super) fn notes(s: &Scenario, baselines: &[&Column], crawldns: &Column) -> S
     );
     let _ = writeln!(
         text,
-        "DNS is the resolution time of new connections ({} of them for crawldns{}).",
-        crawldns.tally.dns.count(),
+        "DNS is the resolution time of new connections ({}).",
         baselines
             .iter()
-            .map(|c| format!(", {} for {}", c.tally.dns.count(), c.title))
-            .collect::<String>(),
+            .chain(crawls)
+            .map(|c| format!("{} for {} ({})", c.tally.dns.count(), c.title, c.subtitle))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
+    let Some(&crawldns) = crawls.last() else {
+        return text;
+    };
+    if crawls.len() > 1 {
+        let _ = writeln!(
+            text,
+            "crawldns without pre-warm is its cache and single-flight alone: each host's first \
+             connections wait for its one lookup.{}",
+            if baselines.is_empty() {
+                ""
+            } else {
+                " The ratios compare with crawldns as it runs by default, with pre-warm."
+            }
+        );
+    }
     if baselines.len() > 1 {
         let _ = writeln!(
             text,
@@ -160,7 +181,7 @@ pub(super) fn notes(s: &Scenario, baselines: &[&Column], crawldns: &Column) -> S
         s.hosts,
         fmt_ms(Duration::from_secs_f64(crawldns.report.prewarm_ms.max(0.0) / 1e3)),
     );
-    for column in baselines.iter().copied().chain([crawldns]) {
+    for column in baselines.iter().chain(crawls).copied() {
         if column.tally.failed() > 0 {
             let _ = writeln!(
                 text,
@@ -223,24 +244,27 @@ mod tests {
         let system = column_for_test("system path", &[400.0; 10], 3_000.0);
         let crawldns = column_for_test("crawldns", &[40.0; 10], 1_000.0);
         let cached = column_for_test("system + cache", &[200.0; 10], 2_000.0);
-        let text = table(&[&system, &cached], &crawldns);
+        let cold = column_for_test("crawldns", &[80.0; 10], 900.0);
+        let text = table(&[&system, &cached], &[&cold, &crawldns]);
         let lines: Vec<&str> = text.lines().collect();
         let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         assert!(lines[0].contains("system path") && lines[0].contains("crawldns"));
         assert!(lines[0].contains("system + cache"), "{}", lines[0]);
         assert!(lines[1].ends_with("vs test     vs test"), "{}", lines[1]);
         let p50 = lines.iter().find(|l| l.starts_with("TTFB p50")).unwrap();
+        // The ratios are against the last crawl (with pre-warm).
         assert_eq!(
             cells(p50)[2..],
-            ["400.1", "ms", "200.1", "ms", "40.0", "ms", "10.0x", "5.0x"],
+            ["400.1", "ms", "200.1", "ms", "80.1", "ms", "40.0", "ms", "10.0x", "5.0x"],
             "{p50}"
         );
+        assert!(lines.iter().any(|l| l.starts_with("TTFB p99.9")), "{text}");
         let wall = lines.iter().find(|l| l.starts_with("wall time")).unwrap();
         assert!(wall.ends_with("3.0x        2.0x"), "{wall}");
         let ok = lines.iter().find(|l| l.starts_with("ok")).unwrap();
-        assert_eq!(cells(ok)[1..], ["10/10", "10/10", "10/10"], "{ok}");
+        assert_eq!(cells(ok)[1..], ["10/10", "10/10", "10/10", "10/10"], "{ok}");
 
-        let alone = table(&[], &crawldns);
+        let alone = table(&[], &[&crawldns]);
         assert!(
             !alone.contains("system path") && !alone.contains("ratio"),
             "{alone}"

@@ -49,12 +49,12 @@ pub struct Scenario {
     #[arg(long, value_name = "BYTES", default_value_t = 2048)]
     pub body_size: usize,
 
-    /// Open connections at most, all hosts together (both crawls).
+    /// Open connections at most, all hosts together (every crawl).
     #[arg(long, value_name = "N", default_value_t = 200,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub global_connections: u64,
 
-    /// Open connections at most per host (both crawls).
+    /// Open connections at most per host (every crawl).
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub per_host: u64,
@@ -71,7 +71,7 @@ pub struct Scenario {
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub system_dns_cache: u64,
 
-    /// Deadline for each URL, in milliseconds (both crawls).
+    /// Deadline for each URL, in milliseconds (every crawl).
     #[arg(long, value_name = "MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
@@ -97,13 +97,15 @@ impl Scenario {
         u64::from(self.hosts) * u64::from(self.urls_per_host)
     }
 
-    /// The fetcher limits both crawls use.
-    pub(super) fn fetcher_config(&self) -> FetcherConfig {
+    /// The fetcher limits every crawl uses; `prewarm` resolves the hosts
+    /// before the first request (a no-op for the system path, which has
+    /// no cache to fill).
+    pub(super) fn fetcher_config(&self, prewarm: bool) -> FetcherConfig {
         FetcherConfig {
             global_connections: usize::try_from(self.global_connections).unwrap_or(usize::MAX),
             per_host_connections: usize::try_from(self.per_host).unwrap_or(usize::MAX),
             request_timeout: Duration::from_millis(self.timeout_ms),
-            prewarm: true,
+            prewarm,
             ..FetcherConfig::default()
         }
     }

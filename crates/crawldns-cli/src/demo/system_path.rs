@@ -69,7 +69,7 @@ pub async fn run_system_path(args: SystemPathArgs) -> Result<Outcome> {
             Duration::from_secs(secs),
         )),
     };
-    let report = crawl(&scenario, &farm, resolver).await?;
+    let report = crawl(&scenario, &farm, resolver, true).await?;
     let json = serde_json::to_string(&report).context("cannot encode the report")?;
     {
         use std::io::Write as _;
