@@ -195,6 +195,7 @@ pub fn metrics_dict<'py>(
         ("connections_opened", m.connections_opened),
         ("answers", m.answers),
         ("retries", m.retries),
+        ("late_answers", m.late_answers),
         ("timeouts", m.timeouts),
         ("truncated", m.truncated),
         ("mismatched", m.mismatched),

@@ -247,7 +247,7 @@ pub fn render(sources: &Sources) -> String {
 
 fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
     let m = resolver.metrics();
-    let counters: [(&str, &str, u64); 20] = [
+    let counters: [(&str, &str, u64); 21] = [
         (
             "lookups",
             "Lookups asked of the resolver (cache hits included).",
@@ -262,6 +262,11 @@ fn render_resolver(out: &mut Exposition, resolver: &Resolver) {
             "retries",
             "Queries sent again after a failed attempt.",
             m.retries,
+        ),
+        (
+            "late_answers",
+            "Questions answered by a query whose attempt had timed out (a slow name).",
+            m.late_answers,
         ),
         ("timeouts", "Attempts that timed out.", m.timeouts),
         (

@@ -175,6 +175,8 @@ fn resolve_serves_live_metrics_until_stopped() {
         body.contains("# TYPE crawldns_resolver_lookups_total counter"),
         "{body}"
     );
+    // No slow names here: no question was answered late.
+    assert_eq!(sample(&body, "crawldns_resolver_late_answers_total"), 0.0);
     let early = sample(&body, "crawldns_resolver_lookups_total");
     assert!(
         early < 11.0,
