@@ -300,27 +300,48 @@ impl Core {
                 Action::Answered => {
                     return answer.ok_or_else(|| Error::new(ErrorKind::Malformed, name));
                 }
-                Action::GiveUp(gave_up)
-                    if gave_up.kind == ErrorKind::Timeout
-                        && late.retain_alive(&self.health.lock()) =>
-                {
-                    let budget = late_answers::budget(self.config.timeout, self.config.attempts);
-                    let budget_end = first_sent.unwrap_or_else(Instant::now) + budget;
-                    match late.wait_late(budget_end).await {
-                        Some(Waited::Late {
-                            server,
-                            sent,
-                            message,
-                        }) => {
-                            self.on_late_answer(&mut attempts, server, sent);
-                            Metrics::add(&self.metrics.answers);
-                            return Ok(message);
+                Action::GiveUp(gave_up) => {
+                    // The attempts are used up; a slow name's first
+                    // queries may still be answered.
+                    if gave_up.kind == ErrorKind::Timeout {
+                        if let Some(message) =
+                            self.wait_late(&mut late, &mut attempts, first_sent).await
+                        {
+                            answer = Some(message);
+                            continue;
                         }
-                        _ => return Err(give_up_error(name, gave_up, last_io)),
                     }
+                    return Err(give_up_error(name, gave_up, last_io));
                 }
-                Action::GiveUp(gave_up) => return Err(give_up_error(name, gave_up, last_io)),
             }
+        }
+    }
+
+    /// When a question's attempts are used up: waits, within its budget
+    /// from `first_sent`, for the queries of its timed-out attempts whose
+    /// server is answering others (see `late_answers.rs`).
+    async fn wait_late(
+        &self,
+        late: &mut LateAnswers,
+        attempts: &mut Attempts<'_>,
+        first_sent: Option<Instant>,
+    ) -> Option<Message> {
+        if !late.retain_alive(&self.health.lock()) {
+            return None;
+        }
+        let budget = late_answers::budget(self.config.timeout, self.config.attempts);
+        let budget_end = first_sent.unwrap_or_else(Instant::now) + budget;
+        match late.wait_late(budget_end).await? {
+            Waited::Late {
+                server,
+                sent,
+                message,
+            } => {
+                self.on_late_answer(attempts, server, sent);
+                Metrics::add(&self.metrics.answers);
+                Some(message)
+            }
+            Waited::This(_) | Waited::Deadline => None,
         }
     }
 
