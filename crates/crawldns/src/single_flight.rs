@@ -16,11 +16,48 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// foldhash with a per-process random seed: fast, and keys (host names)
 /// cannot be chosen to collide without knowing the seed.
-type Table<K, V> = Arc<Mutex<HashMap<K, watch::Receiver<Option<V>>, foldhash::fast::RandomState>>>;
+type Table<K, V> = Arc<Mutex<HashMap<K, Arc<Landing<V>>, foldhash::fast::RandomState>>>;
+
+/// What a flight's followers wait on: its result, once it has landed, and
+/// the wake-up. (A `watch` channel did the same with eight `Notify`s and a
+/// version counter: three times the memory of a pending name's share.)
+struct Landing<V> {
+    /// `None` while in flight; `Some(None)` when it ended without a result.
+    result: Mutex<Option<Option<V>>>,
+    landed: Notify,
+}
+
+impl<V: Clone> Landing<V> {
+    fn new() -> Self {
+        Self {
+            result: Mutex::new(None),
+            landed: Notify::new(),
+        }
+    }
+
+    /// Publishes `result` and wakes every follower waiting.
+    fn land(&self, result: Option<V>) {
+        *self.result.lock() = Some(result);
+        self.landed.notify_waiters();
+    }
+
+    /// The result, once landed (`None` for a flight that ended without).
+    async fn wait(&self) -> Option<V> {
+        let notified = self.landed.notified();
+        tokio::pin!(notified);
+        // Registered before looking, so a landing in between is not missed.
+        notified.as_mut().enable();
+        if let Some(result) = self.result.lock().clone() {
+            return result;
+        }
+        notified.await;
+        self.result.lock().clone().flatten()
+    }
+}
 
 /// Flights in progress, by key.
 pub struct SingleFlight<K, V> {
@@ -46,8 +83,8 @@ pub enum Role {
 
 /// What a caller found in the table.
 enum Joined<V> {
-    Leader(watch::Sender<Option<V>>),
-    Follower(watch::Receiver<Option<V>>),
+    Leader(Arc<Landing<V>>),
+    Follower(Arc<Landing<V>>),
 }
 
 impl<K, V> SingleFlight<K, V>
@@ -65,28 +102,21 @@ where
         let joined = {
             let mut flights = self.flights.lock();
             match flights.get(&key) {
-                Some(receiver) => Joined::Follower(receiver.clone()),
+                Some(landing) => Joined::Follower(landing.clone()),
                 None => {
-                    let (sender, receiver) = watch::channel(None);
-                    flights.insert(key.clone(), receiver);
-                    Joined::Leader(sender)
+                    let landing = Arc::new(Landing::new());
+                    flights.insert(key.clone(), landing.clone());
+                    Joined::Leader(landing)
                 }
             }
         };
         match joined {
-            Joined::Follower(mut receiver) => {
-                let value = receiver
-                    .wait_for(Option::is_some)
-                    .await
-                    .ok()
-                    .and_then(|v| v.clone());
-                (value, Role::Follower)
-            }
-            Joined::Leader(sender) => {
+            Joined::Follower(landing) => (landing.wait().await, Role::Follower),
+            Joined::Leader(landing) => {
                 let mut flight = Flight {
                     flights: self.flights.clone(),
                     key: Some(key),
-                    sender: Some(sender),
+                    landing: Some(landing),
                     work: Some(Box::pin(work())),
                 };
                 let value = match flight.work.as_mut() {
@@ -121,7 +151,7 @@ where
 {
     flights: Table<K, V>,
     key: Option<K>,
-    sender: Option<watch::Sender<Option<V>>>,
+    landing: Option<Arc<Landing<V>>>,
     work: Option<Pin<Box<F>>>,
 }
 
@@ -138,10 +168,11 @@ where
         if let Some(key) = self.key.take() {
             self.flights.lock().remove(&key);
         }
-        if let Some(sender) = self.sender.take() {
-            // The table's receiver is gone: what is left are followers.
-            if sender.receiver_count() > 0 {
-                let _ = sender.send(Some(value.clone()));
+        if let Some(landing) = self.landing.take() {
+            // Out of the table (under its lock, which every follower took
+            // to join): any other reference is a follower's.
+            if Arc::strong_count(&landing) > 1 {
+                landing.land(Some(value.clone()));
             }
         }
     }
@@ -163,7 +194,7 @@ where
                     let mut rest: Flight<K, V, F> = Flight {
                         flights: self.flights.clone(),
                         key: self.key.take(),
-                        sender: self.sender.take(),
+                        landing: self.landing.take(),
                         work: None,
                     };
                     runtime.spawn(async move {
@@ -176,6 +207,10 @@ where
         }
         if let Some(key) = self.key.take() {
             self.flights.lock().remove(&key);
+        }
+        // Ended without a result: the followers get `None`, never a hang.
+        if let Some(landing) = self.landing.take() {
+            landing.land(None);
         }
     }
 }
