@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::names::host;
+use crate::measure::{fmt_load, load_average, timeval};
 use crate::servers::dnsperf;
 use crate::servers::knot::{self, Knot};
 use crate::suite::KNOT_RECV_BUFFER;
@@ -54,7 +54,7 @@ struct CliRun {
 /// Runs the suite; returns Markdown.
 pub fn run(options: &BulkOptions) -> Result<String> {
     let started = Instant::now();
-    let load_before = crate::measure::load_average();
+    let load_before = load_average();
     let addr = SocketAddr::from(([127, 0, 0, 1], crate::servers::free_port()?));
     // Knot takes the kernel's default receive buffer (it has no setting of
     // its own): raised while it opens its socket, as for W1, so that a
@@ -73,7 +73,7 @@ pub fn run(options: &BulkOptions) -> Result<String> {
     drop(raised);
     let dir = knot.dir().to_path_buf();
     let names_file = dir.join("names.txt");
-    write_names(&names_file, options.names)?;
+    knot::write_name_file(&names_file, options.names)?;
     let client_cpu = options.pin.then_some(0);
 
     let mut out = String::new();
@@ -158,27 +158,10 @@ pub fn run(options: &BulkOptions) -> Result<String> {
         options.names,
         started.elapsed().as_secs_f64(),
         fmt_load(load_before),
-        fmt_load(crate::measure::load_average()),
+        fmt_load(load_average()),
     );
     drop(knot);
     Ok(out)
-}
-
-fn fmt_load(load: Option<f64>) -> String {
-    load.map_or("unknown".into(), |l| format!("{l:.2}"))
-}
-
-fn write_names(path: &Path, names: u32) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    for n in 0..names {
-        use std::io::Write as _;
-        writeln!(out, "{}", host(n))?;
-    }
-    use std::io::Write as _;
-    out.flush()?;
-    Ok(())
 }
 
 /// One `crawldns resolve --bulk` over the names file, its output to a file.
@@ -241,11 +224,6 @@ fn cli_bulk_run(
         max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         failed,
     })
-}
-
-fn timeval(t: libc::timeval) -> Duration {
-    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
 }
 
 /// Waits for `pid` and returns its status and its own resource usage.

@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use crawldns::{QueryType, Resolver, ResolverConfig};
 use tokio::task::JoinSet;
 
-use crate::measure::{children_cpu, process_cpu};
+use crate::measure::{children_cpu, fmt_load, process_cpu};
 use crate::names::host;
 use crate::servers::free_port;
 use crate::servers::knot::{self, Knot};
@@ -250,10 +250,6 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn fmt_load(load: Option<f64>) -> String {
-    load.map_or("unknown".into(), |l| format!("{l:.2}"))
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ fn rusage(who: libc::c_int) -> Result<Duration> {
     Ok(timeval(usage.ru_utime) + timeval(usage.ru_stime))
 }
 
-fn timeval(tv: libc::timeval) -> Duration {
+/// A `timeval` as a duration (negative parts as zero).
+pub fn timeval(tv: libc::timeval) -> Duration {
     Duration::from_secs(tv.tv_sec.max(0) as u64) + Duration::from_micros(tv.tv_usec.max(0) as u64)
 }
 
@@ -121,6 +122,11 @@ pub fn machine_cpu() -> Option<(f64, f64)> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let busy = get(0) + get(1) + get(2) + get(5) + get(6);
     Some((busy as f64 / hz, get(7) as f64 / hz))
+}
+
+/// A load average as reports print it: two decimals, or "unknown".
+pub fn fmt_load(load: Option<f64>) -> String {
+    load.map_or("unknown".into(), |l| format!("{l:.2}"))
 }
 
 /// The 1-minute load average.

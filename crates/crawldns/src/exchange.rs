@@ -265,7 +265,6 @@ impl Core {
                             } => {
                                 // An earlier attempt's answer came first.
                                 self.on_late_answer(&mut attempts, server, sent);
-                                Metrics::add(&self.metrics.answers);
                                 answer = Some(message);
                                 continue;
                             }
@@ -338,15 +337,16 @@ impl Core {
                 message,
             } => {
                 self.on_late_answer(attempts, server, sent);
-                Metrics::add(&self.metrics.answers);
                 Some(message)
             }
             Waited::This(_) | Waited::Deadline => None,
         }
     }
 
-    /// An earlier attempt's query, to `server` at `sent`, was answered now.
+    /// An earlier attempt's query, to `server` at `sent`, was answered now:
+    /// counted as an answer and a late one, and told to the attempts.
     fn on_late_answer(&self, attempts: &mut Attempts<'_>, server: usize, sent: Instant) {
+        Metrics::add(&self.metrics.answers);
         Metrics::add(&self.metrics.late_answers);
         attempts.on_late_answer(
             &mut self.health.lock(),

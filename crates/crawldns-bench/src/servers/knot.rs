@@ -103,11 +103,21 @@ pub fn write_zone(path: &Path, hosts: u32) -> Result<()> {
 
 /// A query file for dnsperf: every host's A record, one per line.
 pub fn write_query_file(path: &Path, hosts: u32) -> Result<()> {
+    write_host_lines(path, hosts, " A")
+}
+
+/// A names file for `crawldns resolve`: every host's name, one per line.
+pub fn write_name_file(path: &Path, hosts: u32) -> Result<()> {
+    write_host_lines(path, hosts, "")
+}
+
+/// One line per host: its name and `suffix`.
+fn write_host_lines(path: &Path, hosts: u32, suffix: &str) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     for n in 0..hosts {
-        writeln!(out, "{} A", host(n))?;
+        writeln!(out, "{}{suffix}", host(n))?;
     }
     out.flush()?;
     Ok(())
