@@ -200,6 +200,13 @@ fn without_root_the_demo_says_the_system_path_was_skipped() {
         // `nobody` must be able to write the plot.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod the temporary directory");
+        // ... and to run the binary, which a checkout in a private
+        // directory (`mktemp -d` is 0700) would hide from it: a copy here.
+        let binary = dir.path().join("crawldns");
+        std::fs::copy(env!("CARGO_BIN_EXE_crawldns"), &binary).expect("copy the binary");
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the binary");
+        command = Command::new(&binary);
         command.uid(NOBODY).gid(NOBODY);
     }
     let plot = dir.path().join("unprivileged.svg");
