@@ -411,12 +411,13 @@ async fn work(args: WorkArgs) -> Result<Outcome> {
         );
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let ratio = stats
-        .dns
-        .hit_ratio()
-        .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let percent = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let (ratio, url_ratio) = (
+        percent(stats.dns.hit_ratio()),
+        percent(stats.url_hit_ratio()),
+    );
     eprintln!(
-        "worker {id}: {} URLs in {elapsed:.2} s ({} ok), {} claimed from others, {} requeued, DNS cache hits {ratio}, {} DNS queries",
+        "worker {id}: {} URLs in {elapsed:.2} s ({} ok), {} claimed from others, {} requeued, DNS cache hits {ratio} of lookups, {url_ratio} of URLs, {} DNS queries",
         stats.done,
         stats.ok(),
         stats.claimed,

@@ -76,6 +76,16 @@ impl WorkerStats {
     pub fn ok(&self) -> u64 {
         self.by_class.get("ok").copied().unwrap_or(0)
     }
+
+    /// The share of completed URLs that cost no DNS query of their own:
+    /// what the cache's locality decides. (The lookup-level
+    /// [`DnsStats::hit_ratio`] also moves with keep-alive: a URL fetched
+    /// over a pooled connection makes no lookup at all, so it counts how
+    /// connections overlapped.) `None` before the first URL.
+    pub fn url_hit_ratio(&self) -> Option<f64> {
+        let own = self.dns.queries.saturating_sub(self.dns.retries);
+        (self.done > 0).then(|| self.done.saturating_sub(own) as f64 / self.done as f64)
+    }
 }
 
 /// A rate over a sliding window, from (time, total) samples.
@@ -155,10 +165,18 @@ mod tests {
         };
         assert_eq!(all_on_the_wire.hit_ratio(), Some(0.0));
         let mut w = WorkerStats::default();
+        assert_eq!(w.url_hit_ratio(), None);
         w.count("ok");
         w.count("ok");
         w.count("dns");
         assert_eq!((w.done, w.ok()), (3, 2));
+        // 3 URLs, 2 queries of which 1 a retry: 2 of 3 URLs cost none.
+        w.dns = DnsStats {
+            queries: 2,
+            retries: 1,
+            ..d
+        };
+        assert_eq!(w.url_hit_ratio(), Some(2.0 / 3.0));
         let json = serde_json::to_string(&w).unwrap();
         assert_eq!(serde_json::from_str::<WorkerStats>(&json).unwrap(), w);
     }

@@ -190,8 +190,17 @@ impl FleetStatus {
         }
         let _ = writeln!(
             t,
-            "\n{:<28} {:<8} {:>8} {:>8} {:>9} {:>6} {:>10} {:>9} {:>6}",
-            "worker", "state", "done", "ok", "URLs/s", "flight", "DNS hits", "DNS qry", "seen"
+            "\n{:<28} {:<8} {:>8} {:>8} {:>9} {:>6} {:>10} {:>10} {:>9} {:>6}",
+            "worker",
+            "state",
+            "done",
+            "ok",
+            "URLs/s",
+            "flight",
+            "DNS hits",
+            "URL hits",
+            "DNS qry",
+            "seen"
         );
         for (id, w) in &self.workers {
             let s = &w.stats;
@@ -202,13 +211,13 @@ impl FleetStatus {
             } else {
                 "dead"
             };
-            let ratio = s
-                .dns
-                .hit_ratio()
-                .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+            let percent =
+                |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+            let ratio = percent(s.dns.hit_ratio());
+            let url_ratio = percent(s.url_hit_ratio());
             let _ = writeln!(
                 t,
-                "{:<28} {:<8} {:>8} {:>8} {:>9.1} {:>6} {:>10} {:>9} {:>5.1}s",
+                "{:<28} {:<8} {:>8} {:>8} {:>9.1} {:>6} {:>10} {:>10} {:>9} {:>5.1}s",
                 id,
                 state,
                 s.done,
@@ -216,6 +225,7 @@ impl FleetStatus {
                 s.rate,
                 s.in_flight,
                 ratio,
+                url_ratio,
                 s.dns.queries,
                 w.last_seen_s
             );

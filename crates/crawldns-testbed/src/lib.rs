@@ -2,7 +2,8 @@
 //! injection, and an HTTP host farm on loopback addresses.
 //!
 //! It depends on nothing of the resolver, so it can lie to it. Only loopback
-//! addresses are ever bound or contacted.
+//! addresses are ever bound or contacted, and the links of the network
+//! namespaces it makes ([`separate_host`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,6 +22,7 @@ pub mod hosts;
 pub mod http_farm;
 pub mod netns;
 mod plan;
+pub mod separate_host;
 mod stream_server;
 pub mod tls;
 pub mod zone;

@@ -141,7 +141,7 @@ fn etc_dir(name: &str) -> PathBuf {
 }
 
 /// Runs `ip ARGS`, failing with its stderr.
-fn ip(args: &[&str]) -> io::Result<()> {
+pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -158,7 +158,7 @@ fn ip(args: &[&str]) -> io::Result<()> {
 }
 
 /// Deletes namespace `name` and its /etc/netns directory, quietly.
-fn remove(name: &str) {
+pub(crate) fn remove(name: &str) {
     let _ = Command::new("ip")
         .args(["netns", "delete", name])
         .stdin(Stdio::null())
@@ -168,9 +168,9 @@ fn remove(name: &str) {
     let _ = std::fs::remove_dir_all(etc_dir(name));
 }
 
-/// Removes `<prefix><pid>` namespaces and /etc/netns directories whose
-/// process no longer exists.
-fn remove_leftovers(prefix: &str) {
+/// Removes `<prefix><pid>` (or `<prefix><pid>-<n>`) namespaces and
+/// /etc/netns directories whose process no longer exists.
+pub(crate) fn remove_leftovers(prefix: &str) {
     let mut names: Vec<String> = Vec::new();
     for dir in ["/run/netns", "/etc/netns"] {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -187,6 +187,7 @@ fn remove_leftovers(prefix: &str) {
     for name in names {
         let alive = name
             .strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
         if !alive {

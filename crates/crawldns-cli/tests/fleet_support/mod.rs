@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crawldns_fleet::{FleetRedis, FleetStatus, RedisUrl, WorkerStats};
 use crawldns_testbed::http_farm::HostStats;
+pub use crawldns_testbed::separate_host::{SeparateHost, LINK_RANGE, SERVICE_ADDR};
 use crawldns_testkit::cli::{Bed, BedConfig};
 use tokio::runtime::Runtime;
 
@@ -114,17 +115,20 @@ pub fn signal(child: &Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill {pid} {sig}");
 }
 
-/// `redis-server` on 127.0.0.1 with its data (AOF, fsync on every write)
-/// in `dir`, so that a restart finds the frontier again.
+/// `redis-server` on 127.0.0.1 and [`SERVICE_ADDR`] (where workers on
+/// separate hosts reach it) with its data (AOF, fsync on every write) in
+/// `dir`, so that a restart finds the frontier again.
 pub fn start_redis(dir: &Path, port: u16, password: Option<&str>) -> Daemon {
     let redis = find("redis-server");
     let port_text = port.to_string();
     let dir_text = dir.to_string_lossy().into_owned();
+    let service = SERVICE_ADDR.to_string();
     let mut args = vec![
         "--port",
         &port_text,
         "--bind",
         "127.0.0.1",
+        &service,
         "--dir",
         &dir_text,
         "--appendonly",
@@ -153,15 +157,16 @@ pub fn start_redis(dir: &Path, port: u16, password: Option<&str>) -> Daemon {
     daemon
 }
 
-/// Unbound on 127.0.0.1@`port`, recursive for `crawl.test` through a stub
+/// Unbound on 127.0.0.1@`port` and [`SERVICE_ADDR`]@`port`, serving
+/// [`SeparateHost`]s' links too, recursive for `crawl.test` through a stub
 /// zone at the testbed's DNS server, logging every query it receives.
 pub fn start_unbound(dir: &Path, port: u16, stub: SocketAddr) -> Daemon {
     let unbound = find("unbound");
     std::fs::create_dir_all(dir).unwrap();
     let conf = format!(
-        "server:\n    verbosity: 1\n    interface: 127.0.0.1@{port}\n    port: {port}\n\
+        "server:\n    verbosity: 1\n    interface: 127.0.0.1@{port}\n    interface: {service}@{port}\n    port: {port}\n\
          \x20   do-ip4: yes\n    do-ip6: no\n    do-udp: yes\n    do-tcp: yes\n\
-         \x20   access-control: 127.0.0.0/8 allow\n    chroot: \"\"\n    username: \"\"\n\
+         \x20   access-control: 127.0.0.0/8 allow\n    access-control: {links}/{bits} allow\n    chroot: \"\"\n    username: \"\"\n\
          \x20   directory: \"{d}\"\n    pidfile: \"{d}/unbound.pid\"\n    logfile: \"{d}/queries.log\"\n    use-syslog: no\n\
          \x20   log-queries: yes\n    num-threads: 1\n    so-reuseport: no\n\
          \x20   do-not-query-localhost: no\n    module-config: \"iterator\"\n    qname-minimisation: no\n\
@@ -170,7 +175,10 @@ pub fn start_unbound(dir: &Path, port: u16, stub: SocketAddr) -> Daemon {
          remote-control:\n    control-enable: no\n",
         stub.ip(),
         stub.port(),
-        d = dir.display()
+        d = dir.display(),
+        service = SERVICE_ADDR,
+        links = LINK_RANGE.0,
+        bits = LINK_RANGE.1,
     );
     std::fs::write(dir.join("unbound.conf"), conf).unwrap();
     let mut daemon = Daemon::spawn(
@@ -214,6 +222,16 @@ pub fn start_unbound(dir: &Path, port: u16, stub: SocketAddr) -> Daemon {
 /// The queries Unbound logged (lines `info: IP NAME. TYPE IN`), from byte
 /// `from` of its log on: (lower-case name without the dot, type) → count.
 pub fn unbound_queries(dir: &Path, from: u64) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for ((_client, name, rtype), n) in unbound_queries_by_client(dir, from) {
+        *counts.entry((name, rtype)).or_default() += n;
+    }
+    counts
+}
+
+/// [`unbound_queries`] by the client's address too: (client, name, type)
+/// → count.
+pub fn unbound_queries_by_client(dir: &Path, from: u64) -> BTreeMap<(String, String, String), u64> {
     let mut file = std::fs::File::open(dir.join("queries.log")).unwrap();
     let mut text = String::new();
     file.read_to_string(&mut text).unwrap();
@@ -224,9 +242,11 @@ pub fn unbound_queries(dir: &Path, from: u64) -> BTreeMap<(String, String), u64>
             continue;
         };
         let parts: Vec<&str> = rest.split_whitespace().collect();
-        if let [_ip, name, rtype, "IN"] = parts.as_slice() {
+        if let [client, name, rtype, "IN"] = parts.as_slice() {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            *counts.entry((name, (*rtype).to_owned())).or_default() += 1;
+            *counts
+                .entry(((*client).to_owned(), name, (*rtype).to_owned()))
+                .or_default() += 1;
         }
     }
     counts
@@ -343,8 +363,31 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(dir: &Path, redis: &str, namespace: &str, id: &str, extra: &[&str]) -> Self {
+        Self::spawn_on(None, dir, redis, namespace, id, extra)
+    }
+
+    /// A worker on `host` (run there with `ip netns exec`), or on this one.
+    pub fn spawn_on(
+        host: Option<&SeparateHost>,
+        dir: &Path,
+        redis: &str,
+        namespace: &str,
+        id: &str,
+        extra: &[&str],
+    ) -> Self {
         let stderr_log = dir.join(format!("{id}.err"));
-        let child = super::crawldns()
+        let mut command = match host {
+            None => super::crawldns(),
+            Some(host) => {
+                // `ip netns exec` execs the program: the child's pid is the
+                // worker's own, so signals reach it.
+                let mut c = Command::new("ip");
+                c.args(host.exec_args())
+                    .arg(super::crawldns().get_program());
+                c
+            }
+        };
+        let child = command
             .args(["fleet", "work", "--namespace", namespace, "--id", id])
             .args(extra)
             .env("CRAWLDNS_REDIS_URL", redis)
