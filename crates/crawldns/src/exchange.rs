@@ -20,6 +20,7 @@ use crate::health::Health;
 use crate::late_answers::{self, LateAnswers, Waited};
 use crate::metrics::Metrics;
 use crate::probe::{self, Probe};
+use crate::rearm::Rearm;
 use crate::records::{Lookup, QueryType};
 use crate::rng::{self, Random};
 use crate::transport::doh::{DohClient, DohSettings};
@@ -373,24 +374,33 @@ impl Core {
             Ok(query) => query,
             Err(err) => return UdpSent::Result(Err(StreamError::from(err))),
         };
-        match late
-            .wait_first(&mut query, Instant::from_std(deadline))
-            .await
-        {
-            Waited::This(result) => UdpSent::Result(result.map_err(StreamError::from)),
-            Waited::Late {
-                server,
-                sent,
-                message,
-            } => UdpSent::Late {
-                server,
-                sent,
-                message,
-            },
-            Waited::Deadline => {
-                late.keep(server, sent, answers_at_send, query);
-                UdpSent::Result(Err(StreamError::from(TransportError::Timeout)))
-            }
+        // Sent to an unmeasured server, the deadline is the configured
+        // timeout: re-armed once answers to others have measured it.
+        let mut rearm = Rearm::new(sent.into_std(), deadline, self.config.min_timeout);
+        loop {
+            let waited = late
+                .wait_first(&mut query, Instant::from_std(rearm.wake_at()))
+                .await;
+            return match waited {
+                Waited::This(result) => UdpSent::Result(result.map_err(StreamError::from)),
+                Waited::Late {
+                    server,
+                    sent,
+                    message,
+                } => UdpSent::Late {
+                    server,
+                    sent,
+                    message,
+                },
+                Waited::Deadline => {
+                    let timeout_now = self.health.lock().timeout(server);
+                    if !rearm.expired(Instant::now().into_std(), timeout_now) {
+                        continue;
+                    }
+                    late.keep(server, sent, answers_at_send, query);
+                    UdpSent::Result(Err(StreamError::from(TransportError::Timeout)))
+                }
+            };
         }
     }
 

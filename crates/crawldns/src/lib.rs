@@ -47,6 +47,7 @@ mod metrics;
 mod name;
 mod prewarm;
 mod probe;
+mod rearm;
 mod records;
 mod resolv_conf;
 mod resolver;

@@ -314,6 +314,65 @@ async fn a_server_that_slows_down_within_the_configured_timeout_still_answers() 
     );
 }
 
+/// A cold burst: no answer has measured the server yet, so every query is
+/// sent with the configured timeout (here 10 s). Once the burst's fast
+/// answers have measured it, a query still in flight is re-armed to the
+/// measured timeout at its next checkpoint (`rearm.rs`) instead of keeping
+/// its 10 s: the one slow name (1.5 s, as a lost query would be) is asked a
+/// second time long before its answer comes, and that first answer, late,
+/// still answers it. Without re-arming, the first query would simply have
+/// waited: one query, no retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_bursts_queries_in_flight_are_re_armed_once_the_server_is_measured() {
+    let slow = SlowNames {
+        fraction: 0.05,
+        min: Duration::from_millis(1500),
+        max: Duration::from_millis(1500),
+    };
+    let names: Vec<String> = (0..400).map(|i| format!("h{i}.crawl.test")).collect();
+    let (slow_names, fast): (Vec<usize>, Vec<usize>) =
+        (0..names.len()).partition(|&i| slow.delay_of(&names[i]).is_some());
+    // Fast names take 20 ms, so the whole burst is sent before the first
+    // answer: every query cold.
+    let s = matrix::server(400, Duration::ZERO, Faults::default()).await;
+    s.set_delay(Delay::uniform(Duration::from_millis(20)).with_slow(slow));
+    let r = Resolver::new(
+        matrix::config(&[s.addr()])
+            .timeout(Duration::from_secs(10))
+            .min_timeout(Duration::from_millis(100))
+            .attempts(2)
+            .build(),
+    )
+    .unwrap();
+    let slow_one = slow_names[0];
+    let burst: Vec<usize> = fast[..40].iter().copied().chain([slow_one]).collect();
+    let lookups: Vec<_> = burst
+        .iter()
+        .map(|&i| {
+            let (r, name) = (r.clone(), names[i].clone());
+            tokio::spawn(async move { (i, r.lookup(&name, QueryType::A).await) })
+        })
+        .collect();
+    for lookup in lookups {
+        let (i, got) = lookup.await.unwrap();
+        let want = IpAddr::V4(host_v4(u32::try_from(i).unwrap()).unwrap());
+        assert_eq!(
+            got.as_ref().map(|l| l.ips.to_vec()).ok(),
+            Some(vec![want]),
+            "{}: {got:?}",
+            names[i]
+        );
+    }
+    let queries = |i: usize| {
+        s.counters()
+            .queries_any(&names[i], hickory_proto::rr::RecordType::A)
+    };
+    assert!(burst[..40].iter().all(|&i| queries(i) == 1));
+    assert_eq!(queries(slow_one), 2, "the slow name's query was re-armed");
+    let m = r.metrics();
+    assert_eq!((m.retries, m.late_answers), (1, 1));
+}
+
 /// A slow name on a live server (a zone whose own servers take seconds):
 /// the adaptive timeout (5 × SRTT, at least `min_timeout`, here 100 ms) is
 /// far too short for its 600 ms, so both attempts time out. Their queries
