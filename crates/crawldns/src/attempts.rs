@@ -11,10 +11,9 @@
 //! Replies that do not match the question exactly (wrong ID, question or
 //! DNS 0x20 case) never reach it: the UDP demultiplexer drops and counts
 //! them, and the attempt keeps waiting. Each send carries its deadline,
-//! computed from the health table at send time, and the retry budget is
-//! measured in time as well as in rounds ([`Policy::budget`]), so policies
-//! such as re-arming the deadlines of queries in flight once a cold
-//! burst's first RTT samples arrive fit here, as decisions of this file.
+//! computed from the health table at send time (the driver re-arms it,
+//! `rearm.rs`), and the retry budget is measured in time as well as in
+//! rounds ([`Policy::budget`], [`Policy::extend`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -31,6 +30,13 @@ pub(crate) struct Policy {
     /// Give up once this much time has passed since the first send, even
     /// with rounds left (`None`: rounds alone decide).
     pub budget: Option<Duration>,
+    /// After the rounds, while the last attempt timed out at a server that
+    /// answered other queries since it was sent (the query was lost, or
+    /// its name is slow), keep asking that server until this much time has
+    /// passed since the first send, each extra attempt waiting twice as
+    /// long as the one before: a retry budget in time, where a count of
+    /// attempts gives up on a live server after two lost packets.
+    pub extend: Option<Duration>,
 }
 
 /// How one attempt goes to its server.
@@ -70,6 +76,9 @@ pub(crate) enum Action {
         /// This send follows an earlier attempt that failed (a retry, as
         /// counted in the metrics); a TCP fallback after truncation is not.
         retry: bool,
+        /// The deadline is the server's timeout times this (an attempt
+        /// past the rounds backs off): what a re-armed deadline keeps.
+        backoff: u32,
     },
     /// The question is answered: the driver returns the answer it holds.
     Answered,
@@ -143,6 +152,10 @@ pub(crate) struct Attempts<'a> {
     certificate_detail: Option<String>,
     answered: bool,
     resource: bool,
+    /// The last attempt timed out at this server while it answered others.
+    lost_at: Option<usize>,
+    /// Attempts made past the rounds ([`Policy::extend`]).
+    extra: u32,
 }
 
 impl<'a> Attempts<'a> {
@@ -162,6 +175,8 @@ impl<'a> Attempts<'a> {
             certificate_detail: None,
             answered: false,
             resource: false,
+            lost_at: None,
+            extra: 0,
         }
     }
 
@@ -178,7 +193,8 @@ impl<'a> Attempts<'a> {
         if let Some(server) = self.tcp_fallback.take() {
             // The TCP exchange gets a whole timeout again: it needs a
             // handshake, and the UDP answer showed the server is there.
-            return self.send(health, server, Transport::Tcp, now, false);
+            let timeout = health.timeout(server);
+            return self.send(health, server, Transport::Tcp, now, timeout, false);
         }
         if self
             .policy
@@ -196,6 +212,9 @@ impl<'a> Attempts<'a> {
                 continue;
             }
             if self.round >= self.policy.rounds || self.closed.len() >= self.servers.len() {
+                if let Some(action) = self.extend(health, started, now) {
+                    return action;
+                }
                 return self.give_up();
             }
             self.round += 1;
@@ -208,7 +227,30 @@ impl<'a> Attempts<'a> {
             .get(server)
             .map_or(Transport::Udp, |s| Transport::of(s.protocol));
         let retry = !self.failed.is_empty();
-        self.send(health, server, transport, now, retry)
+        let timeout = health.timeout(server);
+        self.send(health, server, transport, now, timeout, retry)
+    }
+
+    /// An attempt past the rounds, if [`Policy::extend`] allows one now.
+    fn extend(&mut self, health: &mut Health, started: Instant, now: Instant) -> Option<Action> {
+        let window = self.policy.extend?;
+        let server = self.lost_at.filter(|s| !self.closed.contains(s))?;
+        let left = window.checked_sub(now.saturating_duration_since(started))?;
+        if left.is_zero() {
+            return None;
+        }
+        self.extra += 1;
+        let backoff = 1u32.checked_shl(self.extra).unwrap_or(u32::MAX);
+        let timeout = health.timeout(server).saturating_mul(backoff).min(left);
+        let transport = self
+            .servers
+            .get(server)
+            .map_or(Transport::Udp, |s| Transport::of(s.protocol));
+        let mut action = self.send(health, server, transport, now, timeout, true);
+        if let Action::Send { backoff: b, .. } = &mut action {
+            *b = backoff;
+        }
+        Some(action)
     }
 
     /// An earlier attempt's query, to `server` at `sent`, was answered at
@@ -273,6 +315,8 @@ impl<'a> Attempts<'a> {
             server: self.address(server),
             outcome,
         });
+        self.lost_at = (outcome == ErrorKind::Timeout && health.answers(server) > answers_at_send)
+            .then_some(server);
         let server_went_down = match outcome {
             // Local exhaustion says nothing about the server.
             ErrorKind::Resource => false,
@@ -288,14 +332,16 @@ impl<'a> Attempts<'a> {
         server: usize,
         transport: Transport,
         now: Instant,
+        timeout: Duration,
         retry: bool,
     ) -> Action {
         self.in_flight = Some((server, transport, now, health.answers(server)));
         Action::Send {
             server,
             transport,
-            deadline: now + health.timeout(server),
+            deadline: now + timeout,
             retry,
+            backoff: 1,
         }
     }
 
@@ -366,10 +412,12 @@ mod tests {
     const ONE_ROUND: Policy = Policy {
         rounds: 1,
         budget: None,
+        extend: None,
     };
     const TWO_ROUNDS: Policy = Policy {
         rounds: 2,
         budget: None,
+        extend: None,
     };
 
     /// Drives `attempts` through `events`, one per send, at the times
@@ -405,6 +453,7 @@ mod tests {
                 transport,
                 deadline,
                 retry,
+                ..
             } => format!(
                 "send {server} {transport:?} until {}{}",
                 deadline.duration_since(t0).as_millis(),
@@ -873,6 +922,7 @@ mod tests {
             Policy {
                 rounds: 3,
                 budget: Some(3000 * MS),
+                extend: None,
             },
         );
         let seen = run(
@@ -887,6 +937,71 @@ mod tests {
                 "send 0 Udp until 2000",
                 "send 1 Udp until 4000 retry",
                 "give up timeout after 0:timeout,1:timeout"
+            ]
+        );
+    }
+
+    /// Sends and outcomes of one question at one server, with the server
+    /// answering other queries (`success`) between them or not.
+    fn extended(answers_others: bool) -> Vec<String> {
+        let list = servers(&[Protocol::Udp]);
+        let mut h = health(1);
+        for _ in 0..3 {
+            h.success(0, 10 * MS);
+        }
+        assert_eq!(h.timeout(0), 250 * MS);
+        let t0 = Instant::now();
+        let mut a = Attempts::new(
+            &list,
+            Policy {
+                rounds: 2,
+                budget: None,
+                extend: Some(4000 * MS),
+            },
+        );
+        let mut seen = Vec::new();
+        let mut now = t0;
+        loop {
+            let action = a.poll(&mut h, now);
+            seen.push(show(&action, t0));
+            let Action::Send { deadline, .. } = action else {
+                return seen;
+            };
+            if answers_others {
+                h.success(0, 10 * MS);
+            }
+            now = deadline;
+            a.on_event(&mut h, now, Event::Timeout);
+        }
+    }
+
+    #[test]
+    fn lost_queries_at_a_live_server_are_asked_again_within_the_time_budget() {
+        assert_eq!(
+            extended(true),
+            [
+                "send 0 Udp until 250",
+                "send 0 Udp until 500 retry",
+                // Past the two rounds, each extra attempt waits twice as
+                // long, the last one cut to the 4 s budget.
+                "send 0 Udp until 1000 retry",
+                "send 0 Udp until 2000 retry",
+                "send 0 Udp until 4000 retry",
+                "give up timeout after 0:timeout,0:timeout,0:timeout,0:timeout,0:timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_that_answers_nothing_gets_no_attempts_past_the_rounds() {
+        assert_eq!(
+            extended(false),
+            [
+                "send 0 Udp until 250",
+                // A timeout while the server answered nothing is a failure:
+                // its timeout doubles (health.rs).
+                "send 0 Udp until 750 retry",
+                "give up timeout after 0:timeout,0:timeout"
             ]
         );
     }

@@ -119,6 +119,10 @@ impl Core {
         Policy {
             rounds: self.config.attempts,
             budget: None,
+            extend: Some(late_answers::budget(
+                self.config.timeout,
+                self.config.attempts,
+            )),
         }
     }
 }
@@ -249,6 +253,7 @@ impl Core {
                     transport,
                     deadline,
                     retry,
+                    backoff,
                 } => {
                     if retry {
                         Metrics::add(&self.metrics.retries);
@@ -257,7 +262,10 @@ impl Core {
                     let sent = Instant::now();
                     first_sent.get_or_insert(sent);
                     let result = if transport == Transport::Udp {
-                        match self.send_udp(&mut late, server, question, deadline).await {
+                        match self
+                            .send_udp(&mut late, server, question, deadline, backoff)
+                            .await
+                        {
                             UdpSent::Result(result) => result,
                             UdpSent::Late {
                                 server,
@@ -366,6 +374,7 @@ impl Core {
         server: usize,
         question: &Question,
         deadline: std::time::Instant,
+        backoff: u32,
     ) -> UdpSent {
         let addr = self.config.nameservers[server].addr;
         let answers_at_send = self.health.lock().answers(server);
@@ -375,7 +384,8 @@ impl Core {
             Err(err) => return UdpSent::Result(Err(StreamError::from(err))),
         };
         // Sent to an unmeasured server, the deadline is the configured
-        // timeout: re-armed once answers to others have measured it.
+        // timeout: re-armed once answers to others have measured it (times
+        // the attempt's back-off).
         let mut rearm = Rearm::new(sent.into_std(), deadline, self.config.min_timeout);
         loop {
             let waited = late
@@ -393,7 +403,7 @@ impl Core {
                     message,
                 },
                 Waited::Deadline => {
-                    let timeout_now = self.health.lock().timeout(server);
+                    let timeout_now = self.health.lock().timeout(server).saturating_mul(backoff);
                     if !rearm.expired(Instant::now().into_std(), timeout_now) {
                         continue;
                     }

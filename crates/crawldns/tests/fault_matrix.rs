@@ -377,10 +377,10 @@ async fn a_cold_bursts_queries_in_flight_are_re_armed_once_the_server_is_measure
 /// the adaptive timeout (5 × SRTT, at least `min_timeout`, here 100 ms) is
 /// far too short for its 600 ms, so both attempts time out. Their queries
 /// keep listening, and since the server goes on answering other names
-/// meanwhile, the question waits for them within its budget (timeout ×
-/// attempts, 4 s): the answer to the first query answers it. The server
-/// sees the two attempts' queries and no more. A server that answers
-/// nothing is not waited for past the attempts.
+/// meanwhile, the question goes on within its budget (timeout × attempts,
+/// 4 s), asking again with each wait twice the last (`Policy::extend`):
+/// the answer to the first query answers it. A server that answers nothing
+/// is not waited for past the attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_name_on_a_live_server_is_answered_late_within_the_budget() {
     let slow = SlowNames {
@@ -436,11 +436,15 @@ async fn a_slow_name_on_a_live_server_is_answered_late_within_the_budget() {
         "after {took:?}"
     );
     assert!(took >= Duration::from_millis(600), "{took:?}");
-    assert_eq!(
-        s.counters()
-            .queries_any(&names[slow_one], hickory_proto::rr::RecordType::A),
-        2,
-        "two attempts, no more"
+    // Sent at 0 and 100 ms (the two rounds), then past them at 200 (due
+    // at 400) and 400 (due at 800): the first answer comes at 600. Three
+    // when a loaded machine's timers run late.
+    let asked = s
+        .counters()
+        .queries_any(&names[slow_one], hickory_proto::rr::RecordType::A);
+    assert!(
+        (3..=4).contains(&asked),
+        "{asked} queries: two rounds, then attempts backing off"
     );
     assert_eq!(r.metrics().late_answers, 1);
 
