@@ -52,8 +52,9 @@ pub struct DnsArgs {
           default_missing_value = "/etc/resolv.conf")]
     pub resolv_conf: Option<PathBuf>,
 
-    /// Rounds over all servers before giving up (default 2, or
-    /// resolv.conf's attempts).
+    /// Rounds over all servers (default 2, or resolv.conf's attempts);
+    /// past them, a query lost at a server that answers others is asked
+    /// again, backing off, within timeout × attempts.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20))]
     pub attempts: Option<u64>,
 

@@ -128,7 +128,11 @@ pub struct ResolverConfig {
     pub timeout: Duration,
     /// Lower bound of the adaptive per-attempt timeout (default 250 ms).
     pub min_timeout: Duration,
-    /// Rounds over all servers (default 2): each round tries every server once.
+    /// Rounds over all servers (default 2): each round tries every server
+    /// once. Past them, a query lost at a server that goes on answering
+    /// others is asked again, each wait twice the last, until `timeout` ×
+    /// `attempts` has passed since the first send: the retry budget is
+    /// time. A server that answers nothing gets the rounds only.
     pub attempts: usize,
     /// Spread queries over equally healthy servers instead of always
     /// starting with the fastest (default false).
