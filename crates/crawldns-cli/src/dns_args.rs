@@ -79,8 +79,10 @@ pub struct DnsArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = SendMode::WhenBusy)]
     pub batching: SendMode,
 
-    /// Bulk mode, the same as --batching always: for resolving a long list
-    /// as cheaply as possible.
+    /// Bulk mode, for resolving a long list as cheaply as possible: the
+    /// same as --batching always, and `crawldns resolve` drives its typed
+    /// lookups (--type A, MX, ...) in one loop without a cache, each name
+    /// and type its own query.
     #[arg(long, conflicts_with = "batching")]
     pub bulk: bool,
 

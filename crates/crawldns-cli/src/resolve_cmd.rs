@@ -7,8 +7,9 @@
 //! on stderr with its line number and gets a record with the error
 //! `invalid_name`; the run goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -288,41 +289,64 @@ fn error_text(name: &str, error: &crawldns::Error) -> String {
 async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -> ResolveRecord {
     let started = Instant::now();
     let result = match kind.query_type() {
-        None => resolver.lookup_ip(&name).await.map(|found| {
-            (
-                found.addrs.to_vec(),
-                None,
-                Vec::new(),
-                Vec::new(),
-                (found.ttl, found.cache_ttl),
-                found.aaaa_skipped,
-            )
+        None => resolver.lookup_ip(&name).await.map(|found| Found {
+            addresses: found.addrs.to_vec(),
+            target: None,
+            chain: Vec::new(),
+            records: Vec::new(),
+            ttls: (found.ttl, found.cache_ttl),
+            aaaa_skipped: found.aaaa_skipped,
         }),
-        Some(query_type) => resolver.lookup(&name, query_type).await.map(|found| {
-            let records = found.records.iter().map(JsonRecord::from).collect();
-            (
-                found.ips.to_vec(),
-                found.target,
-                found.chain,
-                records,
-                (found.ttl, found.cache_ttl),
-                false,
-            )
-        }),
+        Some(query_type) => resolver.lookup(&name, query_type).await.map(Found::from),
     };
-    let ms = json_ms(started.elapsed());
+    record(line, name, kind, result, started.elapsed())
+}
+
+/// What a lookup found, as a record shows it.
+struct Found {
+    addresses: Vec<IpAddr>,
+    target: Option<String>,
+    chain: Vec<String>,
+    records: Vec<JsonRecord>,
+    ttls: (u32, u32),
+    aaaa_skipped: bool,
+}
+
+impl From<crawldns::Lookup> for Found {
+    fn from(found: crawldns::Lookup) -> Self {
+        Self {
+            addresses: found.ips.to_vec(),
+            records: found.records.iter().map(JsonRecord::from).collect(),
+            target: found.target,
+            chain: found.chain,
+            ttls: (found.ttl, found.cache_ttl),
+            aaaa_skipped: false,
+        }
+    }
+}
+
+/// The record of a lookup of `name` (input line `line`) for `kind` that
+/// took `took`.
+fn record(
+    line: u64,
+    name: String,
+    kind: RecordKind,
+    result: Result<Found, crawldns::Error>,
+    took: Duration,
+) -> ResolveRecord {
+    let ms = json_ms(took);
     match result {
-        Ok((addresses, target, chain, records, (ttl, cache_ttl), aaaa_skipped)) => ResolveRecord {
+        Ok(found) => ResolveRecord {
             line,
             name,
             query_type: kind.label(),
-            addresses,
-            target,
-            chain,
-            records,
-            ttl: Some(ttl),
-            cache_ttl: Some(cache_ttl),
-            aaaa_skipped,
+            addresses: found.addresses,
+            target: found.target,
+            chain: found.chain,
+            records: found.records,
+            ttl: Some(found.ttls.0),
+            cache_ttl: Some(found.ttls.1),
+            aaaa_skipped: found.aaaa_skipped,
             rcode: Some("NOERROR"),
             error: None,
             message: None,
@@ -333,6 +357,71 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
             ResolveRecord {
                 ms,
                 ..ResolveRecord::failed(line, name, kind, error.kind(), message)
+            }
+        }
+    }
+}
+
+/// The lookups in flight: futures polled by the command's task, or (with
+/// `--bulk`, for typed lookups) the resolver's [`crawldns::Bulk`], which
+/// drives them all in one loop without a future each.
+enum InFlight<F> {
+    Futures(FuturesUnordered<F>),
+    Bulk {
+        bulk: Box<crawldns::Bulk>,
+        /// Tag → input line, name, type and start of each lookup.
+        lookups: HashMap<u64, (u64, String, RecordKind, Instant)>,
+        next_tag: u64,
+    },
+}
+
+impl<F: Future<Output = ResolveRecord>> InFlight<F> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Futures(futures) => futures.len(),
+            Self::Bulk { bulk, .. } => bulk.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts the lookup of `name` for `kind` (`future` is it, when it is
+    /// not one for the bulk).
+    fn push(&mut self, line: u64, name: String, kind: RecordKind, future: impl FnOnce() -> F) {
+        match self {
+            Self::Bulk {
+                bulk,
+                lookups,
+                next_tag,
+            } if kind.query_type().is_some() => {
+                let tag = *next_tag;
+                *next_tag += 1;
+                if let Some(query_type) = kind.query_type() {
+                    bulk.push(tag, &name, query_type);
+                }
+                lookups.insert(tag, (line, name, kind, Instant::now()));
+            }
+            Self::Bulk { .. } => unreachable!("the bulk is only used when every type is typed"),
+            Self::Futures(futures) => futures.push(future()),
+        }
+    }
+
+    /// The next finished lookup's record. Cancel-safe.
+    async fn next(&mut self) -> Option<ResolveRecord> {
+        match self {
+            Self::Futures(futures) => futures.next().await,
+            Self::Bulk { bulk, lookups, .. } => {
+                let (tag, result) = bulk.next().await?;
+                let (line, name, kind, started) = lookups.remove(&tag)?;
+                Some(record(
+                    line,
+                    name,
+                    kind,
+                    result.map(Found::from),
+                    started.elapsed(),
+                ))
             }
         }
     }
@@ -391,16 +480,21 @@ impl Writer {
 }
 
 /// Runs `crawldns resolve`.
-pub async fn run(args: ResolveArgs) -> Result<Outcome> {
-    let resolver = args
-        .dns
-        .resolver(args.timeout_ms, args.ca_file.as_deref())?;
+pub async fn run(mut args: ResolveArgs) -> Result<Outcome> {
     let mut types = if args.reverse {
         vec![RecordKind::Ptr]
     } else {
         args.types.clone()
     };
     dedup_in_order(&mut types);
+    // --bulk with typed lookups: one loop drives them all, each name and
+    // type its own query, so no cache (the names it leaves to the resolver
+    // would be cached, and reported so, while the others are not).
+    let bulk = args.dns.bulk && types.iter().all(|t| t.query_type().is_some());
+    args.dns.no_cache |= bulk;
+    let resolver = args
+        .dns
+        .resolver(args.timeout_ms, args.ca_file.as_deref())?;
 
     let source = Source::from_arg(args.file.as_deref());
     let show_progress = !args.silent && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -445,7 +539,16 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
     });
     // The lookups in flight, polled by this task: a tokio task each cost
     // more than the lookup's own work (a task cell, the scheduler's lists).
-    let mut tasks = FuturesUnordered::new();
+    // With --bulk, typed lookups go through one `Bulk` instead.
+    let mut tasks = if bulk {
+        InFlight::Bulk {
+            bulk: Box::new(resolver.bulk()),
+            lookups: HashMap::new(),
+            next_tag: 0,
+        }
+    } else {
+        InFlight::Futures(FuturesUnordered::new())
+    };
 
     loop {
         // While the input has no line ready, lookups that finish are
@@ -529,7 +632,9 @@ pub async fn run(args: ResolveArgs) -> Result<Outcome> {
                     break;
                 }
             }
-            tasks.push(lookup(resolver.clone(), number, name.clone(), t));
+            tasks.push(number, name.clone(), t, || {
+                lookup(resolver.clone(), number, name.clone(), t)
+            });
         }
         while let Some(Some(done)) = tasks.next().now_or_never() {
             writer.lookup_done(&done)?;

@@ -329,6 +329,60 @@ fn a_failed_write_to_stdout_is_reported_and_exit_1() {
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
 
+/// `--bulk` with typed lookups goes through `Resolver::bulk`: its records
+/// are the resolver path's, field for field (timing aside), for answers,
+/// NXDOMAIN, NODATA, and the names it leaves to the resolver (an IP
+/// literal, upper case, an invalid line). The cache is not used in bulk,
+/// so the comparison is with `--no-cache`.
+#[test]
+fn bulk_typed_lookups_give_the_resolver_path_s_records() {
+    let bed = dns_only();
+    let dir = TempDir::new("resolve-bulk-typed");
+    let list: String = (0..30).map(|i| format!("h{i}.crawl.test\n")).collect();
+    let names = dir.file(
+        "names.txt",
+        &format!("{list}nope.crawl.test\n192.0.2.1\nH5.Crawl.Test\nbad..name\n"),
+    );
+    let nameserver = bed.nameserver();
+    let resolve = |mode: &[&str]| {
+        let mut args = vec![
+            "resolve",
+            "--nameserver",
+            &nameserver,
+            "--type",
+            "A",
+            "--type",
+            "AAAA",
+        ];
+        args.extend_from_slice(mode);
+        args.push(names.to_str().unwrap());
+        let out = run(&args, "");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(3), "{mode:?}: {stdout}\n{stderr}");
+        let mut records: Vec<Value> = json_lines(&out)
+            .into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("ms");
+                r
+            })
+            .collect();
+        records.sort_by_key(|r| (r["line"].as_u64(), r["type"].to_string()));
+        records
+    };
+    let bulk = resolve(&["--bulk"]);
+    assert_eq!(bulk.len(), 34 * 2);
+    let h1_a = bulk
+        .iter()
+        .find(|r| r["name"] == "h1.crawl.test" && r["type"] == "A")
+        .unwrap();
+    assert_eq!(h1_a["addresses"], serde_json::json!(["127.1.0.2"]));
+    let plain = resolve(&["--no-cache"]);
+    assert_eq!(plain.len(), bulk.len());
+    for (b, p) in bulk.iter().zip(&plain) {
+        assert_eq!(b, p, "--bulk, then --no-cache");
+    }
+}
+
 #[test]
 fn every_batching_mode_resolves_a_list_alike() {
     let bed = dns_only();

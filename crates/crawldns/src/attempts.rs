@@ -16,6 +16,7 @@
 //! rounds ([`Policy::budget`], [`Policy::extend`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{NameServer, Protocol};
@@ -131,8 +132,8 @@ pub(crate) struct Effect {
 
 /// The attempts of one question.
 #[derive(Debug)]
-pub(crate) struct Attempts<'a> {
-    servers: &'a [NameServer],
+pub(crate) struct Attempts {
+    servers: Arc<[NameServer]>,
     policy: Policy,
     started: Option<Instant>,
     round: usize,
@@ -158,9 +159,9 @@ pub(crate) struct Attempts<'a> {
     extra: u32,
 }
 
-impl<'a> Attempts<'a> {
+impl Attempts {
     /// The attempts of a new question to `servers` (the configured ones).
-    pub fn new(servers: &'a [NameServer], policy: Policy) -> Self {
+    pub fn new(servers: Arc<[NameServer]>, policy: Policy) -> Self {
         Self {
             servers,
             policy,
@@ -391,7 +392,7 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn servers(protocols: &[Protocol]) -> Vec<NameServer> {
+    fn servers(protocols: &[Protocol]) -> Arc<[NameServer]> {
         protocols
             .iter()
             .enumerate()
@@ -424,7 +425,7 @@ mod tests {
     /// given (milliseconds after `t0`); returns every action seen, with
     /// deadlines as milliseconds after `t0`.
     fn run(
-        attempts: &mut Attempts<'_>,
+        attempts: &mut Attempts,
         health: &mut Health,
         t0: Instant,
         events: &[(u64, Event)],
@@ -477,7 +478,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(&mut a, &mut h, t0, &[(30, Event::Answer)]);
         assert_eq!(seen, ["send 0 Udp until 2000", "answered"]);
         assert_eq!(h.servers()[0].srtt, Some(30 * MS));
@@ -489,7 +490,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp, Protocol::Udp]);
         let mut h = health(3);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -551,7 +552,7 @@ mod tests {
             Some(&mut Sequence::new(&[0b101])),
         )
         .unwrap();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let mut seen = vec![show(&a.poll(&mut h, t0), t0)];
         // A forger who guessed the ID and the name but not the case: the
         // reply is no event, so the attempt still waits for its deadline.
@@ -588,7 +589,7 @@ mod tests {
         // Three down-making timeouts in a row, each while the server
         // answered other questions (a slow name, or a lost datagram).
         for i in 0..3u64 {
-            let mut a = Attempts::new(&list, ONE_ROUND);
+            let mut a = Attempts::new(list.clone(), ONE_ROUND);
             let at = t0 + Duration::from_secs(10 * i);
             assert!(matches!(a.poll(&mut h, at), Action::Send { server: 0, .. }));
             h.success(0, 30 * MS);
@@ -601,7 +602,7 @@ mod tests {
         assert_eq!(zero.timeout, 250 * MS);
         // Without answers in between, the same three make it down.
         for i in 0..3u64 {
-            let mut a = Attempts::new(&list, ONE_ROUND);
+            let mut a = Attempts::new(list.clone(), ONE_ROUND);
             let at = t0 + Duration::from_secs(100 + 10 * i);
             assert!(matches!(a.poll(&mut h, at), Action::Send { server: 0, .. }));
             let effect = a.on_event(&mut h, at + 2000 * MS, Event::Timeout);
@@ -615,7 +616,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let mut seen = run(&mut a, &mut h, t0, &[(2000, Event::Timeout)]);
         // Server 1 is being asked; server 0's query answers at 2.5 s.
         a.on_late_answer(&mut h, 0, t0, t0 + 2500 * MS);
@@ -638,7 +639,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -665,7 +666,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -690,7 +691,7 @@ mod tests {
         let list = servers(&[Protocol::Tls, Protocol::Https, Protocol::Tcp]);
         let mut h = health(3);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let bad = || Event::Certificate {
             detail: "invalid peer certificate: UnknownIssuer".into(),
         };
@@ -718,7 +719,7 @@ mod tests {
                 "give up certificate after 0:certificate,1:certificate,2:timeout,2:timeout"
             ]
         );
-        let mut a = Attempts::new(&list[..1], ONE_ROUND);
+        let mut a = Attempts::new(list[..1].into(), ONE_ROUND);
         let mut h = health(1);
         a.poll(&mut h, t0);
         a.on_event(&mut h, t0, bad());
@@ -736,7 +737,7 @@ mod tests {
         let list = servers(&[Protocol::Tcp]);
         let mut h = health(1);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, ONE_ROUND);
+        let mut a = Attempts::new(list.clone(), ONE_ROUND);
         let seen = run(&mut a, &mut h, t0, &[(5, Event::Truncated)]);
         assert_eq!(
             seen,
@@ -755,13 +756,13 @@ mod tests {
         // Three answers of 100 ms: the timeout becomes 5 × SRTT = 500 ms.
         for i in 0..3u64 {
             let start = t0 + Duration::from_millis(i * 1000);
-            let mut a = Attempts::new(&list, TWO_ROUNDS);
+            let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
             a.poll(&mut h, start);
             a.on_event(&mut h, start + 100 * MS, Event::Answer);
         }
         assert_eq!(h.timeout(0), 500 * MS);
         let start = t0 + Duration::from_millis(5000);
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -788,7 +789,7 @@ mod tests {
         let mut downs = 0;
         for i in 0..3u64 {
             let now = t0 + Duration::from_millis(i);
-            let mut a = Attempts::new(&list, TWO_ROUNDS);
+            let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
             assert!(matches!(
                 a.poll(&mut h, now),
                 Action::Send { server: 0, .. }
@@ -804,7 +805,7 @@ mod tests {
         assert_eq!(downs, 1);
         assert!(h.servers()[0].down);
         // Server 0 is left to the probes: only server 1 is asked now.
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -827,7 +828,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -852,7 +853,7 @@ mod tests {
         let list = servers(&[Protocol::Udp]);
         let mut h = health(1);
         let t0 = Instant::now();
-        let mut a = Attempts::new(&list, ONE_ROUND);
+        let mut a = Attempts::new(list.clone(), ONE_ROUND);
         a.poll(&mut h, t0);
         a.on_event(
             &mut h,
@@ -877,7 +878,7 @@ mod tests {
         let mut h = health(2);
         let t0 = Instant::now();
         // A refusing primary, a working secondary: one send each.
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -895,7 +896,7 @@ mod tests {
         // A lone refusing server: one send, then the lookup fails at once.
         let list = servers(&[Protocol::Udp]);
         let mut h = health(1);
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         match run(&mut a, &mut h, t0, &[(0, Event::PortClosed)]).as_slice() {
             [send, give_up] => {
                 assert_eq!(send, "send 0 Udp until 2000");
@@ -903,7 +904,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let mut a = Attempts::new(&list, TWO_ROUNDS);
+        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
         a.poll(&mut h, t0);
         a.on_event(&mut h, t0, Event::PortClosed);
         match a.poll(&mut h, t0) {
@@ -918,7 +919,7 @@ mod tests {
         let mut h = health(2);
         let t0 = Instant::now();
         let mut a = Attempts::new(
-            &list,
+            list.clone(),
             Policy {
                 rounds: 3,
                 budget: Some(3000 * MS),
@@ -952,7 +953,7 @@ mod tests {
         assert_eq!(h.timeout(0), 250 * MS);
         let t0 = Instant::now();
         let mut a = Attempts::new(
-            &list,
+            list.clone(),
             Policy {
                 rounds: 2,
                 budget: None,

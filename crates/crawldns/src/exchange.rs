@@ -50,6 +50,8 @@ enum Encrypted {
 /// of a resolver.
 pub(crate) struct Core {
     pub config: ResolverConfig,
+    /// The configured nameservers, shared with every question's attempts.
+    pub servers: Arc<[NameServer]>,
     pub udp: UdpPool,
     /// Pipelined TCP to every server that needs it (TCP servers, and UDP
     /// servers' truncated answers).
@@ -90,6 +92,7 @@ impl Core {
             config.rotate,
         );
         Ok(Self {
+            servers: config.nameservers.clone().into(),
             slots: Semaphore::new(config.max_in_flight),
             health: Mutex::new(health),
             udp,
@@ -115,7 +118,7 @@ impl Core {
         self.tcp.stats().opened + encrypted
     }
 
-    fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         Policy {
             rounds: self.config.attempts,
             budget: None,
@@ -165,58 +168,24 @@ impl Core {
             let Some(echoed) = message.queries.first() else {
                 return Err(Error::new(ErrorKind::Malformed, name));
             };
-            match answer::read(&message, echoed.name(), rtype, remaining) {
-                Reading::Records {
-                    chain: more,
-                    data,
-                    ttl: t,
-                } => {
-                    chain.extend(more.iter().map(display_name));
-                    let mut ips = Vec::new();
-                    let mut target = None;
-                    let mut records = Vec::new();
-                    for value in data {
-                        match value {
-                            RecordValue::Ip(ip) => ips.push(ip),
-                            RecordValue::Name(n) => target = target.or(Some(display_name(&n))),
-                            RecordValue::Data(data) => records.push(data),
-                        }
-                    }
-                    return Ok(Lookup {
-                        name: name.to_string(),
-                        query_type,
-                        ips: ips.into(),
-                        target,
-                        records,
-                        chain,
-                        ttl: ttl.min(t),
-                        cache_ttl: 0,
-                    });
+            match step(
+                &message,
+                echoed.name(),
+                name,
+                query_type,
+                remaining,
+                &mut chain,
+                &mut ttl,
+            ) {
+                Step::Done(result, negative) => {
+                    *negative_ttl = negative;
+                    return result;
                 }
-                Reading::Follow {
-                    chain: more,
-                    target,
-                    ttl: t,
-                } => {
-                    chain.extend(more.iter().map(display_name));
-                    ttl = ttl.min(t);
+                Step::Follow(target) => {
                     question = Question::for_name(&target, rtype, randomize).map_err(|why| {
                         Error::new(ErrorKind::CnameChain, name)
                             .with_detail(format!("CNAME target {target}: {why}"))
                     })?;
-                }
-                Reading::NxDomain { negative_ttl: t } => {
-                    *negative_ttl = t;
-                    return Err(Error::new(ErrorKind::NxDomain, name));
-                }
-                Reading::NoData { negative_ttl: t } => {
-                    *negative_ttl = t;
-                    return Err(Error::new(ErrorKind::NoData, name));
-                }
-                Reading::CnameChain => return Err(Error::new(ErrorKind::CnameChain, name)),
-                Reading::Rcode(rcode) => {
-                    return Err(Error::new(ErrorKind::Malformed, name)
-                        .with_detail(format!("unexpected rcode {rcode}")))
                 }
             }
         }
@@ -240,7 +209,7 @@ impl Core {
     /// Performs the actions of the question's [`Attempts`] until it is
     /// answered or given up.
     async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
-        let mut attempts = Attempts::new(&self.config.nameservers, self.policy());
+        let mut attempts = Attempts::new(self.servers.clone(), self.policy());
         let mut answer = None;
         let mut last_io = None;
         let mut late = LateAnswers::default();
@@ -331,7 +300,7 @@ impl Core {
     async fn wait_late(
         &self,
         late: &mut LateAnswers,
-        attempts: &mut Attempts<'_>,
+        attempts: &mut Attempts,
         first_sent: Option<Instant>,
     ) -> Option<Message> {
         if !late.retain_alive(&self.health.lock()) {
@@ -354,7 +323,7 @@ impl Core {
 
     /// An earlier attempt's query, to `server` at `sent`, was answered now:
     /// counted as an answer and a late one, and told to the attempts.
-    fn on_late_answer(&self, attempts: &mut Attempts<'_>, server: usize, sent: Instant) {
+    fn on_late_answer(&self, attempts: &mut Attempts, server: usize, sent: Instant) {
         Metrics::add(&self.metrics.answers);
         Metrics::add(&self.metrics.late_answers);
         attempts.on_late_answer(
@@ -622,7 +591,7 @@ enum UdpSent {
 }
 
 /// The error a question gave up with.
-fn give_up_error(
+pub(crate) fn give_up_error(
     name: &str,
     gave_up: crate::attempts::GiveUp,
     last_io: Option<std::io::Error>,
@@ -634,4 +603,80 @@ fn give_up_error(
         _ => {}
     }
     error.with_attempts(gave_up.attempts)
+}
+
+/// What one answer means for a lookup of `name` (normalized) whose
+/// question echoed `qname`: its outcome (with the negative TTL of a
+/// negative answer), or a CNAME target to ask next. `chain` and `ttl`
+/// accumulate over the steps of one lookup.
+pub(crate) fn step(
+    message: &Message,
+    qname: &hickory_proto::rr::Name,
+    name: &str,
+    query_type: QueryType,
+    remaining: usize,
+    chain: &mut Vec<String>,
+    ttl: &mut u32,
+) -> Step {
+    match answer::read(message, qname, query_type.wire(), remaining) {
+        Reading::Records {
+            chain: more,
+            data,
+            ttl: t,
+        } => {
+            chain.extend(more.iter().map(display_name));
+            let mut ips = Vec::new();
+            let mut target = None;
+            let mut records = Vec::new();
+            for value in data {
+                match value {
+                    RecordValue::Ip(ip) => ips.push(ip),
+                    RecordValue::Name(n) => target = target.or(Some(display_name(&n))),
+                    RecordValue::Data(data) => records.push(data),
+                }
+            }
+            Step::Done(
+                Ok(Lookup {
+                    name: name.to_string(),
+                    query_type,
+                    ips: ips.into(),
+                    target,
+                    records,
+                    chain: std::mem::take(chain),
+                    ttl: (*ttl).min(t),
+                    cache_ttl: 0,
+                }),
+                None,
+            )
+        }
+        Reading::Follow {
+            chain: more,
+            target,
+            ttl: t,
+        } => {
+            chain.extend(more.iter().map(display_name));
+            *ttl = (*ttl).min(t);
+            Step::Follow(target)
+        }
+        Reading::NxDomain { negative_ttl } => {
+            Step::Done(Err(Error::new(ErrorKind::NxDomain, name)), negative_ttl)
+        }
+        Reading::NoData { negative_ttl } => {
+            Step::Done(Err(Error::new(ErrorKind::NoData, name)), negative_ttl)
+        }
+        Reading::CnameChain => Step::Done(Err(Error::new(ErrorKind::CnameChain, name)), None),
+        Reading::Rcode(rcode) => Step::Done(
+            Err(Error::new(ErrorKind::Malformed, name)
+                .with_detail(format!("unexpected rcode {rcode}"))),
+            None,
+        ),
+    }
+}
+
+/// One answer's meaning for a lookup (see [`step`]).
+pub(crate) enum Step {
+    /// The lookup's outcome, and a negative answer's TTL.
+    Done(Result<Lookup, Error>, Option<u32>),
+    /// Ask for this CNAME target next.
+    Follow(hickory_proto::rr::Name),
 }

@@ -30,6 +30,7 @@
 
 mod answer;
 mod attempts;
+mod bulk;
 mod cache;
 mod cache_front;
 mod case_randomization;
@@ -56,6 +57,7 @@ mod single_flight;
 mod transport;
 mod wire;
 
+pub use bulk::Bulk;
 pub use cache::CacheConfig;
 pub use clock::CacheClock;
 pub use config::{

@@ -174,6 +174,16 @@ impl Resolver {
         inner.lookup_public(name, query_type).await
     }
 
+    /// The resolution core (servers, health, metrics), for `bulk.rs`.
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.inner.core
+    }
+
+    /// Whether names are answered from a hosts file first.
+    pub(crate) fn has_hosts_file(&self) -> bool {
+        self.inner.hosts.is_some()
+    }
+
     /// The addresses of `host`, per the configured [`IpStrategy`]: A and AAAA
     /// in parallel, ordered for happy eyeballs. IP literals and `localhost`
     /// are answered without the network. A cache hit allocates nothing but

@@ -279,7 +279,7 @@ impl Drop for UdpPool {
 /// Binds a non-blocking UDP socket on a random port of the unspecified
 /// address of `server`'s family, with a burst-sized receive buffer, and
 /// connects it to `server`.
-fn open_socket(server: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+pub(crate) fn open_socket(server: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     let family = match server {
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
