@@ -3,7 +3,9 @@
 //! socket on loopback that never answers, each in its own task as a
 //! crawler would run them, and the growth of RSS once all are waiting.
 //!
-//! `cargo run --release -p crawldns --example pending_memory -- 100000 [ip]`
+//! `bulk` instead pushes them into one [`crawldns::Bulk`] (no task each).
+//!
+//! `cargo run --release -p crawldns --example pending_memory -- 100000 [ip|bulk]`
 fn rss() -> u64 {
     crawldns_sys::process::rss_bytes().unwrap_or(0)
 }
@@ -12,7 +14,8 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let ip = std::env::args().nth(2).is_some_and(|s| s == "ip");
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    let ip = mode == "ip";
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,6 +36,24 @@ fn main() {
         let g = r.lookup_ip("a.test");
         println!("lookup_ip future: {} bytes", std::mem::size_of_val(&g));
         drop(g);
+        if mode == "bulk" {
+            let mut bulk = r.bulk();
+            let names: Vec<String> = (0..n).map(|i| format!("h{i}.crawl.test")).collect();
+            let before = rss();
+            for (i, name) in names.iter().enumerate() {
+                bulk.push(i as u64, name, crawldns::QueryType::A);
+            }
+            // Let the queries leave (bounded: 1 s of the 60 s timeout).
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), bulk.next()).await;
+            assert_eq!(bulk.len(), n, "a lookup ended early");
+            let after = rss();
+            println!(
+                "{n} pending (bulk): +{:.1} MiB, {:.0} bytes per name",
+                (after - before) as f64 / 1048576.0,
+                (after - before) as f64 / n as f64
+            );
+            std::process::exit(0);
+        }
         let before = rss();
         let mut tasks = Vec::with_capacity(n);
         for i in 0..n {

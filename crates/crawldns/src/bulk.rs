@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hickory_proto::op::ResponseCode;
-use tokio::io::ReadBuf;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
@@ -47,10 +47,17 @@ use crate::rearm::Rearm;
 use crate::records::{Lookup, QueryType};
 use crate::resolver::Resolver;
 use crate::rng::{self, Random};
-use crate::wire::{encode_query, judge, peek_id, Question, Verdict};
+use crate::transport::gso::{send_segments, unsupported as gso_unsupported, MAX_SEGMENTS};
+use crate::transport::recv_batch::RecvBatch;
+use crate::wire::{encode_padded_query, judge, peek_id, Question, Verdict};
 
 /// No slot: an entry of a server's ID table that is free.
 const NO_SLOT: u32 = u32::MAX;
+
+/// Queries in flight per server at most: half the ID space, so that a
+/// random free ID is found in a few draws. Lookups past it wait their turn
+/// in [`Bulk`]'s queue, without a timer.
+const MAX_PER_SERVER: usize = 1 << 15;
 
 /// Many lookups at once, in one loop: [`Bulk::push`] a name, await
 /// [`Bulk::next`] for the results as they come (in any order), each with
@@ -64,6 +71,11 @@ pub struct Bulk {
     sockets: Vec<Option<BulkSocket>>,
     /// Per server: query ID → slot.
     ids: Vec<Box<[u32]>>,
+    /// Per server: IDs in use.
+    in_use: Vec<usize>,
+    /// Attempts waiting for a server's IDs: slot, its attempt number,
+    /// server, timeout, back-off.
+    waiting: VecDeque<(u32, u32, usize, std::time::Duration, u32)>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     /// (wake-up, slot, the slot's attempt number then): stale entries are
@@ -73,7 +85,12 @@ pub struct Bulk {
     /// Lookups handed to [`Resolver::lookup`], with their tags.
     handed: JoinSet<(u64, Result<Lookup, Error>)>,
     sleep: Pin<Box<Sleep>>,
-    buf: Box<[u8]>,
+    /// Buffers of one `recvmmsg` (taken while its datagrams are handled).
+    batch: Option<Box<RecvBatch>>,
+    /// Whether GSO sends work here (off after the first refusal).
+    gso: bool,
+    /// Queries a socket refused: slot, its attempt number, the error.
+    failed: Vec<(u32, u32, io::Error)>,
 }
 
 impl std::fmt::Debug for Bulk {
@@ -91,6 +108,12 @@ impl std::fmt::Debug for Bulk {
 struct BulkSocket {
     rx: UdpSocket,
     tx: std::net::UdpSocket,
+    /// Queries waiting for the next send: padded to one length, so that
+    /// one GSO send carries them all.
+    out: Vec<u8>,
+    segment: usize,
+    /// (slot, its attempt number) of each query in `out`.
+    queued: Vec<(u32, u32)>,
 }
 
 /// One lookup in the table.
@@ -140,13 +163,17 @@ impl Bulk {
             ids: (0..servers)
                 .map(|_| vec![NO_SLOT; 1 << 16].into_boxed_slice())
                 .collect(),
+            in_use: vec![0; servers],
+            waiting: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
             timers: BinaryHeap::new(),
             done: VecDeque::new(),
             handed: JoinSet::new(),
             sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
-            buf: vec![0; 65_535].into_boxed_slice(),
+            batch: Some(Box::new(RecvBatch::new())),
+            gso: true,
+            failed: Vec::new(),
             core,
         }
     }
@@ -236,6 +263,9 @@ impl Bulk {
             }
             let mut progressed = self.receive(cx);
             progressed |= self.expire();
+            progressed |= self.send_waiting();
+            // Queries queued since (new lookups, retries) leave now.
+            let _ = self.flush(cx);
             if !self.done.is_empty() {
                 continue;
             }
@@ -257,35 +287,124 @@ impl Bulk {
         }
     }
 
-    /// Reads every datagram waiting on the sockets; true if any came.
+    /// Reads every datagram waiting on the sockets, a `recvmmsg` at a
+    /// time; true if any came.
     fn receive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(mut batch) = self.batch.take() else {
+            return false;
+        };
         let mut any = false;
         for server in 0..self.sockets.len() {
             while let Some(socket) = self.sockets[server].as_ref() {
-                let mut read = ReadBuf::new(&mut self.buf);
-                match socket.rx.poll_recv(cx, &mut read) {
-                    Poll::Ready(Ok(())) => {
+                match socket.rx.poll_recv_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    _ => break,
+                }
+                let got = socket
+                    .rx
+                    .try_io(Interest::READABLE, || batch.recv(&socket.rx));
+                match got {
+                    Ok(n) => {
                         any = true;
-                        let len = read.filled().len();
-                        self.datagram(server, len);
+                        for i in 0..n {
+                            let (bytes, whole) = batch.datagram(i);
+                            self.datagram(server, bytes, whole);
+                        }
                     }
+                    // Readiness cleared: the next poll registers the wake-up.
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                     // An ICMP error (a closed port) or the like: the
                     // attempts in flight find out by their deadlines.
-                    Poll::Ready(Err(_)) => {
+                    Err(_) => {
                         any = true;
                         break;
                     }
-                    Poll::Pending => break,
                 }
             }
         }
+        self.batch = Some(batch);
         any
     }
 
-    /// Handles the datagram of `len` bytes in the buffer, from `server`.
-    fn datagram(&mut self, server: usize, len: usize) {
+    /// Sends `server`'s queued queries: one GSO send (or a send each where
+    /// GSO is refused). A failure other than a full buffer fails them,
+    /// in `failed`.
+    fn flush_server(&mut self, server: usize) -> io::Result<()> {
+        let Some(socket) = self.sockets.get_mut(server).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if socket.queued.is_empty() {
+            return Ok(());
+        }
+        let count = socket.queued.len();
+        let sent = if self.gso && count > 1 {
+            match send_segments(&socket.tx, &socket.out, socket.segment as u16) {
+                Err(err) if gso_unsupported(&err) => {
+                    self.gso = false;
+                    send_each(&socket.tx, &socket.out, socket.segment)
+                }
+                other => other.map(|_| ()),
+            }
+        } else {
+            send_each(&socket.tx, &socket.out, socket.segment)
+        };
+        match sent {
+            Ok(()) => self.core.metrics.udp_send(count as u64),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(err),
+            Err(err) => {
+                let kind = err.kind();
+                self.failed
+                    .extend(socket.queued.iter().map(|&(index, attempt)| {
+                        (index, attempt, io::Error::new(kind, err.to_string()))
+                    }));
+            }
+        }
+        socket.out.clear();
+        socket.queued.clear();
+        Ok(())
+    }
+
+    /// Sends every server's queued queries and fails those a socket
+    /// refused. Pending when a socket's buffer is full (woken when it has
+    /// room).
+    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut full = false;
+        for server in 0..self.sockets.len() {
+            if self.flush_server(server).is_err() {
+                full = true;
+                if let Some(socket) = self.sockets[server].as_ref() {
+                    if socket.rx.poll_send_ready(cx).is_ready() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+            }
+        }
+        for (index, attempt, err) in std::mem::take(&mut self.failed) {
+            let current = self
+                .slots
+                .get(index as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|slot| slot.attempt == attempt && slot.current.is_some());
+            if current {
+                self.event(
+                    index,
+                    Event::Socket {
+                        kind: io_kind(&err),
+                        detail: describe_io(&err),
+                    },
+                );
+            }
+        }
+        if full {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Handles `bytes`, a datagram from `server` (`whole`: not cut).
+    fn datagram(&mut self, server: usize, bytes: &[u8], whole: bool) {
         let metrics = &self.core.metrics;
-        let bytes = &self.buf[..len];
         let Some(id) = peek_id(bytes) else {
             Metrics::add(&metrics.mismatched);
             return;
@@ -310,6 +429,10 @@ impl Bulk {
             Verdict::Mismatch => {
                 Metrics::add(&metrics.mismatched);
                 return;
+            }
+            Verdict::Malformed | Verdict::Answer(_) if !whole => {
+                Metrics::add(&metrics.malformed);
+                Event::Malformed
             }
             Verdict::Malformed => {
                 Metrics::add(&metrics.malformed);
@@ -418,6 +541,13 @@ impl Bulk {
                     if retry {
                         Metrics::add(&self.core.metrics.retries);
                     }
+                    if self.in_use[server] >= MAX_PER_SERVER || !self.waiting.is_empty() {
+                        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
+                        slot.attempt += 1;
+                        self.waiting
+                            .push_back((index, slot.attempt, server, timeout, backoff));
+                        return;
+                    }
                     if let Err(err) = self.send_attempt(index, server, deadline, backoff) {
                         let event = if err.kind() == io::ErrorKind::ConnectionRefused {
                             Event::PortClosed
@@ -487,6 +617,38 @@ impl Bulk {
         self.timers.push(Reverse((end, index, slot.attempt)));
     }
 
+    /// Sends the waiting attempts whose server has IDs free again, in
+    /// order; true if any left.
+    fn send_waiting(&mut self) -> bool {
+        let mut any = false;
+        while let Some(&(index, attempt, server, timeout, backoff)) = self.waiting.front() {
+            if self.in_use[server] >= MAX_PER_SERVER {
+                break;
+            }
+            self.waiting.pop_front();
+            let current = self
+                .slots
+                .get(index as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|slot| slot.attempt == attempt);
+            if !current {
+                continue;
+            }
+            any = true;
+            let deadline = std::time::Instant::now() + timeout;
+            if let Err(err) = self.send_attempt(index, server, deadline, backoff) {
+                self.event(
+                    index,
+                    Event::Socket {
+                        kind: io_kind(&err),
+                        detail: describe_io(&err),
+                    },
+                );
+            }
+        }
+        any
+    }
+
     /// Sends slot `index`'s attempt to `server` and arms its deadline; a
     /// full socket buffer puts the send off by a millisecond.
     fn send_attempt(
@@ -527,24 +689,46 @@ impl Bulk {
             let addr = self.core.servers[server].addr;
             let rx = crate::transport::udp::open_socket(addr, self.core.config.recv_buffer)?;
             let tx = std::net::UdpSocket::from(std::os::fd::AsFd::as_fd(&rx).try_clone_to_owned()?);
-            self.sockets[server] = Some(BulkSocket { rx, tx });
+            self.sockets[server] = Some(BulkSocket {
+                rx,
+                tx,
+                out: Vec::with_capacity(MAX_SEGMENTS * 128),
+                segment: 0,
+                queued: Vec::with_capacity(MAX_SEGMENTS),
+            });
         }
         let ids = &mut self.ids[server];
         let mut rng = rng::system();
         let id = (0..16)
             .map(|_| rng.id())
             .find(|&id| ids[usize::from(id)] == NO_SLOT)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "no free query ID"))?;
+            // The server's ID table is nearly full: the send waits for
+            // answers to free some (a put-off send, like a full buffer).
+            .ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return Err(io::Error::other("no such lookup"));
         };
-        let packet = encode_query(id, &slot.question, self.core.config.edns_payload);
+        let packet = encode_padded_query(id, &slot.question, self.core.config.edns_payload);
+        let compatible = self.sockets[server].as_ref().is_some_and(|socket| {
+            socket.queued.is_empty()
+                || (packet.len() == socket.segment && socket.queued.len() < MAX_SEGMENTS)
+        });
+        if !compatible {
+            // Another length, or a full batch: the queued ones go first.
+            self.flush_server(server)?;
+        }
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
+            return Err(io::Error::other("no such lookup"));
+        };
+        let ids = &mut self.ids[server];
         let socket = self.sockets[server]
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| io::Error::other("no socket"))?;
-        socket.tx.send(&packet)?;
-        self.core.metrics.udp_send(1);
+        socket.segment = packet.len();
+        socket.out.extend_from_slice(&packet);
+        socket.queued.push((index, slot.attempt + 1));
         ids[usize::from(id)] = index;
+        self.in_use[server] += 1;
         let sent = Instant::now();
         slot.first_sent.get_or_insert(sent);
         let answers = self.core.health.lock().answers(server);
@@ -614,6 +798,7 @@ impl Bulk {
         let (server, id, _, _) = slot.queries[query];
         if self.ids[server][usize::from(id)] == index {
             self.ids[server][usize::from(id)] = NO_SLOT;
+            self.in_use[server] -= 1;
         }
         // Keep the list's indices: the entry stays, its ID no longer maps.
     }
@@ -650,9 +835,19 @@ impl Bulk {
         for &(server, id, _, _) in &slot.queries {
             if self.ids[server][usize::from(id)] == index {
                 self.ids[server][usize::from(id)] = NO_SLOT;
+                self.in_use[server] -= 1;
             }
         }
         self.free.push(index);
         Some(slot)
     }
+}
+
+/// Sends each `segment`-byte query of `out` on its own (the last may be
+/// shorter).
+fn send_each(tx: &std::net::UdpSocket, out: &[u8], segment: usize) -> io::Result<()> {
+    for query in out.chunks(segment.max(1)) {
+        tx.send(query)?;
+    }
+    Ok(())
 }

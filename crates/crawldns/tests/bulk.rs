@@ -131,3 +131,29 @@ async fn under_loss_every_name_is_answered_and_retries_are_counted() {
     assert!(m.retries >= totals.dropped, "{m:?} {totals:?}");
     assert_eq!(m.udp_sent, totals.udp_queries);
 }
+
+/// More lookups at once than a server's half of the ID space (32,768):
+/// the rest wait their turn. Every one is answered; the burst may overflow
+/// the server's socket, so some are asked again, and every query the
+/// server got was a lookup's first or a counted retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_lookups_at_once_than_query_ids_wait_their_turn() {
+    let s = matrix::server(40_000, Duration::ZERO, Faults::default()).await;
+    let r = Resolver::new(
+        matrix::config(&[s.addr()])
+            .timeout(Duration::from_secs(1))
+            .min_timeout(Duration::from_secs(1))
+            .attempts(4)
+            .build(),
+    )
+    .unwrap();
+    let names: Vec<(u64, String, QueryType)> = (0..40_000u64)
+        .map(|i| (i, format!("h{i}.crawl.test"), QueryType::A))
+        .collect();
+    let results = run_bulk(&r, &names, names.len()).await;
+    assert_hosts_answered(&results, 40_000);
+    let m = r.metrics();
+    let queries = s.counters().totals().udp_queries;
+    assert!(queries <= 40_000 + m.retries, "{queries} queries, {m:?}");
+    assert_eq!(m.udp_sent, 40_000 + m.retries);
+}
