@@ -386,13 +386,7 @@ impl Bulk {
                 .and_then(Option::as_ref)
                 .is_some_and(|slot| slot.attempt == attempt && slot.current.is_some());
             if current {
-                self.event(
-                    index,
-                    Event::Socket {
-                        kind: io_kind(&err),
-                        detail: describe_io(&err),
-                    },
-                );
+                self.event(index, socket_event(&err));
             }
         }
         if full {
@@ -549,14 +543,7 @@ impl Bulk {
                         return;
                     }
                     if let Err(err) = self.send_attempt(index, server, deadline, backoff) {
-                        let event = if err.kind() == io::ErrorKind::ConnectionRefused {
-                            Event::PortClosed
-                        } else {
-                            Event::Socket {
-                                kind: io_kind(&err),
-                                detail: describe_io(&err),
-                            }
-                        };
+                        let event = socket_event(&err);
                         let Some(slot) =
                             self.slots.get_mut(index as usize).and_then(Option::as_mut)
                         else {
@@ -637,13 +624,7 @@ impl Bulk {
             any = true;
             let deadline = std::time::Instant::now() + timeout;
             if let Err(err) = self.send_attempt(index, server, deadline, backoff) {
-                self.event(
-                    index,
-                    Event::Socket {
-                        kind: io_kind(&err),
-                        detail: describe_io(&err),
-                    },
-                );
+                self.event(index, socket_event(&err));
             }
         }
         any
@@ -758,13 +739,7 @@ impl Bulk {
             }
             if let Some((server, deadline, backoff)) = slot.put_off.take() {
                 if let Err(err) = self.send_attempt(index, server, deadline, backoff) {
-                    self.event(
-                        index,
-                        Event::Socket {
-                            kind: io_kind(&err),
-                            detail: describe_io(&err),
-                        },
-                    );
+                    self.event(index, socket_event(&err));
                 }
                 continue;
             }
@@ -850,4 +825,16 @@ fn send_each(tx: &std::net::UdpSocket, out: &[u8], segment: usize) -> io::Result
         tx.send(query)?;
     }
     Ok(())
+}
+
+/// What a failed send means to the attempts.
+fn socket_event(err: &io::Error) -> Event {
+    if err.kind() == io::ErrorKind::ConnectionRefused {
+        Event::PortClosed
+    } else {
+        Event::Socket {
+            kind: io_kind(err),
+            detail: describe_io(err),
+        }
+    }
 }
