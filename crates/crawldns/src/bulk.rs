@@ -22,8 +22,7 @@
 //! chains an answer stops short of. The cache is neither read nor written
 //! by the slots: a bulk list is distinct names.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -47,6 +46,7 @@ use crate::rearm::Rearm;
 use crate::records::{Lookup, QueryType};
 use crate::resolver::Resolver;
 use crate::rng::{self, Random};
+use crate::timer_queue::TimerQueue;
 use crate::transport::gso::{send_segments, unsupported as gso_unsupported, MAX_SEGMENTS};
 use crate::transport::recv_batch::RecvBatch;
 use crate::wire::{encode_padded_query, judge, peek_id, Question, Verdict};
@@ -80,7 +80,7 @@ pub struct Bulk {
     free: Vec<u32>,
     /// (wake-up, slot, the slot's attempt number then): stale entries are
     /// skipped when they come up.
-    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    timers: TimerQueue<(Instant, u32, u32)>,
     done: VecDeque<(u64, Result<Lookup, Error>)>,
     /// Lookups handed to [`Resolver::lookup`], with their tags.
     handed: JoinSet<(u64, Result<Lookup, Error>)>,
@@ -167,7 +167,7 @@ impl Bulk {
             waiting: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            timers: BinaryHeap::new(),
+            timers: TimerQueue::new(),
             done: VecDeque::new(),
             handed: JoinSet::new(),
             sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
@@ -264,7 +264,11 @@ impl Bulk {
             let mut progressed = self.receive(cx);
             progressed |= self.expire();
             progressed |= self.send_waiting();
-            // Queries queued since (new lookups, retries) leave now.
+            if !self.done.is_empty() {
+                continue;
+            }
+            // Nothing to hand back: the queries queued since (the caller's
+            // new lookups, retries) leave now, together.
             let _ = self.flush(cx);
             if !self.done.is_empty() {
                 continue;
@@ -272,8 +276,7 @@ impl Bulk {
             if self.slots.len() == self.free.len() && self.handed.is_empty() {
                 return Poll::Ready(None);
             }
-            if let Some(Reverse((wake, _, _))) = self.timers.peek() {
-                let wake = *wake;
+            if let Some((wake, _, _)) = self.timers.peek() {
                 if self.sleep.deadline() != wake {
                     self.sleep.as_mut().reset(wake);
                 }
@@ -601,7 +604,7 @@ impl Bulk {
         }
         slot.lingering = Some(err);
         slot.attempt += 1;
-        self.timers.push(Reverse((end, index, slot.attempt)));
+        self.timers.push((end, index, slot.attempt));
     }
 
     /// Sends the waiting attempts whose server has IDs free again, in
@@ -659,7 +662,7 @@ impl Bulk {
                 Instant::now() + std::time::Duration::from_millis(1)
             }
         };
-        self.timers.push(Reverse((wake, index, slot.attempt)));
+        self.timers.push((wake, index, slot.attempt));
         Ok(())
     }
 
@@ -721,7 +724,7 @@ impl Bulk {
     fn expire(&mut self) -> bool {
         let now = Instant::now();
         let mut any = false;
-        while let Some(&Reverse((wake, index, attempt))) = self.timers.peek() {
+        while let Some((wake, index, attempt)) = self.timers.peek() {
             if wake > now {
                 break;
             }
@@ -756,7 +759,7 @@ impl Bulk {
             if !rearm.expired(now.into_std(), timeout_now) {
                 slot.current = Some((query, rearm, backoff));
                 let wake = Instant::from_std(rearm.wake_at());
-                self.timers.push(Reverse((wake, index, attempt)));
+                self.timers.push((wake, index, attempt));
                 continue;
             }
             Metrics::add(&self.core.metrics.timeouts);

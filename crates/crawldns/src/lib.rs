@@ -54,6 +54,7 @@ mod resolv_conf;
 mod resolver;
 mod rng;
 mod single_flight;
+mod timer_queue;
 mod transport;
 mod wire;
 
