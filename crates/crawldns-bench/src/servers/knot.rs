@@ -200,6 +200,12 @@ zone:
             knot.stop();
             bail!("{e}; knotd log:\n{log}");
         }
+        if let Some(cpu) = knot.pinned {
+            // knotd binds each worker thread to a CPU of its own choosing
+            // (its UDP worker to CPU 0), whatever `taskset` said: the
+            // threads are pinned again now that they all exist.
+            pin_threads(knot.pid(), cpu).context("pinning knotd's threads")?;
+        }
         Ok(knot)
     }
 
@@ -233,4 +239,29 @@ impl Drop for Knot {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Pins every thread of process `pid` to `cpu`.
+fn pin_threads(pid: u32, cpu: usize) -> Result<()> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).context("listing threads")?;
+    for task in tasks {
+        let tid: libc::pid_t = task?
+            .file_name()
+            .to_string_lossy()
+            .parse()
+            .context("a thread id")?;
+        // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes
+        // inside it.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: `set` is a valid cpu_set_t of the size given.
+        let rc = unsafe {
+            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("sched_setaffinity(thread {tid}, CPU {cpu})"));
+        }
+    }
+    Ok(())
 }
