@@ -255,9 +255,8 @@ fn pin_threads(pid: u32, cpu: usize) -> Result<()> {
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         unsafe { libc::CPU_SET(cpu, &mut set) };
         // SAFETY: `set` is a valid cpu_set_t of the size given.
-        let rc = unsafe {
-            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-        };
+        let rc =
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
         if rc != 0 {
             return Err(std::io::Error::last_os_error())
                 .with_context(|| format!("sched_setaffinity(thread {tid}, CPU {cpu})"));
