@@ -387,6 +387,10 @@ impl<F: Future<Output = ResolveRecord>> InFlight<F> {
         self.len() == 0
     }
 
+    fn is_futures(&self) -> bool {
+        matches!(self, Self::Futures(_))
+    }
+
     /// Starts the lookup of `name` for `kind` (`future` is it, when it is
     /// not one for the bulk).
     fn push(&mut self, line: u64, name: String, kind: RecordKind, future: impl FnOnce() -> F) {
@@ -593,7 +597,7 @@ pub async fn run(mut args: ResolveArgs) -> Result<Outcome> {
                 .eprintln(&format!("line {number}: {name:?}: {message}"));
             for &t in types
                 .iter()
-                .filter(|t| !done.take(&key_of(&name, t.label())))
+                .filter(|t| done.is_empty() || !done.take(&key_of(&name, t.label())))
             {
                 writer.record(&ResolveRecord::failed(
                     number,
@@ -607,7 +611,7 @@ pub async fn run(mut args: ResolveArgs) -> Result<Outcome> {
         }
         for &t in types
             .iter()
-            .filter(|t| !done.take(&key_of(&name, t.label())))
+            .filter(|t| done.is_empty() || !done.take(&key_of(&name, t.label())))
         {
             while tasks.len() >= concurrency {
                 match shutdown.until_forced(tasks.next()).await {
@@ -636,8 +640,13 @@ pub async fn run(mut args: ResolveArgs) -> Result<Outcome> {
                 lookup(resolver.clone(), number, name.clone(), t)
             });
         }
-        while let Some(Some(done)) = tasks.next().now_or_never() {
-            writer.lookup_done(&done)?;
+        // Futures: take what finished meanwhile. Not the bulk: polling it
+        // after each push would send that one query by itself; its queries
+        // leave together once it has no result ready (`bulk.rs`).
+        if tasks.is_futures() {
+            while let Some(Some(done)) = tasks.next().now_or_never() {
+                writer.lookup_done(&done)?;
+            }
         }
     }
     while let Some(Some(done)) = shutdown.until_forced(tasks.next()).await {

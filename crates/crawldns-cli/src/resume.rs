@@ -76,6 +76,12 @@ pub struct Done {
 }
 
 impl Done {
+    /// Whether no input is left to skip (always so without --resume): a
+    /// caller can then skip making keys.
+    pub fn is_empty(&self) -> bool {
+        self.recorded == self.skipped
+    }
+
     /// True (and counted) if `key` is recorded and not yet skipped as often
     /// as it is recorded.
     pub fn take(&mut self, key: &str) -> bool {
