@@ -3,6 +3,7 @@
 //! the grace period running out, stops it at once. Either way the command
 //! writes every completed record, prints its summary and exits 130.
 
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -66,11 +67,6 @@ impl Shutdown {
         *self.phase.borrow() >= Phase::Draining
     }
 
-    /// Completes once a stop is asked for.
-    pub async fn stop_requested(&self) {
-        self.reached(Phase::Draining).await;
-    }
-
     /// Completes when in-flight work must be dropped.
     pub async fn forced(&self) {
         self.reached(Phase::Forced).await;
@@ -90,18 +86,33 @@ impl Shutdown {
         &self,
         future: impl std::future::Future<Output = T>,
     ) -> Option<T> {
-        tokio::select! {
-            biased;
-            () = self.stop_requested() => None,
-            value = future => Some(value),
-        }
+        self.until(Phase::Draining, future).await
     }
 
     /// `future`, or `None` once in-flight work must be dropped.
     pub async fn until_forced<T>(&self, future: impl std::future::Future<Output = T>) -> Option<T> {
+        self.until(Phase::Forced, future).await
+    }
+
+    /// `future`, or `None` once `phase` is reached. The phase is read
+    /// first, and a future ready at once is taken without registering for
+    /// the signal's wake-up: the commands call this once per lookup.
+    async fn until<T>(
+        &self,
+        phase: Phase,
+        future: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        if *self.phase.borrow() >= phase {
+            return None;
+        }
+        let mut future = std::pin::pin!(future);
+        let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+        if let Poll::Ready(value) = first {
+            return Some(value);
+        }
         tokio::select! {
             biased;
-            () = self.forced() => None,
+            () = self.reached(phase) => None,
             value = future => Some(value),
         }
     }
