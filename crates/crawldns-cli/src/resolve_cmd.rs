@@ -7,7 +7,7 @@
 //! on stderr with its line number and gets a record with the error
 //! `invalid_name`; the run goes on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::IpAddr;
@@ -369,9 +369,11 @@ enum InFlight<F> {
     Futures(FuturesUnordered<F>),
     Bulk {
         bulk: Box<crawldns::Bulk>,
-        /// Tag → input line, name, type and start of each lookup.
-        lookups: HashMap<u64, (u64, String, RecordKind, Instant)>,
-        next_tag: u64,
+        /// Per tag (an index, reused once its lookup is done): input line,
+        /// name, type and start of the lookup.
+        lookups: Vec<Option<(u64, String, RecordKind, Instant)>>,
+        /// Tags free for reuse.
+        free: Vec<u64>,
     },
 }
 
@@ -398,14 +400,17 @@ impl<F: Future<Output = ResolveRecord>> InFlight<F> {
             Self::Bulk {
                 bulk,
                 lookups,
-                next_tag,
+                free,
             } if kind.query_type().is_some() => {
-                let tag = *next_tag;
-                *next_tag += 1;
+                let tag = free.pop().unwrap_or(lookups.len() as u64);
                 if let Some(query_type) = kind.query_type() {
                     bulk.push(tag, &name, query_type);
                 }
-                lookups.insert(tag, (line, name, kind, Instant::now()));
+                let entry = Some((line, name, kind, Instant::now()));
+                match lookups.get_mut(tag as usize) {
+                    Some(slot) => *slot = entry,
+                    None => lookups.push(entry),
+                }
             }
             Self::Bulk { .. } => unreachable!("the bulk is only used when every type is typed"),
             Self::Futures(futures) => futures.push(future()),
@@ -416,9 +421,14 @@ impl<F: Future<Output = ResolveRecord>> InFlight<F> {
     async fn next(&mut self) -> Option<ResolveRecord> {
         match self {
             Self::Futures(futures) => futures.next().await,
-            Self::Bulk { bulk, lookups, .. } => {
+            Self::Bulk {
+                bulk,
+                lookups,
+                free,
+            } => {
                 let (tag, result) = bulk.next().await?;
-                let (line, name, kind, started) = lookups.remove(&tag)?;
+                let (line, name, kind, started) = lookups.get_mut(tag as usize)?.take()?;
+                free.push(tag);
                 Some(record(
                     line,
                     name,
@@ -547,8 +557,8 @@ pub async fn run(mut args: ResolveArgs) -> Result<Outcome> {
     let mut tasks = if bulk {
         InFlight::Bulk {
             bulk: Box::new(resolver.bulk()),
-            lookups: HashMap::new(),
-            next_tag: 0,
+            lookups: Vec::new(),
+            free: Vec::new(),
         }
     } else {
         InFlight::Futures(FuturesUnordered::new())

@@ -91,6 +91,9 @@ pub struct Bulk {
     gso: bool,
     /// Queries a socket refused: slot, its attempt number, the error.
     failed: Vec<(u32, u32, io::Error)>,
+    /// The time of the step in progress (a push, a batch of answers, a
+    /// round of timers): read once per step, not once per decision.
+    now: Instant,
 }
 
 impl std::fmt::Debug for Bulk {
@@ -174,6 +177,7 @@ impl Bulk {
             batch: Some(Box::new(RecvBatch::new())),
             gso: true,
             failed: Vec::new(),
+            now: Instant::now(),
             core,
         }
     }
@@ -203,6 +207,7 @@ impl Bulk {
             return;
         }
         self.core.metrics.lookups.add();
+        self.now = Instant::now();
         let question =
             match Question::new(name, query_type.wire(), self.core.config.case_randomization) {
                 Ok(question) => question,
@@ -225,7 +230,7 @@ impl Bulk {
             put_off: None,
             lingering: None,
             first_sent: None,
-            started: Instant::now(),
+            started: self.now,
         };
         let index = match self.free.pop() {
             Some(index) => {
@@ -309,6 +314,7 @@ impl Bulk {
                 match got {
                     Ok(n) => {
                         any = true;
+                        self.now = Instant::now();
                         for i in 0..n {
                             let (bytes, whole) = batch.datagram(i);
                             self.datagram(server, bytes, whole);
@@ -442,7 +448,7 @@ impl Bulk {
             Verdict::Answer(message) => match message.metadata.response_code {
                 ResponseCode::NoError | ResponseCode::NXDomain => {
                     Metrics::add(&metrics.answers);
-                    let now = Instant::now().into_std();
+                    let now = self.now.into_std();
                     {
                         let mut health = self.core.health.lock();
                         if is_current {
@@ -507,11 +513,9 @@ impl Bulk {
             return;
         };
         slot.current = None;
-        let effect = slot.attempts.on_event(
-            &mut self.core.health.lock(),
-            Instant::now().into_std(),
-            event,
-        );
+        let effect =
+            slot.attempts
+                .on_event(&mut self.core.health.lock(), self.now.into_std(), event);
         if effect.server_went_down {
             probe::start(&self.core, self.core.config.probe_interval);
         }
@@ -526,7 +530,7 @@ impl Bulk {
             };
             let action = slot
                 .attempts
-                .poll(&mut self.core.health.lock(), Instant::now().into_std());
+                .poll(&mut self.core.health.lock(), self.now.into_std());
             match action {
                 Action::Send {
                     server,
@@ -539,7 +543,7 @@ impl Bulk {
                         Metrics::add(&self.core.metrics.retries);
                     }
                     if self.in_use[server] >= MAX_PER_SERVER || !self.waiting.is_empty() {
-                        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
+                        let timeout = deadline.saturating_duration_since(self.now.into_std());
                         slot.attempt += 1;
                         self.waiting
                             .push_back((index, slot.attempt, server, timeout, backoff));
@@ -554,7 +558,7 @@ impl Bulk {
                         };
                         slot.attempts.on_event(
                             &mut self.core.health.lock(),
-                            Instant::now().into_std(),
+                            self.now.into_std(),
                             event,
                         );
                         continue;
@@ -598,7 +602,7 @@ impl Bulk {
                 .any(|&(server, _, _, answers)| health.answers(server) > answers)
         };
         let end = slot.first_sent.unwrap_or(slot.started) + budget;
-        if !alive || Instant::now() >= end {
+        if !alive || self.now >= end {
             self.finish(index, Err(err));
             return;
         }
@@ -625,7 +629,7 @@ impl Bulk {
                 continue;
             }
             any = true;
-            let deadline = std::time::Instant::now() + timeout;
+            let deadline = self.now.into_std() + timeout;
             if let Err(err) = self.send_attempt(index, server, deadline, backoff) {
                 self.event(index, socket_event(&err));
             }
@@ -659,7 +663,7 @@ impl Bulk {
             }
             None => {
                 slot.put_off = Some((server, deadline, backoff));
-                Instant::now() + std::time::Duration::from_millis(1)
+                self.now + std::time::Duration::from_millis(1)
             }
         };
         self.timers.push((wake, index, slot.attempt));
@@ -713,7 +717,7 @@ impl Bulk {
         socket.queued.push((index, slot.attempt + 1));
         ids[usize::from(id)] = index;
         self.in_use[server] += 1;
-        let sent = Instant::now();
+        let sent = self.now;
         slot.first_sent.get_or_insert(sent);
         let answers = self.core.health.lock().answers(server);
         slot.queries.push((server, id, sent, answers));
@@ -722,7 +726,8 @@ impl Bulk {
 
     /// Handles every timer due now; true if any was.
     fn expire(&mut self) -> bool {
-        let now = Instant::now();
+        self.now = Instant::now();
+        let now = self.now;
         let mut any = false;
         while let Some((wake, index, attempt)) = self.timers.peek() {
             if wake > now {
@@ -790,7 +795,7 @@ impl Bulk {
         if let Err(err) = &result {
             metrics.failure(err.kind());
         }
-        metrics.record_latency(slot.started.elapsed());
+        metrics.record_latency(self.now.saturating_duration_since(slot.started));
         self.done.push_back((slot.tag, result));
     }
 
