@@ -608,7 +608,7 @@ impl Bulk {
         }
         slot.lingering = Some(err);
         slot.attempt += 1;
-        self.timers.push((end, index, slot.attempt));
+        self.timers.push_other((end, index, slot.attempt));
     }
 
     /// Sends the waiting attempts whose server has IDs free again, in
@@ -764,7 +764,7 @@ impl Bulk {
             if !rearm.expired(now.into_std(), timeout_now) {
                 slot.current = Some((query, rearm, backoff));
                 let wake = Instant::from_std(rearm.wake_at());
-                self.timers.push((wake, index, attempt));
+                self.timers.push_other((wake, index, attempt));
                 continue;
             }
             Metrics::add(&self.core.metrics.timeouts);

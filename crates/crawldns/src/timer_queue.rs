@@ -24,6 +24,13 @@ impl<T: Ord + Copy> TimerQueue<T> {
         }
     }
 
+    /// Adds an out-of-the-ordinary `timer` (a second wait, a budget's
+    /// end): to the heap, so that a late one never stands at the deque's
+    /// back and sends every ordinary timer after it to the heap too.
+    pub fn push_other(&mut self, timer: T) {
+        self.out_of_order.push(Reverse(timer));
+    }
+
     /// Adds `timer` (ordered by its first field: when).
     pub fn push(&mut self, timer: T) {
         match self.in_order.back() {
@@ -73,6 +80,19 @@ mod tests {
         }
         assert_eq!(out, [5, 10, 15, 20, 20, 25, 30, 40]);
         assert_eq!(q.peek(), None);
+    }
+
+    #[test]
+    fn a_late_other_timer_does_not_push_the_ordinary_ones_to_the_heap() {
+        let mut q = TimerQueue::new();
+        q.push((10, 0u32));
+        q.push_other((1000, 1));
+        for t in 11..20 {
+            q.push((t, 2));
+        }
+        assert_eq!(q.out_of_order.len(), 1);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop()).map(|(t, _)| t).collect();
+        assert_eq!(order, [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1000]);
     }
 
     #[test]
