@@ -22,7 +22,7 @@
 //! chains an answer stops short of. The cache is neither read nor written
 //! by the slots: a bulk list is distinct names.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -84,6 +84,9 @@ pub struct Bulk {
     done: VecDeque<(u64, Result<Lookup, Error>)>,
     /// Lookups handed to [`Resolver::lookup`], with their tags.
     handed: JoinSet<(u64, Result<Lookup, Error>)>,
+    /// The tag and name of each handed lookup's task, so that a task that
+    /// ends without a result (a panic) still gives one.
+    handed_tags: HashMap<tokio::task::Id, (u64, String)>,
     sleep: Pin<Box<Sleep>>,
     /// Buffers of one `recvmmsg` (taken while its datagrams are handled).
     batch: Option<Box<RecvBatch>>,
@@ -173,6 +176,7 @@ impl Bulk {
             timers: TimerQueue::new(),
             done: VecDeque::new(),
             handed: JoinSet::new(),
+            handed_tags: HashMap::new(),
             sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
             batch: Some(Box::new(RecvBatch::new())),
             gso: true,
@@ -259,11 +263,21 @@ impl Bulk {
             if let Some(result) = self.done.pop_front() {
                 return Poll::Ready(Some(result));
             }
-            match self.handed.poll_join_next(cx) {
-                Poll::Ready(Some(Ok(result))) => return Poll::Ready(Some(result)),
-                // A handed lookup cannot panic, and is aborted only when
-                // the bulk is dropped: nothing to report.
-                Poll::Ready(Some(Err(_))) => continue,
+            match self.handed.poll_join_next_with_id(cx) {
+                Poll::Ready(Some(Ok((id, result)))) => {
+                    self.handed_tags.remove(&id);
+                    return Poll::Ready(Some(result));
+                }
+                // Not aborted (that happens only when the bulk is
+                // dropped): the lookup panicked. Its result is an error.
+                Poll::Ready(Some(Err(err))) => {
+                    if let Some((tag, name)) = self.handed_tags.remove(&err.id()) {
+                        let err = Error::new(ErrorKind::Io, &name)
+                            .with_detail("the lookup's task ended without a result");
+                        return Poll::Ready(Some((tag, Err(err))));
+                    }
+                    continue;
+                }
                 _ => {}
             }
             let mut progressed = self.receive(cx);
@@ -808,8 +822,11 @@ impl Bulk {
 
     fn hand_over(&mut self, tag: u64, name: String, query_type: QueryType) {
         let resolver = self.resolver.clone();
-        self.handed
-            .spawn(async move { (tag, resolver.lookup(&name, query_type).await) });
+        let task = self.handed.spawn({
+            let name = name.clone();
+            async move { (tag, resolver.lookup(&name, query_type).await) }
+        });
+        self.handed_tags.insert(task.id(), (tag, name));
     }
 
     /// Frees slot `index` and its query IDs.
