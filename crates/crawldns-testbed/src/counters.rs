@@ -130,8 +130,15 @@ impl Counters {
     pub(crate) fn dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
+    /// Counts a response about to be sent: before the send, so that a
+    /// client that got it never reads a count without it.
     pub(crate) fn response(&self) {
         self.responses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes back a [`Counters::response`] whose send failed.
+    pub(crate) fn response_not_sent(&self) {
+        self.responses.fetch_sub(1, Ordering::Relaxed);
     }
     pub(crate) fn forgery(&self) {
         self.forgeries.fetch_add(1, Ordering::Relaxed);

@@ -334,7 +334,8 @@ async fn send_udp(shared: &Shared, peer: SocketAddr, forgery: Option<Forgery>, b
         }
         None => {}
     }
-    if shared.udp.send_to(&bytes, peer).await.is_ok() {
-        shared.counters.response();
+    shared.counters.response();
+    if shared.udp.send_to(&bytes, peer).await.is_err() {
+        shared.counters.response_not_sent();
     }
 }

@@ -135,8 +135,9 @@ pub(crate) async fn serve_connection<S>(
         let shared = shared.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if tx.send(bytes).await.is_ok() {
-                shared.counters.response();
+            shared.counters.response();
+            if tx.send(bytes).await.is_err() {
+                shared.counters.response_not_sent();
             }
         });
     }
