@@ -223,10 +223,7 @@ impl Attempts {
             order.reverse();
             self.pending = order;
         };
-        let transport = self
-            .servers
-            .get(server)
-            .map_or(Transport::Udp, |s| Transport::of(s.protocol));
+        let transport = self.transport_of(server);
         let retry = !self.failed.is_empty();
         let timeout = health.timeout(server);
         self.send(health, server, transport, now, timeout, retry)
@@ -243,10 +240,7 @@ impl Attempts {
         self.extra += 1;
         let backoff = 1u32.checked_shl(self.extra).unwrap_or(u32::MAX);
         let timeout = health.timeout(server).saturating_mul(backoff).min(left);
-        let transport = self
-            .servers
-            .get(server)
-            .map_or(Transport::Udp, |s| Transport::of(s.protocol));
+        let transport = self.transport_of(server);
         let mut action = self.send(health, server, transport, now, timeout, true);
         if let Action::Send { backoff: b, .. } = &mut action {
             *b = backoff;
@@ -359,6 +353,13 @@ impl Attempts {
             attempts,
             detail,
         })
+    }
+
+    /// How configured server `server` is asked.
+    fn transport_of(&self, server: usize) -> Transport {
+        self.servers
+            .get(server)
+            .map_or(Transport::Udp, |s| Transport::of(s.protocol))
     }
 
     fn address(&self, server: usize) -> SocketAddr {

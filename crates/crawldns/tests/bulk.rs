@@ -34,6 +34,13 @@ async fn run_bulk(
     results
 }
 
+/// Tags 0..n asking A of `h<tag>.crawl.test`.
+fn host_lookups(n: u64) -> Vec<(u64, String, QueryType)> {
+    (0..n)
+        .map(|i| (i, format!("h{i}.crawl.test"), QueryType::A))
+        .collect()
+}
+
 fn v4(i: u32) -> IpAddr {
     IpAddr::V4(host_v4(i).unwrap())
 }
@@ -59,9 +66,7 @@ fn assert_hosts_answered(results: &HashMap<u64, Result<Lookup, crawldns::Error>>
 async fn bulk_answers_as_lookup_does_with_one_query_per_name() {
     let s = matrix::server(2000, Duration::ZERO, Faults::default()).await;
     let r = Resolver::new(matrix::config(&[s.addr()]).build()).unwrap();
-    let mut names: Vec<(u64, String, QueryType)> = (0..2000u64)
-        .map(|i| (i, format!("h{i}.crawl.test"), QueryType::A))
-        .collect();
+    let mut names: Vec<(u64, String, QueryType)> = host_lookups(2000);
     // Not in the zone: NXDOMAIN.
     names.extend((0..50u64).map(|i| (10_000 + i, format!("nope{i}.crawl.test"), QueryType::A)));
     // Left to `lookup`: an IP literal, upper case, a final dot, a PTR.
@@ -115,9 +120,7 @@ async fn under_loss_every_name_is_answered_and_retries_are_counted() {
             .build(),
     )
     .unwrap();
-    let names: Vec<(u64, String, QueryType)> = (0..1000u64)
-        .map(|i| (i, format!("h{i}.crawl.test"), QueryType::A))
-        .collect();
+    let names: Vec<(u64, String, QueryType)> = host_lookups(1000);
     let results = run_bulk(&r, &names, 200).await;
     assert_hosts_answered(&results, 1000);
     let totals = s.counters().totals();
@@ -147,9 +150,7 @@ async fn more_lookups_at_once_than_query_ids_wait_their_turn() {
             .build(),
     )
     .unwrap();
-    let names: Vec<(u64, String, QueryType)> = (0..40_000u64)
-        .map(|i| (i, format!("h{i}.crawl.test"), QueryType::A))
-        .collect();
+    let names: Vec<(u64, String, QueryType)> = host_lookups(40_000);
     let results = run_bulk(&r, &names, names.len()).await;
     assert_hosts_answered(&results, 40_000);
     let m = r.metrics();
