@@ -3,25 +3,24 @@
 //!
 //! Every request is one query, planned and delayed like a UDP or TCP one;
 //! many are multiplexed on one connection and answered in the order their
-//! delays give. The stream faults act per connection: `close_after` sends
-//! GOAWAY after N answers and closes once the answered streams are done;
-//! `stall_after` sends the headers and half the body of every answer after
-//! the first N, then nothing more on those streams.
+//! delays give. A connection's requests are served inside its own task (h2
+//! directly, no task per request, as a production DoH server does), so the
+//! listener is not what limits a benchmark's client. The stream faults act
+//! per connection: `close_after` sends GOAWAY after N answers and closes
+//! once the answered streams are done; `stall_after` sends the headers and
+//! half the body of every answer after the first N, then nothing more on
+//! those streams.
 
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 
 use crate::counters::{ConnectionRecord, Transport};
@@ -36,6 +35,9 @@ pub const DNS_MESSAGE: &str = "application/dns-message";
 
 /// The largest request body accepted: one DNS message.
 const MAX_BODY: usize = 65_535;
+
+/// Streams a client may open at once on one connection.
+const MAX_STREAMS: u32 = 1024;
 
 /// Accepts DoH connections for ever.
 pub(crate) async fn serve_https(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
@@ -55,10 +57,17 @@ struct ConnState {
     record: ConnectionRecord,
     close_after: Option<u32>,
     stall_after: Option<u32>,
-    /// Answers handed to hyper on this connection.
+    /// Answers handed to h2 on this connection (stalled ones included).
     answered: AtomicU32,
-    /// Woken when `close_after` answers have gone out.
-    close: Notify,
+}
+
+/// How a request ended, for the connection's loop.
+enum Served {
+    /// Answered, or refused with a status.
+    Done,
+    /// Half an answer sent: the stream is kept open, silent, until the
+    /// connection ends.
+    Stalled(SendStream<Bytes>),
 }
 
 async fn serve_connection<S>(shared: Arc<Shared>, tls: S, record: ConnectionRecord)
@@ -66,37 +75,57 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let faults = shared.faults.read().clone();
-    let state = Arc::new(ConnState {
+    let state = ConnState {
         shared,
         record,
         close_after: faults.close_after,
         stall_after: faults.stall_after,
         answered: AtomicU32::new(0),
-        close: Notify::new(),
-    });
-    let service_state = state.clone();
-    let service = hyper::service::service_fn(move |request| {
-        let state = service_state.clone();
-        async move { Ok::<_, Infallible>(answer(&state, request).await) }
-    });
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder
-        .keep_alive_interval(None)
-        .max_concurrent_streams(1024);
-    let connection = builder.serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => return,
-        () = state.close.notified() => connection.as_mut().graceful_shutdown(),
+    };
+    let Ok(mut connection) = h2::server::Builder::new()
+        .max_concurrent_streams(MAX_STREAMS)
+        .handshake::<_, Bytes>(tls)
+        .await
+    else {
+        return;
+    };
+    let mut requests = FuturesUnordered::new();
+    let mut stalled = Vec::new();
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            next = connection.accept() => match next {
+                Some(Ok((request, respond))) => requests.push(answer(&state, request, respond)),
+                // The client is gone, or the connection is done closing.
+                _ => break,
+            },
+            Some(served) = requests.next(), if !requests.is_empty() => {
+                if let Served::Stalled(stream) = served {
+                    stalled.push(stream);
+                }
+            }
+        }
+        let answered = state.answered.load(Ordering::Relaxed);
+        if !closing && state.close_after.is_some_and(|limit| answered >= limit) {
+            closing = true;
+            connection.graceful_shutdown();
+        }
     }
-    let _ = connection.await;
+    drop(stalled);
 }
 
-/// Answers one request.
-async fn answer(state: &ConnState, request: Request<Incoming>) -> Response<DohBody> {
+/// Serves one request.
+async fn answer(
+    state: &ConnState,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) -> Served {
     let query = match read_query(request).await {
         Ok(query) => query,
-        Err(status) => return status_only(status),
+        Err(status) => {
+            let _ = respond.send_response(status_only(status), true);
+            return Served::Done;
+        }
     };
     state.record.query();
     let (plan, delay) = plan(&state.shared, &query, Transport::Https);
@@ -104,46 +133,67 @@ async fn answer(state: &ConnState, request: Request<Incoming>) -> Response<DohBo
         // Dropped or down: never answer; the client gives up on the stream.
         return std::future::pending().await;
     };
-    tokio::time::sleep(delay).await;
-    let n = state.answered.fetch_add(1, Ordering::AcqRel);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    answer_now(state, respond, Bytes::from(bytes))
+}
+
+/// Sends `bytes` as the answer, or half of it when the connection stalls.
+fn answer_now(state: &ConnState, mut respond: SendResponse<Bytes>, bytes: Bytes) -> Served {
+    let n = state.answered.fetch_add(1, Ordering::Relaxed);
     let stall = state.stall_after.is_some_and(|limit| n >= limit);
-    if state.close_after.is_some_and(|limit| n + 1 == limit) {
-        state.close.notify_one();
-    }
-    if !stall {
-        state.shared.counters.response();
-    }
-    let len = bytes.len();
-    let body = DohBody {
-        data: Some(Bytes::from(bytes)),
-        stall,
+    let Ok(mut stream) = respond.send_response(ok_response(bytes.len()), false) else {
+        return Served::Done;
     };
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
-        .header(hyper::header::CONTENT_LENGTH, len)
-        .header(hyper::header::CACHE_CONTROL, "max-age=0")
-        .body(body)
-        .unwrap_or_else(|_| status_only(StatusCode::INTERNAL_SERVER_ERROR))
+    if stall {
+        let _ = stream.send_data(bytes.slice(..bytes.len() / 2), false);
+        return Served::Stalled(stream);
+    }
+    state.shared.counters.response();
+    if stream.send_data(bytes, true).is_err() {
+        state.shared.counters.response_not_sent();
+    }
+    Served::Done
+}
+
+fn ok_response(len: usize) -> Response<()> {
+    let mut response = Response::new(());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(DNS_MESSAGE),
+    );
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=0"),
+    );
+    response
 }
 
 /// The DNS message of a POST body or a GET `dns` parameter.
-async fn read_query(request: Request<Incoming>) -> Result<Vec<u8>, StatusCode> {
+async fn read_query(request: Request<RecvStream>) -> Result<Vec<u8>, StatusCode> {
     if request.uri().path() != DOH_PATH {
         return Err(StatusCode::NOT_FOUND);
     }
     match *request.method() {
         Method::POST => {
-            let content_type = request.headers().get(hyper::header::CONTENT_TYPE);
+            let content_type = request.headers().get(http::header::CONTENT_TYPE);
             if content_type.and_then(|v| v.to_str().ok()) != Some(DNS_MESSAGE) {
                 return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
-            let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);
-            let body = limited
-                .collect()
-                .await
-                .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
-            Ok(body.to_bytes().to_vec())
+            let mut body = request.into_body();
+            let mut query = BytesMut::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+                let _ = body.flow_control().release_capacity(chunk.len());
+                if query.len() + chunk.len() > MAX_BODY {
+                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                query.extend_from_slice(&chunk);
+            }
+            Ok(query.to_vec())
         }
         Method::GET => {
             let query = request.uri().query().unwrap_or("");
@@ -159,44 +209,8 @@ async fn read_query(request: Request<Incoming>) -> Result<Vec<u8>, StatusCode> {
     }
 }
 
-fn status_only(status: StatusCode) -> Response<DohBody> {
-    let mut response = Response::new(DohBody {
-        data: None,
-        stall: false,
-    });
+fn status_only(status: StatusCode) -> Response<()> {
+    let mut response = Response::new(());
     *response.status_mut() = status;
     response
-}
-
-/// A response body: the whole message, or (stalling) its first half and
-/// then nothing, ever, while the declared length promises more.
-pub(crate) struct DohBody {
-    data: Option<Bytes>,
-    stall: bool,
-}
-
-impl Body for DohBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.data.take() {
-            Some(data) if self.stall => {
-                let half = data.slice(..data.len() / 2);
-                Poll::Ready(Some(Ok(Frame::data(half))))
-            }
-            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-            // The stalled body never wakes again: the stream stays open
-            // until the client resets it or the connection closes.
-            None if self.stall => Poll::Pending,
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none() && !self.stall
-    }
 }

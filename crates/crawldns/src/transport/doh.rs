@@ -191,26 +191,34 @@ impl DohClient {
     ) -> StreamExchange {
         let mut closed = 0;
         loop {
-            let conn = self.connection(server).await?;
-            let progress = conn.responses.load(Ordering::Acquire);
+            // The connection's handle is cloned once per query, and moved
+            // into the request.
+            let Connection {
+                send,
+                responses,
+                id,
+                ..
+            } = self.connection(server).await?;
+            let progress = responses.load(Ordering::Acquire);
             let stall_guard = StallGuard {
                 client: self,
                 server,
-                conn: &conn,
+                id,
+                responses: &responses,
                 progress,
                 deadline,
                 armed: true,
             };
-            let result = self.exchange(&conn, question).await;
+            let result = self.exchange(send, &responses, question).await;
             stall_guard.disarm();
             match result {
                 Ok(message) => return Ok(message),
                 Err(Failure::Final(err)) => return Err(err),
                 Err(Failure::Closed) => {
-                    self.forget(server, conn.id);
+                    self.forget(server, id);
                     // As in the pipelined pool: only connections that
                     // answered nothing count against the query.
-                    if conn.responses.load(Ordering::Acquire) > 0 {
+                    if responses.load(Ordering::Acquire) > 0 {
                         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -229,9 +237,17 @@ impl DohClient {
 
     /// The open connection to `server`, made now if there is none.
     async fn connection(&self, server: SocketAddr) -> Result<Connection, StreamError> {
-        if let Some(conn) = self.live(server) {
-            return Ok(conn);
+        match self.live(server) {
+            Some(conn) => Ok(conn),
+            // Boxed: the TLS and HTTP/2 handshakes' state is most of a
+            // query's future, and only the first query of a connection
+            // needs it.
+            None => Box::pin(self.connect(server)).await,
         }
+    }
+
+    /// Opens a connection to `server`, unless another query did meanwhile.
+    async fn connect(&self, server: SocketAddr) -> Result<Connection, StreamError> {
         // Others asking the same server wait here meanwhile: one
         // connection, not one per query.
         let gate = self
@@ -309,15 +325,17 @@ impl DohClient {
         request
     }
 
-    /// One request and its answer.
-    async fn exchange(
+    /// Sends `question` as a request on `send`: the part of an exchange
+    /// that does not wait, kept out of its future (a request and its
+    /// headers would otherwise be held across every await of it).
+    fn send_query(
         &self,
-        conn: &Connection,
+        send: &mut SendRequest<Bytes>,
         question: &Question,
-    ) -> Result<hickory_proto::op::Message, Failure> {
+    ) -> Result<h2::client::ResponseFuture, Failure> {
         let settings = &self.inner.settings;
         let packet = encode_padded_query(0, question, settings.payload);
-        let (request, body) = if settings.use_get {
+        if settings.use_get {
             let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*packet);
             let request = Request::builder()
                 .method(Method::GET)
@@ -326,29 +344,37 @@ impl DohClient {
                     self.inner.authority, settings.path
                 ))
                 .header(http::header::ACCEPT, DNS_MESSAGE)
-                .body(());
-            (request, None)
-        } else {
-            (
-                Ok(self.post_request(packet.len())),
-                Some(Bytes::copy_from_slice(&packet)),
-            )
-        };
-        let request = request.map_err(|e| {
-            Failure::Final(StreamError::io(
-                std::io::ErrorKind::InvalidInput,
-                e.to_string(),
-            ))
-        })?;
-        let mut send = conn.send.clone().ready().await.map_err(failure)?;
-        let (response, mut stream) = send
-            .send_request(request, body.is_none())
-            .map_err(failure)?;
-        if let Some(body) = body {
-            // Fits the initial window (a query is far below 64 KiB): sent
-            // at once, with the end of the stream.
-            stream.send_data(body, true).map_err(failure)?;
+                .body(())
+                .map_err(|e| {
+                    Failure::Final(StreamError::io(
+                        std::io::ErrorKind::InvalidInput,
+                        e.to_string(),
+                    ))
+                })?;
+            let (response, _) = send.send_request(request, true).map_err(failure)?;
+            return Ok(response);
         }
+        let request = self.post_request(packet.len());
+        let (response, mut stream) = send.send_request(request, false).map_err(failure)?;
+        // Fits the initial window (a query is far below 64 KiB): sent at
+        // once, with the end of the stream.
+        stream
+            .send_data(Bytes::copy_from_slice(&packet), true)
+            .map_err(failure)?;
+        Ok(response)
+    }
+
+    /// One request and its answer.
+    async fn exchange(
+        &self,
+        send: SendRequest<Bytes>,
+        responses: &AtomicU64,
+        question: &Question,
+    ) -> Result<hickory_proto::op::Message, Failure> {
+        let settings = &self.inner.settings;
+        let mut send = send.ready().await.map_err(failure)?;
+        let response = self.send_query(&mut send, question)?;
+        drop(send);
         let response = response.await.map_err(failure)?;
         let status = response.status();
         if status != StatusCode::OK {
@@ -371,7 +397,7 @@ impl DohClient {
         }
         let body = body.bytes();
         // Progress is a whole answer: headers alone may precede a stall.
-        conn.responses.fetch_add(1, Ordering::AcqRel);
+        responses.fetch_add(1, Ordering::AcqRel);
         if peek_id(body) != Some(0) {
             return Err(Failure::Final(TransportError::Malformed.into()));
         }
@@ -449,7 +475,9 @@ fn failure(err: h2::Error) -> Failure {
 struct StallGuard<'a> {
     client: &'a DohClient,
     server: SocketAddr,
-    conn: &'a Connection,
+    /// The connection's id and its count of whole responses.
+    id: u64,
+    responses: &'a AtomicU64,
     progress: u64,
     deadline: Instant,
     armed: bool,
@@ -466,9 +494,9 @@ impl Drop for StallGuard<'_> {
         if !self.armed || Instant::now() < self.deadline {
             return;
         }
-        if self.conn.responses.load(Ordering::Acquire) != self.progress {
+        if self.responses.load(Ordering::Acquire) != self.progress {
             return;
         }
-        self.client.forget(self.server, self.conn.id);
+        self.client.forget(self.server, self.id);
     }
 }
