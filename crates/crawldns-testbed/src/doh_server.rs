@@ -130,11 +130,16 @@ async fn answer(
     state.record.query();
     let (plan, delay) = plan(&state.shared, &query, Transport::Https);
     let Plan::Reply { bytes, .. } = plan else {
-        // Dropped or down: never answer; the client gives up on the stream.
-        return std::future::pending().await;
+        // Dropped or down: never answer. The request is forgotten once the
+        // client gives up on its stream (or the connection closes).
+        let _ = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
+        return Served::Done;
     };
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = std::future::poll_fn(|cx| respond.poll_reset(cx)) => return Served::Done,
+        }
     }
     answer_now(state, respond, Bytes::from(bytes))
 }
