@@ -153,8 +153,10 @@ pub struct FaultArgs {
     #[arg(long)]
     pub down: bool,
 
-    /// TCP, DoT, DoH: close each connection after it carried N answers
-    /// (DoH: GOAWAY). Queries still pending on it stay unanswered.
+    /// TCP, DoT: close each connection after it carried N answers; queries
+    /// still pending on it stay unanswered. DoH: send GOAWAY after N
+    /// answers; requests it already accepted are still answered, later
+    /// ones must go on a new connection.
     #[arg(long, value_name = "N")]
     pub close_after: Option<u32>,
 
