@@ -12,7 +12,6 @@
 //! bounds.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crawldns::internals::answer::{self, Reading, RecordValue};
@@ -255,16 +254,15 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
                     RecordValue::Data(data) => records.push(data.clone()),
                 }
             }
-            let lookup = Lookup {
-                name: name.clone(),
-                query_type: decoded.query_type,
-                ips: Arc::from(ips),
+            let lookup = Lookup::from_parts(
+                name.clone(),
+                decoded.query_type,
+                ips,
                 target,
                 records,
-                chain: chain.iter().map(display).collect(),
-                ttl: *ttl,
-                cache_ttl: 0,
-            };
+                chain.iter().map(display).collect(),
+                *ttl,
+            );
             let kept = cache.insert_positive(key, Value::of_lookup(&lookup), *ttl, now);
             let floor = config.min_ttl.as_secs();
             let ceiling = config.max_ttl.max(config.min_ttl).as_secs();
@@ -279,10 +277,10 @@ fn store(cache: &Cache, config: &CacheConfig, decoded: &Decoded, now: Instant) {
             match cache.get(&name, slot, now) {
                 Hit::Fresh(entry) => {
                     match &entry.value {
-                        Value::Lookup(stored) => assert_eq!(&**stored, &lookup),
+                        Value::Lookup(stored) => assert_eq!(stored, &lookup),
                         Value::Ips(stored) => {
-                            assert!(lookup.target.is_none() && lookup.chain.is_empty());
-                            assert_eq!(stored, &lookup.ips);
+                            assert!(lookup.target().is_none() && lookup.chain().is_empty());
+                            assert_eq!(&stored[..], lookup.ips());
                         }
                         other => panic!("stored a lookup, read back {other:?}"),
                     }

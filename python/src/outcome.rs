@@ -98,10 +98,10 @@ pub fn hosts<'py>(
 /// The records of a typed answer as strings in zone-file form: addresses
 /// for A and AAAA, the target for CNAME, and e.g. `"10 mx.example"` for MX.
 fn records(lookup: &Lookup) -> Vec<String> {
-    match lookup.query_type {
-        QueryType::A | QueryType::Aaaa => lookup.ips.iter().map(ToString::to_string).collect(),
-        QueryType::Cname => lookup.target.iter().cloned().collect(),
-        _ => lookup.records.iter().map(record_text).collect(),
+    match lookup.query_type() {
+        QueryType::A | QueryType::Aaaa => lookup.ips().iter().map(ToString::to_string).collect(),
+        QueryType::Cname => lookup.target().into_iter().map(str::to_owned).collect(),
+        _ => lookup.records().iter().map(record_text).collect(),
     }
 }
 
@@ -151,11 +151,11 @@ fn record_text(data: &RecordData) -> String {
 /// `{"name", "type", "ttl", "records", "chain"}`.
 fn lookup_dict<'py>(py: Python<'py>, lookup: &Lookup) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    dict.set_item("name", &lookup.name)?;
-    dict.set_item("type", lookup.query_type.as_str())?;
-    dict.set_item("ttl", lookup.ttl)?;
+    dict.set_item("name", lookup.name())?;
+    dict.set_item("type", lookup.query_type().as_str())?;
+    dict.set_item("ttl", lookup.ttl())?;
     dict.set_item("records", records(lookup))?;
-    dict.set_item("chain", &lookup.chain)?;
+    dict.set_item("chain", lookup.chain())?;
     Ok(dict)
 }
 

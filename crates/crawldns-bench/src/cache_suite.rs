@@ -45,7 +45,7 @@ impl Cached {
     /// peers whose API returns owned data, it is what their API returns).
     async fn hit(&self, name: &str) -> Result<usize> {
         match self {
-            Cached::Crawldns(r) => Ok(r.lookup(name, crawldns::QueryType::A).await?.ips.len()),
+            Cached::Crawldns(r) => Ok(r.lookup(name, crawldns::QueryType::A).await?.ips().len()),
             Cached::CrawldnsIp(r) => Ok(r.lookup_ip(name).await?.addrs.len()),
             other => Ok(other.lookup_a(name).await?.len()),
         }
@@ -53,7 +53,7 @@ impl Cached {
 
     async fn lookup_a(&self, name: &str) -> Result<Vec<IpAddr>> {
         match self {
-            Cached::Crawldns(r) => Ok(r.lookup(name, crawldns::QueryType::A).await?.ips.to_vec()),
+            Cached::Crawldns(r) => Ok(r.lookup(name, crawldns::QueryType::A).await?.ips().to_vec()),
             Cached::CrawldnsIp(r) => Ok(r.lookup_ip(name).await?.addrs.to_vec()),
             Cached::Hickory(p) => p.lookup_a(name).await,
             Cached::Cares(p) => p.lookup_a(name).await,

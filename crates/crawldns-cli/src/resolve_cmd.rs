@@ -315,11 +315,11 @@ struct Found {
 impl From<crawldns::Lookup> for Found {
     fn from(found: crawldns::Lookup) -> Self {
         Self {
-            addresses: found.ips.to_vec(),
-            records: found.records.iter().map(JsonRecord::from).collect(),
-            target: found.target,
-            chain: found.chain,
-            ttls: (found.ttl, found.cache_ttl),
+            addresses: found.ips().to_vec(),
+            records: found.records().iter().map(JsonRecord::from).collect(),
+            target: found.target().map(str::to_owned),
+            chain: found.chain().to_vec(),
+            ttls: (found.ttl(), found.cache_ttl()),
             aaaa_skipped: false,
         }
     }

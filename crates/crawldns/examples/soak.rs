@@ -295,7 +295,7 @@ async fn main() {
             } else {
                 let got = resolver.lookup(&name, QueryType::A).await;
                 let seen = format!("lookup A {got:?}");
-                (got.map(|l| &*l.ips == [v4].as_slice()), seen)
+                (got.map(|l| l.ips() == [v4].as_slice()), seen)
             };
             let wrong = match &outcome {
                 Ok(true) => !exists,

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::cache_front;
 use crate::clock::{CacheClock, Tick};
 use crate::error::Error;
-use crate::records::{Lookup, QueryType};
+use crate::records::{Answer, Lookup, QueryType};
 
 /// Cache tunables, each with its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,8 +145,9 @@ impl Equivalent<Key> for KeyRef<'_> {
 /// common kind, `Ips`, stays small).
 #[derive(Debug, Clone)]
 pub enum Value {
-    /// A typed answer reached through CNAMEs, or a CNAME answer.
-    Lookup(Arc<Lookup>),
+    /// A typed answer reached through CNAMEs, or a CNAME answer (its TTLs
+    /// are the entry's, not these).
+    Lookup(Lookup),
     /// `lookup_ip` addresses, ordered; or a typed answer's addresses when
     /// no CNAME was on the way (the rest of it is the key).
     Ips(Arc<[IpAddr]>),
@@ -159,10 +160,10 @@ impl Value {
     /// case) as its addresses alone, so that a hit shares one reference
     /// count with nobody but the answer it returns; anything else whole.
     pub fn of_lookup(lookup: &Lookup) -> Self {
-        if lookup.target.is_none() && lookup.chain.is_empty() && lookup.records.is_empty() {
-            Value::Ips(lookup.ips.clone())
+        if lookup.target().is_none() && lookup.chain().is_empty() && lookup.records().is_empty() {
+            Value::Ips(lookup.answer().ips.clone())
         } else {
-            Value::Lookup(Arc::new(lookup.clone()))
+            Value::Lookup(lookup.clone())
         }
     }
 }
@@ -496,7 +497,10 @@ impl Cache {
             // Held only while fresh, so `left` is not zero.
             let left = held.expires.nanos_since(now);
             let entry = Entry {
-                value: Value::Ips(held.ips),
+                value: match held.answer {
+                    cache_front::Copied::Ips(ips) => Value::Ips(ips),
+                    cache_front::Copied::Typed(lookup) => Value::Lookup(lookup),
+                },
                 expires: held.expires,
                 ttl: held.ttl,
                 prefetch_claimed: false,
@@ -513,7 +517,7 @@ impl Cache {
                 Decision::Prefetch(fresh)
             }
             Found::Fresh(fresh) => {
-                self.hold_in_front(place, &fresh, now);
+                self.hold_in_front(place, slot, &fresh, now);
                 Decision::Fresh(fresh)
             }
             Found::Stale(entry) => Decision::Stale(entry),
@@ -521,12 +525,11 @@ impl Cache {
         }
     }
 
-    /// Holds a fresh address answer in this thread's front until its
-    /// prefetch window (its expiry when prefetch is off).
-    fn hold_in_front(&self, place: cache_front::Place<'_>, fresh: &Fresh, now: Tick) {
-        let Value::Ips(ips) = &fresh.entry.value else {
-            return;
-        };
+    /// Holds a copy of a fresh address answer in this thread's front until
+    /// its prefetch window (its expiry when prefetch is off). For a typed
+    /// slot the copy is a whole [`Lookup`], so that a hit returns it
+    /// without building it.
+    fn hold_in_front(&self, place: cache_front::Place<'_>, slot: Slot, fresh: &Fresh, now: Tick) {
         let window = if self.config.prefetch {
             fresh.entry.prefetch_window(self.bounds)
         } else {
@@ -535,8 +538,19 @@ impl Cache {
         let Some(before_window) = fresh.left.checked_sub(window).filter(|&n| n > 0) else {
             return;
         };
+        let copy = match (&fresh.entry.value, slot) {
+            (Value::Ips(ips), Slot::Ip) => cache_front::Copied::Ips(Arc::from(&ips[..])),
+            (Value::Ips(ips), Slot::Type(query_type)) => cache_front::Copied::Typed(Lookup::new(
+                Answer::ips(place.name.to_owned(), query_type, Arc::from(&ips[..])),
+                0,
+                0,
+            )),
+            // Only plain address answers, as before typed ones were held:
+            // the rest (CNAME chains, other types) stay the shared cache's.
+            (Value::Lookup(_) | Value::Error(_), _) => return,
+        };
         let until = now.add(Duration::from_nanos(before_window));
-        cache_front::put(place, ips, fresh.entry.expires, fresh.entry.ttl, until);
+        cache_front::put(place, copy, fresh.entry.expires, fresh.entry.ttl, until);
     }
 
     /// Stores a positive answer whose smallest TTL is `ttl` seconds, kept
@@ -646,16 +660,15 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     fn lookup(ttl: u32) -> Value {
-        Value::Lookup(Arc::new(Lookup {
-            name: "a.test".into(),
-            query_type: QueryType::A,
-            ips: Arc::from([IpAddr::from([127, 0, 0, 2])]),
-            target: None,
-            records: Vec::new(),
-            chain: Vec::new(),
+        Value::Lookup(Lookup::new(
+            crate::records::Answer::ips(
+                "a.test".into(),
+                QueryType::A,
+                Arc::from([IpAddr::from([127, 0, 0, 2])]),
+            ),
             ttl,
-            cache_ttl: 0,
-        }))
+            0,
+        ))
     }
 
     fn key() -> Key {

@@ -1,5 +1,5 @@
-//! A per-thread front for the cache's hot address answers: a hit on it
-//! writes no memory that another thread reads or writes.
+//! A per-thread front for the cache's hot answers: a hit on it writes no
+//! memory that another thread reads or writes.
 //!
 //! A hit on the shared cache takes its shard's read lock and clones the
 //! entry's `Arc` out: two atomic writes to lines every thread hitting the
@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::clock::Tick;
+use crate::records::Lookup;
 
 /// Sets per thread per process (all resolvers share them), of [`WAYS`]
 /// slots each: 1,024 address answers of a few dozen bytes each. Two ways,
@@ -28,11 +29,21 @@ use crate::clock::Tick;
 const SETS: usize = 512;
 const WAYS: usize = 2;
 
-/// A fresh address answer as the front holds it.
+/// This thread's own copy of a fresh answer (so the reference count a
+/// hit bumps is this thread's).
+#[derive(Debug, Clone)]
+pub(crate) enum Copied {
+    /// Addresses (a `lookup_ip` entry).
+    Ips(Arc<[IpAddr]>),
+    /// A typed answer (its TTLs are the entry's, not these).
+    Typed(Lookup),
+}
+
+/// A fresh answer as the front holds it.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
-    /// This thread's copy of the addresses.
-    pub ips: Arc<[IpAddr]>,
+    /// This thread's copy of the answer.
+    pub answer: Copied,
     /// When the entry expires.
     pub expires: Tick,
     /// The entry's TTL field (the record's TTL as the server gave it).
@@ -111,11 +122,10 @@ pub(crate) fn get(place: Place<'_>, now: Tick) -> Option<Held> {
     })
 }
 
-/// Holds a copy of `ips` (expiring at `expires`, with TTL field `ttl`) at
-/// `place` on this thread until `fresh_until`, in place of whatever its
-/// slot held. A copy, so that the reference count a hit bumps is not the
-/// shared entry's.
-pub(crate) fn put(place: Place<'_>, ips: &[IpAddr], expires: Tick, ttl: u32, fresh_until: Tick) {
+/// Holds `answer` (this thread's copy; expiring at `expires`, with TTL
+/// field `ttl`) at `place` on this thread until `fresh_until`, in place of
+/// whatever its slot held.
+pub(crate) fn put(place: Place<'_>, answer: Copied, expires: Tick, ttl: u32, fresh_until: Tick) {
     FRONT.with(|front| {
         let Ok(mut front) = front.try_borrow_mut() else {
             return;
@@ -147,7 +157,7 @@ pub(crate) fn put(place: Place<'_>, ips: &[IpAddr], expires: Tick, ttl: u32, fre
             kind: place.kind,
             name: place.name.into(),
             held: Held {
-                ips: Arc::from(ips),
+                answer,
                 expires,
                 ttl,
             },
@@ -177,9 +187,18 @@ mod tests {
         let expires = t0.add(Duration::from_secs(300));
         let ips = [IpAddr::from([10, 0, 0, 1])];
         let owner = owner_id();
-        put(at(owner, 7 << 32, "a.test", 1), &ips, expires, 300, until);
+        put(
+            at(owner, 7 << 32, "a.test", 1),
+            Copied::Ips(Arc::from(ips)),
+            expires,
+            300,
+            until,
+        );
         let got = get(at(owner, 7 << 32, "a.test", 1), t0).unwrap();
-        assert_eq!(&got.ips[..], &ips[..]);
+        let Copied::Ips(got_ips) = &got.answer else {
+            panic!("not addresses: {got:?}");
+        };
+        assert_eq!(&got_ips[..], &ips[..]);
         assert_eq!((got.expires, got.ttl), (expires, 300));
         assert!(get(
             at(owner, 7 << 32, "a.test", 1),
@@ -204,7 +223,7 @@ mod tests {
         let hold = |i: usize| {
             put(
                 place(i),
-                &[IpAddr::from([10, 0, 0, i as u8])],
+                Copied::Ips(Arc::from([IpAddr::from([10, 0, 0, i as u8])])),
                 until,
                 10,
                 until,

@@ -21,7 +21,7 @@ use crate::late_answers::{self, LateAnswers, Waited};
 use crate::metrics::Metrics;
 use crate::probe::{self, Probe};
 use crate::rearm::Rearm;
-use crate::records::{Lookup, QueryType};
+use crate::records::{Answer, Lookup, QueryType};
 use crate::rng::{self, Random};
 use crate::transport::doh::{DohClient, DohSettings};
 use crate::transport::pipeline::{StreamPool, StreamSettings};
@@ -636,16 +636,18 @@ pub(crate) fn step(
                 }
             }
             Step::Done(
-                Ok(Lookup {
-                    name: name.to_string(),
-                    query_type,
-                    ips: ips.into(),
-                    target,
-                    records,
-                    chain: std::mem::take(chain),
-                    ttl: (*ttl).min(t),
-                    cache_ttl: 0,
-                }),
+                Ok(Lookup::new(
+                    Answer {
+                        name: name.to_string(),
+                        query_type,
+                        ips: ips.into(),
+                        target,
+                        records,
+                        chain: std::mem::take(chain),
+                    },
+                    (*ttl).min(t),
+                    0,
+                )),
                 None,
             )
         }

@@ -189,36 +189,30 @@ pub struct ServiceBinding {
     pub ech: bool,
 }
 
-/// The answer to a typed lookup.
+/// The answer to a typed lookup: a handle to an answer that the cache and
+/// every caller share, so cloning it (or returning it from a cache hit)
+/// copies no records, and only its TTLs are its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
-    /// The name asked for, normalized (lower-case ASCII, no final dot).
-    pub name: String,
-    /// The type asked for.
-    pub query_type: QueryType,
-    /// Addresses, for A and AAAA lookups.
-    pub ips: Arc<[IpAddr]>,
-    /// The CNAME target, for CNAME lookups.
-    pub target: Option<String>,
-    /// The records, for the other types (empty for A, AAAA and CNAME).
-    pub records: Vec<RecordData>,
-    /// The CNAME chain followed to reach the records (empty when none).
-    pub chain: Vec<String>,
-    /// The record's TTL, in seconds: on a wire answer the smallest TTL on
-    /// the way, on a cached one what is left of it (0 once the record has
-    /// expired while the cache's floor still keeps it; 30 on a stale answer,
-    /// RFC 8767).
-    pub ttl: u32,
-    /// Seconds the resolver's cache keeps this answer still: `ttl` raised
-    /// to the cache's floor or lowered to its ceiling. 0 when it is not
-    /// cached (no cache, a local or a stale answer).
-    pub cache_ttl: u32,
+    answer: Arc<Answer>,
+    ttl: u32,
+    cache_ttl: u32,
 }
 
-impl Lookup {
-    /// An answer made without the network (an IP literal, `localhost`, the
-    /// hosts file): addresses only, TTL 0, never cached.
-    pub(crate) fn local(name: String, query_type: QueryType, ips: Arc<[IpAddr]>) -> Self {
+/// What a [`Lookup`] shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) name: String,
+    pub(crate) query_type: QueryType,
+    pub(crate) ips: Arc<[IpAddr]>,
+    pub(crate) target: Option<String>,
+    pub(crate) records: Vec<RecordData>,
+    pub(crate) chain: Vec<String>,
+}
+
+impl Answer {
+    /// Addresses of `name` only (an A or AAAA answer).
+    pub(crate) fn ips(name: String, query_type: QueryType, ips: Arc<[IpAddr]>) -> Self {
         Self {
             name,
             query_type,
@@ -226,9 +220,111 @@ impl Lookup {
             target: None,
             records: Vec::new(),
             chain: Vec::new(),
-            ttl: 0,
-            cache_ttl: 0,
         }
+    }
+}
+
+impl Lookup {
+    /// A typed answer from its parts, for tests and tools that build
+    /// answers themselves (the resolver makes its own); `cache_ttl` 0.
+    pub fn from_parts(
+        name: impl Into<String>,
+        query_type: QueryType,
+        ips: impl Into<Arc<[IpAddr]>>,
+        target: Option<String>,
+        records: Vec<RecordData>,
+        chain: Vec<String>,
+        ttl: u32,
+    ) -> Self {
+        let answer = Answer {
+            name: name.into(),
+            query_type,
+            ips: ips.into(),
+            target,
+            records,
+            chain,
+        };
+        Self::new(answer, ttl, 0)
+    }
+
+    /// An answer with these TTLs.
+    pub(crate) fn new(answer: impl Into<Arc<Answer>>, ttl: u32, cache_ttl: u32) -> Self {
+        Self {
+            answer: answer.into(),
+            ttl,
+            cache_ttl,
+        }
+    }
+
+    /// An answer made without the network (an IP literal, `localhost`, the
+    /// hosts file): addresses only, TTL 0, never cached.
+    pub(crate) fn local(name: String, query_type: QueryType, ips: Arc<[IpAddr]>) -> Self {
+        Self::new(Answer::ips(name, query_type, ips), 0, 0)
+    }
+
+    /// The same answer with other TTLs.
+    pub(crate) fn with_ttls(self, ttl: u32, cache_ttl: u32) -> Self {
+        Self {
+            ttl,
+            cache_ttl,
+            ..self
+        }
+    }
+
+    /// The shared answer.
+    pub(crate) fn answer(&self) -> &Arc<Answer> {
+        &self.answer
+    }
+
+    /// The name asked for, normalized (lower-case ASCII, no final dot).
+    pub fn name(&self) -> &str {
+        &self.answer.name
+    }
+
+    /// The type asked for.
+    pub fn query_type(&self) -> QueryType {
+        self.answer.query_type
+    }
+
+    /// Addresses, for A and AAAA lookups (empty for the other types).
+    pub fn ips(&self) -> &[IpAddr] {
+        &self.answer.ips
+    }
+
+    /// The addresses as a shared slice: a reference-count increment, for
+    /// keeping them beyond the lookup without copying them.
+    pub fn shared_ips(&self) -> Arc<[IpAddr]> {
+        self.answer.ips.clone()
+    }
+
+    /// The CNAME target, for CNAME lookups.
+    pub fn target(&self) -> Option<&str> {
+        self.answer.target.as_deref()
+    }
+
+    /// The records, for the other types (empty for A, AAAA and CNAME).
+    pub fn records(&self) -> &[RecordData] {
+        &self.answer.records
+    }
+
+    /// The CNAME chain followed to reach the records (empty when none).
+    pub fn chain(&self) -> &[String] {
+        &self.answer.chain
+    }
+
+    /// The record's TTL, in seconds: on a wire answer the smallest TTL on
+    /// the way, on a cached one what is left of it (0 once the record has
+    /// expired while the cache's floor still keeps it; 30 on a stale answer,
+    /// RFC 8767).
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
+    /// Seconds the resolver's cache keeps this answer still: `ttl` raised
+    /// to the cache's floor or lowered to its ceiling. 0 when it is not
+    /// cached (no cache, a local or a stale answer).
+    pub fn cache_ttl(&self) -> u32 {
+        self.cache_ttl
     }
 }
 

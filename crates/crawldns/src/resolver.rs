@@ -16,7 +16,7 @@ use crate::hosts::Hosts;
 use crate::local::{local_answer, localhost, normalize_host, parse_ip_literal, reverse_name};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::name::{already_normal, is_localhost, normalize};
-use crate::records::{Lookup, LookupIp, QueryType};
+use crate::records::{Answer, Lookup, LookupIp, QueryType};
 use crate::single_flight::{Role, SingleFlight};
 
 type Flights = SingleFlight<Key, Result<Lookup, Error>>;
@@ -553,10 +553,10 @@ impl Inner {
         };
         let now = cache.now();
         match result {
-            Ok(mut lookup) => {
-                let ttl = lookup.ttl;
-                lookup.cache_ttl = cache.insert_positive(key, Value::of_lookup(&lookup), ttl, now);
-                Ok(lookup)
+            Ok(lookup) => {
+                let ttl = lookup.ttl();
+                let kept = cache.insert_positive(key, Value::of_lookup(&lookup), ttl, now);
+                Ok(lookup.with_ttls(ttl, kept))
             }
             Err(err) => {
                 if !err.kind().is_authoritative_negative() {
@@ -735,7 +735,7 @@ impl Inner {
                     one(QueryType::A),
                     one(QueryType::Aaaa),
                     delay,
-                    |a: &Result<Lookup, Error>| a.as_ref().is_ok_and(|l| !l.ips.is_empty()),
+                    |a: &Result<Lookup, Error>| a.as_ref().is_ok_and(|l| !l.ips().is_empty()),
                 ))
                 .await;
                 (Some(a), aaaa)
@@ -773,21 +773,12 @@ fn from_entry(
 ) -> Result<Lookup, Error> {
     match entry.value {
         // The entry is this call's copy: its `Arc` is the answer's.
-        Value::Ips(ips) => Ok(Lookup {
-            name: name.to_owned(),
-            query_type,
-            ips,
-            target: None,
-            records: Vec::new(),
-            chain: Vec::new(),
+        Value::Ips(ips) => Ok(Lookup::new(
+            Answer::ips(name.to_owned(), query_type, ips),
             ttl,
             cache_ttl,
-        }),
-        Value::Lookup(lookup) => Ok(Lookup {
-            ttl,
-            cache_ttl,
-            ..Lookup::clone(&lookup)
-        }),
+        )),
+        Value::Lookup(lookup) => Ok(lookup.with_ttls(ttl, cache_ttl)),
         Value::Error(err) => Err(Error::clone(&err)),
     }
 }
@@ -815,8 +806,13 @@ fn combine(
         (Some(Err(err)), None) | (None, Some(Err(err))) => return Err(err),
         (a, aaaa) => (a.and_then(Result::ok), aaaa.and_then(Result::ok)),
     };
-    let ttl = v4.iter().chain(&v6).map(|l| l.ttl).min().unwrap_or(0);
-    let cache_ttl = v4.iter().chain(&v6).map(|l| l.cache_ttl).min().unwrap_or(0);
+    let ttl = v4.iter().chain(&v6).map(Lookup::ttl).min().unwrap_or(0);
+    let cache_ttl = v4
+        .iter()
+        .chain(&v6)
+        .map(Lookup::cache_ttl)
+        .min()
+        .unwrap_or(0);
     let one = |addrs| LookupIp {
         addrs,
         ttl,
@@ -824,11 +820,13 @@ fn combine(
         aaaa_skipped: false,
     };
     let (v4, v6) = match (v4, v6) {
-        (Some(v4), None) => return Ok(one(v4.ips)),
-        (None, Some(v6)) => return Ok(one(v6.ips)),
+        (Some(v4), None) => return Ok(one(v4.answer().ips.clone())),
+        (None, Some(v6)) => return Ok(one(v6.answer().ips.clone())),
         (v4, v6) => (
-            v4.map(|l| l.ips).unwrap_or_else(|| Arc::from([])),
-            v6.map(|l| l.ips).unwrap_or_else(|| Arc::from([])),
+            v4.map(|l| l.answer().ips.clone())
+                .unwrap_or_else(|| Arc::from([])),
+            v6.map(|l| l.answer().ips.clone())
+                .unwrap_or_else(|| Arc::from([])),
         ),
     };
     let addrs: Vec<IpAddr> = match strategy {

@@ -48,7 +48,7 @@ fn v4(i: u32) -> IpAddr {
 /// Tags 0..n are `h<tag>.crawl.test`, each answered with its address.
 fn assert_hosts_answered(results: &HashMap<u64, Result<Lookup, crawldns::Error>>, n: u64) {
     for i in 0..n {
-        let got = results[&i].as_ref().map(|l| l.ips.to_vec());
+        let got = results[&i].as_ref().map(|l| l.ips().to_vec());
         assert_eq!(
             got.as_ref().ok(),
             Some(&vec![v4(i as u32)]),
@@ -56,7 +56,7 @@ fn assert_hosts_answered(results: &HashMap<u64, Result<Lookup, crawldns::Error>>
             results[&i]
         );
         assert_eq!(
-            results[&i].as_ref().unwrap().name,
+            results[&i].as_ref().unwrap().name(),
             format!("h{i}.crawl.test")
         );
     }
@@ -83,11 +83,11 @@ async fn bulk_answers_as_lookup_does_with_one_query_per_name() {
     }
     let literal = results[&20_000].as_ref().unwrap();
     assert_eq!(
-        literal.ips.to_vec(),
+        literal.ips().to_vec(),
         ["192.0.2.7".parse::<IpAddr>().unwrap()]
     );
-    assert_eq!(results[&20_001].as_ref().unwrap().ips.to_vec(), [v4(3)]);
-    assert_eq!(results[&20_002].as_ref().unwrap().ips.to_vec(), [v4(4)]);
+    assert_eq!(results[&20_001].as_ref().unwrap().ips().to_vec(), [v4(3)]);
+    assert_eq!(results[&20_002].as_ref().unwrap().ips().to_vec(), [v4(4)]);
     assert_eq!(
         results[&20_003].as_ref().unwrap_err().kind(),
         ErrorKind::InvalidName

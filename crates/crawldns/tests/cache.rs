@@ -180,25 +180,32 @@ async fn cached_typed_answers_equal_the_wire_answers() {
         from_wire.push(r.lookup(name, query_type).await.unwrap());
     }
     assert_eq!(from_wire[0], from_wire[1], "one name, one cache entry");
-    assert_eq!(from_wire[3].chain.len(), 3);
-    assert_eq!(from_wire[4].target.as_deref(), Some("h9.crawl.test"));
+    assert_eq!(from_wire[3].chain().len(), 3);
+    assert_eq!(from_wire[4].target(), Some("h9.crawl.test"));
     let sent = server.counters().totals().udp_queries;
     assert_eq!(sent, 4, "the second spelling of h1 was a hit");
 
     skip(Duration::from_secs(10)).await;
     for ((name, query_type), wire) in asks.into_iter().zip(&from_wire) {
         let hit = r.lookup(name, query_type).await.unwrap();
+        // The same answer, with the TTLs of 10 s later.
+        let parts = |l: &Lookup| {
+            (
+                l.name().to_owned(),
+                l.query_type(),
+                l.ips().to_vec(),
+                l.target().map(str::to_owned),
+                l.records().to_vec(),
+                l.chain().to_vec(),
+            )
+        };
+        assert_eq!(parts(&hit), parts(wire), "{name} {query_type:?}");
+        assert_eq!(hit.ttl(), wire.ttl() - 10, "{name} {query_type:?}");
         assert_eq!(
-            Lookup {
-                ttl: wire.ttl,
-                cache_ttl: wire.cache_ttl,
-                ..hit.clone()
-            },
-            *wire,
+            hit.cache_ttl(),
+            wire.cache_ttl() - 10,
             "{name} {query_type:?}"
         );
-        assert_eq!(hit.ttl, wire.ttl - 10, "{name} {query_type:?}");
-        assert_eq!(hit.cache_ttl, wire.cache_ttl - 10, "{name} {query_type:?}");
     }
     assert_eq!(server.counters().totals().udp_queries, sent);
 }
@@ -215,12 +222,12 @@ async fn positive_ttls_are_clamped_to_floor_and_ceiling() {
     .await;
     let r = resolver_with(&short, CacheConfig::default());
     let first = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!(first.ttl, 5, "the wire answer reports the server's TTL");
-    assert_eq!(first.cache_ttl, 30, "and what the cache keeps it for");
+    assert_eq!(first.ttl(), 5, "the wire answer reports the server's TTL");
+    assert_eq!(first.cache_ttl(), 30, "and what the cache keeps it for");
     skip(Duration::from_secs(29)).await;
     let hit = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!(hit.ttl, 0, "the record's TTL has run out");
-    assert_eq!(hit.cache_ttl, 1, "kept for the 30 s floor");
+    assert_eq!(hit.ttl(), 0, "the record's TTL has run out");
+    assert_eq!(hit.cache_ttl(), 1, "kept for the 30 s floor");
     assert_eq!(queries(&short, "h1.crawl.test", RecordType::A), 1);
     skip(Duration::from_secs(2)).await;
     r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
@@ -343,7 +350,7 @@ async fn failures_are_cached_only_briefly() {
     skip(Duration::from_secs(6)).await;
     // ... and then forgotten.
     assert_eq!(
-        &*r.lookup("h1.crawl.test", QueryType::A).await.unwrap().ips,
+        r.lookup("h1.crawl.test", QueryType::A).await.unwrap().ips(),
         &[v4(1)]
     );
 }
@@ -374,8 +381,8 @@ async fn serve_stale_answers_when_every_server_fails() {
     });
     skip(Duration::from_secs(120)).await;
     let stale = r.lookup("h4.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!(&*stale.ips, &[v4(4)]);
-    assert_eq!(stale.ttl, 30, "RFC 8767 stale answer TTL");
+    assert_eq!(stale.ips(), &[v4(4)]);
+    assert_eq!(stale.ttl(), 30, "RFC 8767 stale answer TTL");
     let stale_ip = r.lookup_ip("h4.crawl.test").await.unwrap();
     assert!(stale_ip.addrs.contains(&v4(4)));
     // The background refreshes fail (server down); the stale answer stays.
@@ -384,7 +391,7 @@ async fn serve_stale_answers_when_every_server_fails() {
     })
     .await;
     let again = r.lookup("h4.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!(&*again.ips, &[v4(4)]);
+    assert_eq!(again.ips(), &[v4(4)]);
     let m = r.metrics();
     assert!(m.stale_served >= 3, "{m:?}");
     assert!(m.failures_of(ErrorKind::Timeout) >= 1, "{m:?}");
@@ -427,7 +434,7 @@ async fn prefetch_refreshes_a_hot_entry_once_before_it_expires() {
     skip(Duration::from_secs(12)).await;
     for _ in 0..5 {
         let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
-        assert_eq!(&*hit.ips, &[v4(6)]);
+        assert_eq!(hit.ips(), &[v4(6)]);
     }
     // Let the one background refresh land: the server sees it, then the
     // cache holds the refreshed entry (a full TTL again; the old one had 8 s
@@ -444,7 +451,7 @@ async fn prefetch_refreshes_a_hot_entry_once_before_it_expires() {
             "the prefetch never landed"
         );
         let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
-        refreshed = hit.ttl > 90;
+        refreshed = hit.ttl() > 90;
         if !refreshed {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -455,7 +462,7 @@ async fn prefetch_refreshes_a_hot_entry_once_before_it_expires() {
     // past the original expiry.
     skip(Duration::from_secs(50)).await;
     let hit = r.lookup("h6.crawl.test", QueryType::A).await.unwrap();
-    assert!(hit.ttl > 40, "{}", hit.ttl);
+    assert!(hit.ttl() > 40, "{}", hit.ttl());
     assert_eq!(queries(&s, "h6.crawl.test", RecordType::A), 2);
 }
 
@@ -581,7 +588,7 @@ async fn dropping_the_first_caller_does_not_strand_the_others() {
     };
     first.abort();
     let got = second.await.unwrap().unwrap();
-    assert_eq!(&*got.ips, &[v4(9)]);
+    assert_eq!(got.ips(), &[v4(9)]);
     assert_eq!(queries(&s, "h9.crawl.test", RecordType::A), 1);
 }
 
@@ -617,7 +624,7 @@ async fn pending_names_are_bounded_and_the_excess_fails_fast() {
     }
     for (i, answer) in &answers {
         if let Ok(lookup) = answer {
-            assert_eq!(&*lookup.ips, &[v4(*i)]);
+            assert_eq!(lookup.ips(), &[v4(*i)]);
         }
     }
     // Joining a name already pending is always allowed.
@@ -714,11 +721,11 @@ async fn prewarmed_localhost_and_ip_names_are_still_answered_locally() {
     assert_eq!(s.counters().totals().udp_queries, 2);
     for _ in 0..2 {
         let local = r.lookup("localhost", QueryType::A).await.unwrap();
-        assert_eq!(&*local.ips, [IpAddr::from([127, 0, 0, 1])]);
+        assert_eq!(local.ips(), [IpAddr::from([127, 0, 0, 1])]);
         let local = r.lookup("a.localhost.", QueryType::Aaaa).await.unwrap();
-        assert_eq!(&*local.ips, [IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]);
+        assert_eq!(local.ips(), [IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]);
         let literal = r.lookup("127.0.0.1", QueryType::A).await.unwrap();
-        assert_eq!(&*literal.ips, [IpAddr::from([127, 0, 0, 1])]);
+        assert_eq!(literal.ips(), [IpAddr::from([127, 0, 0, 1])]);
         let literal = r.lookup_ip("127.0.0.1").await.unwrap();
         assert_eq!(
             (&*literal.addrs, literal.ttl),
@@ -795,7 +802,7 @@ async fn lookup_ip_reports_the_records_ttl_beside_the_cache_clamp() {
     .await;
     let r = resolver_with(&server, CacheConfig::default());
     let typed = r.lookup("h1.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!((typed.ttl, typed.cache_ttl), (5, 30));
+    assert_eq!((typed.ttl(), typed.cache_ttl()), (5, 30));
     let wire = r.lookup_ip("h2.crawl.test").await.unwrap();
     assert_eq!((wire.ttl, wire.cache_ttl), (5, 30), "the wire answer");
     assert!(!wire.aaaa_skipped);

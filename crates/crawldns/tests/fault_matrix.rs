@@ -213,7 +213,7 @@ async fn a_flood_of_distinct_names_stays_within_its_bounds() {
         let (i, got) = joined.unwrap();
         match got {
             Ok(lookup) if i % 10 != 9 => {
-                assert_eq!(&*lookup.ips, &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
+                assert_eq!(lookup.ips(), &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
                 answered += 1;
             }
             Err(e) if i % 10 == 9 && e.kind() == ErrorKind::NxDomain => nxdomain += 1,
@@ -357,7 +357,7 @@ async fn a_cold_bursts_queries_in_flight_are_re_armed_once_the_server_is_measure
         let (i, got) = lookup.await.unwrap();
         let want = IpAddr::V4(host_v4(u32::try_from(i).unwrap()).unwrap());
         assert_eq!(
-            got.as_ref().map(|l| l.ips.to_vec()).ok(),
+            got.as_ref().map(|l| l.ips().to_vec()).ok(),
             Some(vec![want]),
             "{}: {got:?}",
             names[i]
@@ -431,7 +431,7 @@ async fn a_slow_name_on_a_live_server_is_answered_late_within_the_budget() {
     background.await.unwrap();
     let want = IpAddr::V4(host_v4(u32::try_from(slow_one).unwrap()).unwrap());
     assert_eq!(
-        got.map(|l| l.ips.to_vec()).ok(),
+        got.map(|l| l.ips().to_vec()).ok(),
         Some(vec![want]),
         "after {took:?}"
     );
@@ -528,7 +528,7 @@ async fn a_hostile_tcp_fallback_never_answers_and_never_hangs() {
         .unwrap();
         let got = r.lookup("h7.crawl.test", QueryType::A).await;
         assert_eq!(
-            &*got.unwrap().ips,
+            got.unwrap().ips(),
             &[IpAddr::V4(host_v4(7).unwrap())],
             "{mischief:?}"
         );

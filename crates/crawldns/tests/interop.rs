@@ -349,8 +349,8 @@ fn config(server: SocketAddr, case_randomization: bool, batching: Batching) -> R
 fn outcome(got: &Result<crawldns::Lookup, crawldns::Error>) -> String {
     match got {
         Ok(l) => {
-            let ips: BTreeSet<IpAddr> = l.ips.iter().copied().collect();
-            format!("{ips:?} {:?} {:?}", l.target, l.chain)
+            let ips: BTreeSet<IpAddr> = l.ips().iter().copied().collect();
+            format!("{ips:?} {:?} {:?}", l.target(), l.chain())
         }
         Err(e) => format!("{:?}", e.kind()),
     }
@@ -406,26 +406,26 @@ async fn compare(
             }
             ("NOERROR", Ok(lookup)) if query_type == QueryType::Cname => {
                 assert_eq!(
-                    lookup.target.as_deref(),
+                    lookup.target(),
                     want.cnames.first().map(String::as_str),
                     "{what}"
                 );
             }
             ("NOERROR", Ok(lookup)) => {
-                let addrs: BTreeSet<IpAddr> = lookup.ips.iter().copied().collect();
+                let addrs: BTreeSet<IpAddr> = lookup.ips().iter().copied().collect();
                 assert_eq!(addrs, want.addrs, "{what}: addresses");
-                assert_eq!(lookup.ips.len(), want.addrs.len(), "{what}: duplicates");
-                assert_eq!(lookup.chain, want.cnames, "{what}: CNAME chain");
+                assert_eq!(lookup.ips().len(), want.addrs.len(), "{what}: duplicates");
+                assert_eq!(lookup.chain(), want.cnames, "{what}: CNAME chain");
                 assert!(!addrs.is_empty(), "{what}: no addresses");
                 // Knot's TTLs are constant; Unbound's count down in its cache.
                 let ttl = want.ttl.unwrap();
                 if label == "knot" {
-                    assert_eq!(lookup.ttl, ttl, "{what}: ttl");
+                    assert_eq!(lookup.ttl(), ttl, "{what}: ttl");
                 } else {
                     assert!(
-                        lookup.ttl <= 300 && ttl <= 300,
+                        lookup.ttl() <= 300 && ttl <= 300,
                         "{what}: ttl {} vs {ttl}",
-                        lookup.ttl
+                        lookup.ttl()
                     );
                 }
             }
@@ -651,14 +651,14 @@ async fn compare_types(label: &str, server: SocketAddr) {
                     "{what}: dig has no records, crawldns {lookup:?}"
                 );
                 let got: BTreeSet<String> = lookup
-                    .records
+                    .records()
                     .iter()
                     .map(|r| normal_rdata(dig_type, &present(r)))
                     .collect();
                 assert_eq!(got, want, "{what}");
-                assert_eq!(lookup.records.len(), want.len(), "{what}: duplicates");
+                assert_eq!(lookup.records().len(), want.len(), "{what}: duplicates");
                 if name.starts_with("alias-svc") {
-                    assert_eq!(lookup.chain, [format!("svc.{ZONE}")], "{what}: chain");
+                    assert_eq!(lookup.chain(), [format!("svc.{ZONE}")], "{what}: chain");
                 }
             }
             Err(e) if status == "NXDOMAIN" => assert_eq!(e.kind(), ErrorKind::NxDomain, "{what}"),

@@ -89,7 +89,7 @@ async fn resolve_all(r: &Resolver, n: u32) {
         }
         let (i, result) = set.join_next().await.unwrap().unwrap();
         let lookup = result.unwrap_or_else(|e| panic!("h{i}: {e}"));
-        assert_eq!(&*lookup.ips, &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
+        assert_eq!(lookup.ips(), &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
         done += 1;
     }
 }
@@ -166,7 +166,7 @@ async fn untrusted_and_misnamed_certificates_fail_with_their_own_kind_and_never_
             .lookup("h1.crawl.test", QueryType::A)
             .await
             .unwrap();
-        assert_eq!(&*ok.ips, &[IpAddr::V4(host_v4(1).unwrap())]);
+        assert_eq!(ok.ips(), &[IpAddr::V4(host_v4(1).unwrap())]);
     }
     let totals = s.counters().totals();
     assert_eq!((totals.udp_queries, totals.tcp_queries), (0, 0));
@@ -207,7 +207,7 @@ async fn a_list_may_mix_transports_and_a_bad_ca_file_is_a_configuration_error() 
         ]
     );
     let a = r.lookup("h3.crawl.test", QueryType::A).await.unwrap();
-    assert_eq!(&*a.ips, &[IpAddr::V4(host_v4(3).unwrap())]);
+    assert_eq!(a.ips(), &[IpAddr::V4(host_v4(3).unwrap())]);
 
     let missing = ResolverConfig::builder()
         .nameserver_url(&format!("tls://{}", s.dot_addr().unwrap()), None)
@@ -280,7 +280,7 @@ async fn outcomes(r: &Resolver, n: u32) -> (u32, Vec<ErrorKind>) {
         }
         match set.join_next().await.unwrap().unwrap() {
             (i, Ok(lookup)) => {
-                assert_eq!(&*lookup.ips, &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
+                assert_eq!(lookup.ips(), &[IpAddr::V4(host_v4(i).unwrap())], "h{i}");
                 answered += 1;
             }
             (_, Err(e)) => failed.push(e.kind()),

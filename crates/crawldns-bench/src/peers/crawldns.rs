@@ -74,7 +74,7 @@ fn configured(setup: PeerSetup) -> ResolverConfigBuilder {
 impl Peer for CrawldnsPeer {
     async fn lookup_a(&self, name: &str) -> Result<Vec<IpAddr>> {
         let lookup = self.resolver.lookup(name, QueryType::A).await?;
-        Ok(lookup.ips.to_vec())
+        Ok(lookup.ips().to_vec())
     }
 
     async fn lookup_ip(&self, name: &str) -> Result<Vec<IpAddr>> {

@@ -134,7 +134,7 @@ fn record(row: &mut Row, done: Finished) {
     row.slowest = row.slowest.max(took);
     match (&expect, got) {
         (Expect::Addrs(want), Ok(lookup)) => {
-            let mut have = lookup.ips.to_vec();
+            let mut have = lookup.ips().to_vec();
             let mut want = want.clone();
             have.sort();
             want.sort();
@@ -150,7 +150,7 @@ fn record(row: &mut Row, done: Finished) {
             row.wrong += 1;
             row.failures.push(format!(
                 "{name}: answered {:?}, expected an error",
-                lookup.ips
+                lookup.ips()
             ));
         }
         (expect, Err(err)) => {

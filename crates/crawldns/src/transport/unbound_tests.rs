@@ -207,10 +207,10 @@ fn seen_of_lookup(result: &Result<Lookup, crate::Error>) -> Seen {
         Ok(lookup) => (
             "NOERROR",
             lookup
-                .chain
+                .chain()
                 .iter()
                 .map(|target| format!("CNAME {target}"))
-                .chain(lookup.ips.iter().map(ToString::to_string))
+                .chain(lookup.ips().iter().map(ToString::to_string))
                 .collect(),
         ),
         Err(e) if e.kind() == ErrorKind::NoData => ("NOERROR", BTreeSet::new()),
