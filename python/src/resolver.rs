@@ -170,7 +170,10 @@ impl NativeResolver {
         Ok(Box::pin(async move {
             let found = match qtype {
                 None => resolver.lookup_ip(&host).await.map(|found| found.addrs),
-                Some(qtype) => resolver.lookup(&host, qtype).await.map(|found| found.shared_ips()),
+                Some(qtype) => resolver
+                    .lookup(&host, qtype)
+                    .await
+                    .map(|found| found.shared_ips()),
             };
             match found {
                 Ok(ips) => done(ips),
