@@ -824,3 +824,51 @@ async fn lookup_ip_reports_the_records_ttl_beside_the_cache_clamp() {
     assert_eq!((late.ttl, late.cache_ttl), (0, 17), "the record ran out");
     assert_eq!(queries(&server, "h2.crawl.test", RecordType::A), 1);
 }
+
+/// A typed hit is served from this thread's copy of the answer: after the
+/// first hit (from the shared cache) made it, hits on one thread share it
+/// (no copy per hit), another thread makes its own, and the server saw one
+/// query.
+#[tokio::test]
+async fn typed_hits_share_this_threads_copy_of_the_answer() {
+    let server = testbed(ZoneConfig::default(), Duration::ZERO).await;
+    let r = resolver_with(&server, CacheConfig::default());
+    let hits = |r: Resolver| async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(r.lookup("h3.crawl.test", QueryType::A).await.unwrap());
+        }
+        got
+    };
+    let wire = r.lookup("h3.crawl.test", QueryType::A).await.unwrap();
+    let here = hits(r.clone()).await;
+    for hit in &here {
+        assert_eq!((hit.name(), hit.ips()), ("h3.crawl.test", &[v4(3)][..]));
+    }
+    assert!(!Arc::ptr_eq(&wire.shared_ips(), &here[1].shared_ips()));
+    assert!(!Arc::ptr_eq(&here[0].shared_ips(), &here[1].shared_ips()));
+    assert!(
+        Arc::ptr_eq(&here[1].shared_ips(), &here[2].shared_ips()),
+        "two hits on one thread, one answer"
+    );
+    let there = {
+        let r = r.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(hits(r))
+        })
+        .join()
+        .unwrap()
+    };
+    assert!(Arc::ptr_eq(&there[1].shared_ips(), &there[2].shared_ips()));
+    assert!(
+        !Arc::ptr_eq(&there[1].shared_ips(), &here[1].shared_ips()),
+        "its own copy"
+    );
+    assert_eq!(there[2].ips(), [v4(3)]);
+    assert_eq!(queries(&server, "h3.crawl.test.", RecordType::A), 1);
+    assert_eq!(r.metrics().cache_hits, 6);
+}
