@@ -188,16 +188,37 @@ impl UdpPool {
             Batching::WhenBusy => in_flight > BUSY,
             Batching::Always => true,
         };
+        // The waits below are boxed, and each packet is made in a block
+        // that ends before them: a query's future (and every lookup's,
+        // which holds it) would otherwise keep a whole packet and a batch
+        // send's state, for the common case where sending does not wait.
         if batched {
             // Sent (and counted) by whoever sends the batch; a send error
             // comes back through the reply channel.
-            let packet = encode_padded_query(id, question, self.settings.payload);
-            if let Some(mut batch) = socket.enqueue(id, packet) {
-                socket.send_batch(&mut batch, &mut Vec::new()).await;
+            let full = {
+                let packet = encode_padded_query(id, question, self.settings.payload);
+                socket.enqueue(id, packet)
+            };
+            if let Some(mut batch) = full {
+                let socket = socket.clone();
+                Box::pin(async move { socket.send_batch(&mut batch, &mut Vec::new()).await }).await;
             }
         } else {
-            let packet = encode_query(id, question, self.settings.payload);
-            if let Err(err) = socket.socket.send(&packet).await {
+            let tried = {
+                let packet = encode_query(id, question, self.settings.payload);
+                match socket.socket.try_send(&packet) {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        let socket = socket.clone();
+                        Err(Box::pin(async move { socket.socket.send(&packet).await }))
+                    }
+                    sent => Ok(sent),
+                }
+            };
+            let sent = match tried {
+                Ok(sent) => sent,
+                Err(wait) => wait.await,
+            };
+            if let Err(err) = sent {
                 if err.kind() == io::ErrorKind::ConnectionRefused {
                     // The send took the socket's pending ICMP error, which
                     // an earlier query on it caused: they all went to the
