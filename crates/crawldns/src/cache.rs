@@ -161,7 +161,7 @@ impl Value {
     /// count with nobody but the answer it returns; anything else whole.
     pub fn of_lookup(lookup: &Lookup) -> Self {
         if lookup.target().is_none() && lookup.chain().is_empty() && lookup.records().is_empty() {
-            Value::Ips(lookup.answer().ips.clone())
+            Value::Ips(lookup.shared_ips())
         } else {
             Value::Lookup(lookup.clone())
         }

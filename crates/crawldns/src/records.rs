@@ -271,11 +271,6 @@ impl Lookup {
         }
     }
 
-    /// The shared answer.
-    pub(crate) fn answer(&self) -> &Arc<Answer> {
-        &self.answer
-    }
-
     /// The name asked for, normalized (lower-case ASCII, no final dot).
     pub fn name(&self) -> &str {
         &self.answer.name

@@ -820,13 +820,11 @@ fn combine(
         aaaa_skipped: false,
     };
     let (v4, v6) = match (v4, v6) {
-        (Some(v4), None) => return Ok(one(v4.answer().ips.clone())),
-        (None, Some(v6)) => return Ok(one(v6.answer().ips.clone())),
+        (Some(v4), None) => return Ok(one(v4.shared_ips())),
+        (None, Some(v6)) => return Ok(one(v6.shared_ips())),
         (v4, v6) => (
-            v4.map(|l| l.answer().ips.clone())
-                .unwrap_or_else(|| Arc::from([])),
-            v6.map(|l| l.answer().ips.clone())
-                .unwrap_or_else(|| Arc::from([])),
+            v4.map(|l| l.shared_ips()).unwrap_or_else(|| Arc::from([])),
+            v6.map(|l| l.shared_ips()).unwrap_or_else(|| Arc::from([])),
         ),
     };
     let addrs: Vec<IpAddr> = match strategy {

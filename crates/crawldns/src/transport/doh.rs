@@ -86,7 +86,7 @@ struct DohInner {
     authority: String,
     settings: DohSettings,
     /// The live connection per server (read on every query).
-    conns: parking_lot::Mutex<HashMap<SocketAddr, Connection>>,
+    conns: parking_lot::Mutex<HashMap<SocketAddr, Live>>,
     /// Per server, held while connecting, so that one connection is made,
     /// not one per waiting query (and a server slow to connect delays no
     /// other).
@@ -102,15 +102,20 @@ struct DohInner {
     reconnects: AtomicU64,
 }
 
-/// One HTTP/2 connection as the askers see it.
+/// One HTTP/2 connection as the askers see it (cloned per query).
 #[derive(Clone)]
 struct Connection {
     send: SendRequest<Bytes>,
-    /// Set when the connection's task ends (closed by either side).
-    closed: Arc<AtomicBool>,
     /// Whole responses received on it: progress, for stall detection.
     responses: Arc<AtomicU64>,
     id: u64,
+}
+
+/// A server's current connection, as the client keeps it.
+struct Live {
+    conn: Connection,
+    /// Set when the connection's task ends (closed by either side).
+    closed: Arc<AtomicBool>,
 }
 
 /// Counters of a DoH client.
@@ -197,7 +202,6 @@ impl DohClient {
                 send,
                 responses,
                 id,
-                ..
             } = self.connection(server).await?;
             let progress = responses.load(Ordering::Acquire);
             let stall_guard = StallGuard {
@@ -282,11 +286,14 @@ impl DohClient {
         let id = self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let conn = Connection {
             send,
-            closed,
             responses: Arc::new(AtomicU64::new(0)),
             id,
         };
-        self.inner.conns.lock().insert(server, conn.clone());
+        let live = Live {
+            conn: conn.clone(),
+            closed,
+        };
+        self.inner.conns.lock().insert(server, live);
         Ok(conn)
     }
 
@@ -295,14 +302,14 @@ impl DohClient {
         let conns = self.inner.conns.lock();
         conns
             .get(&server)
-            .filter(|c| !c.closed.load(Ordering::Acquire))
-            .cloned()
+            .filter(|live| !live.closed.load(Ordering::Acquire))
+            .map(|live| live.conn.clone())
     }
 
     /// Drops the connection `id` to `server` if it is still the current one.
     fn forget(&self, server: SocketAddr, id: u64) {
         let mut conns = self.inner.conns.lock();
-        if conns.get(&server).is_some_and(|c| c.id == id) {
+        if conns.get(&server).is_some_and(|live| live.conn.id == id) {
             conns.remove(&server);
         }
     }
