@@ -346,6 +346,10 @@ def render(results: dict) -> str:
         return f"| {label} | " + " | ".join(fmt(crawl[a][key]) for a in ARMS) + " |"
 
     ms = lambda v: f"{v:.1f} ms"
+
+    def spread(arm, key):
+        values = [r[key] for r in results["runs"][arm]]
+        return f"{min(values):.1f}–{max(values):.1f} ms"
     lines = [
         f"aiohttp TCPConnector(limit=200, limit_per_host=8, ttl_dns_cache=10): {s['hosts']} hosts x "
         f"{s['urls_per_host']} URLs = {s['hosts'] * s['urls_per_host']} URLs; DNS answers delayed "
@@ -355,6 +359,7 @@ def render(results: dict) -> str:
         head,
         rule,
         row("TTFB p50", "ttfb_p50", ms),
+        f"| TTFB p50, lowest–highest round | " + " | ".join(spread(a, "ttfb_p50") for a in ARMS) + " |",
         row("TTFB p99", "ttfb_p99", ms),
         row("wall time", "wall_ms", lambda v: f"{v:.0f} ms"),
         row("client CPU (all threads)", "cpu_ms", lambda v: f"{v:.0f} ms"),
@@ -391,7 +396,7 @@ def main() -> int:
     parser.add_argument("--urls-per-host", type=int, default=4)
     parser.add_argument("--dns-delay-ms", type=int, default=30)
     parser.add_argument("--http-delay-ms", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--hit-calls", type=int, default=100_000)
     parser.add_argument("--json", help="also write the results as JSON here")
