@@ -87,6 +87,25 @@ impl Output {
     /// Writes one line (a newline is added).
     pub fn line(&mut self, text: &str) -> io::Result<()> {
         self.buf.extend_from_slice(text.as_bytes());
+        self.end_line()
+    }
+
+    /// Writes `value` as one line of JSON, encoded straight into the
+    /// buffer (no string of its own). A value that cannot be encoded is an
+    /// error and leaves nothing behind.
+    pub fn json_line(&mut self, value: &impl serde::Serialize) -> Result<()> {
+        let start = self.buf.len();
+        if let Err(err) = serde_json::to_writer(&mut self.buf, value) {
+            self.buf.truncate(start);
+            return Err(err).context("cannot encode a record");
+        }
+        self.end_line()
+            .with_context(|| format!("cannot write to {}", self.name))
+    }
+
+    /// Ends the line just buffered, and writes out what is buffered when
+    /// it is due.
+    fn end_line(&mut self) -> io::Result<()> {
         self.buf.push(b'\n');
         if self.line_buffered || self.buf.len() >= BUFFER {
             self.flush_lines()?;
@@ -250,4 +269,31 @@ pub enum Format {
     /// One line per result: resolve NAME TYPE RESULT ttl=TTL TIME; fetch
     /// URL STATUS BYTES ttfb=TIME total=TIME (or error=CLASS).
     Text,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_line_that_cannot_be_encoded_leaves_the_lines_before_it_whole() {
+        let dir = std::env::temp_dir().join(format!("crawldns-output-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.jsonl");
+        let mut out = Output::file(&path, false, Progress::hidden()).unwrap();
+        out.json_line(&serde_json::json!({"line": 1})).unwrap();
+        // A map whose keys are not strings has no JSON form; serde_json
+        // finds out after writing the opening brace.
+        let unencodable: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let err = out.json_line(&unencodable).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("cannot encode a record: "),
+            "{err:#}"
+        );
+        out.json_line(&serde_json::json!({"line": 2})).unwrap();
+        out.finish().unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(written, "{\"line\":1}\n{\"line\":2}\n");
+    }
 }

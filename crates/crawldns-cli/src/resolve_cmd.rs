@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -177,8 +178,9 @@ struct ResolveRecord {
     /// A, AAAA, CNAME or IP.
     #[serde(rename = "type")]
     query_type: &'static str,
-    /// Addresses found (empty for CNAME lookups and errors).
-    addresses: Vec<IpAddr>,
+    /// Addresses found (empty for CNAME lookups and errors): the lookup's
+    /// own, shared, not copied.
+    addresses: Arc<[IpAddr]>,
     /// The CNAME target, for CNAME lookups.
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
@@ -219,7 +221,7 @@ impl ResolveRecord {
             line,
             name,
             query_type: kind.label(),
-            addresses: Vec::new(),
+            addresses: Arc::from([]),
             target: None,
             chain: Vec::new(),
             records: Vec::new(),
@@ -290,7 +292,7 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
     let started = Instant::now();
     let result = match kind.query_type() {
         None => resolver.lookup_ip(&name).await.map(|found| Found {
-            addresses: found.addrs.to_vec(),
+            addresses: found.addrs,
             target: None,
             chain: Vec::new(),
             records: Vec::new(),
@@ -304,7 +306,7 @@ async fn lookup(resolver: Resolver, line: u64, name: String, kind: RecordKind) -
 
 /// What a lookup found, as a record shows it.
 struct Found {
-    addresses: Vec<IpAddr>,
+    addresses: Arc<[IpAddr]>,
     target: Option<String>,
     chain: Vec<String>,
     records: Vec<JsonRecord>,
@@ -315,7 +317,7 @@ struct Found {
 impl From<crawldns::Lookup> for Found {
     fn from(found: crawldns::Lookup) -> Self {
         Self {
-            addresses: found.ips().to_vec(),
+            addresses: found.shared_ips(),
             records: found.records().iter().map(JsonRecord::from).collect(),
             target: found.target().map(str::to_owned),
             chain: found.chain().to_vec(),
@@ -468,12 +470,13 @@ impl Writer {
                  lookups return IPv4 addresses only; --ipv6 always asks anyway",
             );
         }
-        let line = match self.format {
-            Format::Json => serde_json::to_string(record).context("cannot encode a record")?,
-            Format::Text => record.text(),
-        };
-        let written = self.out.line(&line);
-        written.with_context(|| format!("cannot write to {}", self.out.name()))?;
+        match self.format {
+            Format::Json => self.out.json_line(record)?,
+            Format::Text => {
+                let written = self.out.line(&record.text());
+                written.with_context(|| format!("cannot write to {}", self.out.name()))?;
+            }
+        }
         *self.tally.by_outcome.entry(record.outcome()).or_default() += 1;
         self.out.progress().inc();
         Ok(())
@@ -811,7 +814,7 @@ mod tests {
             line: 1,
             name: "h1.crawl.test".into(),
             query_type: "IP",
-            addresses: vec!["127.1.0.2".parse().unwrap(), "::1".parse().unwrap()],
+            addresses: Arc::from(["127.1.0.2".parse().unwrap(), "::1".parse().unwrap()]),
             target: None,
             chain: Vec::new(),
             records: Vec::new(),
