@@ -4,7 +4,10 @@
 //! server's ceiling (dnsperf, the best of several outstanding settings, on
 //! the same client CPU). For each run: lookups per second of wall time,
 //! the CLI's whole-process CPU per lookup and its peak RSS (both from
-//! `wait4`), and the failed lookups counted in its output.
+//! `wait4`), and the failed lookups counted in its output. Knot's own CPU
+//! is read around every run, dnsperf's and the CLI's: how busy the server
+//! was says whether a run went at the server's pace, whichever client is
+//! the faster, and its CPU per query bounds its rate without any client.
 
 use std::fmt::Write as _;
 use std::io::BufRead as _;
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::measure::{fmt_load, load_average, timeval};
+use crate::measure::{fmt_load, load_average, timeval, ThreadCpuClock};
 use crate::servers::dnsperf;
 use crate::servers::knot::{self, Knot};
 use crate::suite::KNOT_RECV_BUFFER;
@@ -75,6 +78,16 @@ pub fn run(options: &BulkOptions) -> Result<String> {
     let names_file = dir.join("names.txt");
     knot::write_name_file(&names_file, options.names)?;
     let client_cpu = options.pin.then_some(0);
+    let server_clock = ThreadCpuClock::process(knot.pid()).ok();
+    let server_cpu = || server_clock.and_then(|c| c.read().ok());
+    // The fastest the server went on its own: the least CPU per query it
+    // spent in any run, as a rate (one worker, so one CPU's worth).
+    let mut server_limit: f64 = 0.0;
+    let mut note_server = |us_per_query: Option<f64>| {
+        if let Some(us) = us_per_query.filter(|&us| us > 0.0) {
+            server_limit = server_limit.max(1e6 / us);
+        }
+    };
 
     let mut out = String::new();
     let _ = writeln!(
@@ -93,24 +106,31 @@ pub fn run(options: &BulkOptions) -> Result<String> {
         knot::write_query_file(&queries, options.names)?;
         let _ = writeln!(
             out,
-            "| dnsperf outstanding | queries/s | lost | dnsperf's own CPU µs/query |\n| ---: | ---: | ---: | ---: |"
+            "| dnsperf outstanding | queries/s | lost | dnsperf's own CPU µs/query | server CPU busy | server CPU µs/query |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for outstanding in [100, 500, 2000] {
-            let run = dnsperf::run(
+            let before = server_cpu();
+            let mut run = dnsperf::run(
                 addr,
                 &queries,
                 options.dnsperf_secs,
                 outstanding,
                 client_cpu,
             )?;
+            run.server_cpu_s = before
+                .zip(server_cpu())
+                .map(|(b, a)| a.saturating_sub(b).as_secs_f64());
             ceiling = ceiling.max(run.qps);
-            let own = run
-                .client_us_per_query()
-                .map_or_else(|| "—".into(), |us| format!("{us:.2}"));
+            note_server(run.server_us_per_query());
             let _ = writeln!(
                 out,
-                "| {outstanding} | {:.0} | {} | {own} |",
-                run.qps, run.lost
+                "| {outstanding} | {:.0} | {} | {} | {} | {} |",
+                run.qps,
+                run.lost,
+                fmt_opt(run.client_us_per_query(), 2),
+                run.server_busy()
+                    .map_or_else(|| "—".into(), |b| format!("{:.0}%", 100.0 * b)),
+                fmt_opt(run.server_us_per_query(), 2),
             );
         }
         let _ = writeln!(
@@ -121,13 +141,14 @@ pub fn run(options: &BulkOptions) -> Result<String> {
 
     let _ = writeln!(
         out,
-        "| `crawldns resolve --bulk` | lookups/s | % of ceiling | CPU µs/lookup | peak RSS | failed | wall s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| `crawldns resolve --bulk` | lookups/s | % of ceiling | CPU µs/lookup | peak RSS | failed | wall s | server CPU busy | server CPU µs/query |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let settings = options
         .concurrency
         .iter()
         .flat_map(|&c| [(c, false), (c, true)]);
     for (concurrency, no_cache) in settings {
+        let before = server_cpu();
         let run = cli_bulk_run(
             &options.binary,
             addr,
@@ -136,10 +157,15 @@ pub fn run(options: &BulkOptions) -> Result<String> {
             (concurrency, no_cache),
             client_cpu,
         )?;
+        // The server's share of the CLI's wall time (which includes its
+        // start-up and reading the names: a slight undercount of busy).
+        let served = before.zip(server_cpu()).map(|(b, a)| a.saturating_sub(b));
+        let server_us = served.map(|d| d.as_secs_f64() * 1e6 / f64::from(options.names));
+        note_server(server_us);
         let rate = f64::from(options.names) / run.wall.as_secs_f64();
         let _ = writeln!(
             out,
-            "| `--concurrency {concurrency}{}` | {rate:.0} | {} | {:.2} | {:.1} MiB | {} | {:.1} |",
+            "| `--concurrency {concurrency}{}` | {rate:.0} | {} | {:.2} | {:.1} MiB | {} | {:.1} | {} | {} |",
             if no_cache { " --no-cache" } else { "" },
             if ceiling > 0.0 {
                 format!("{:.0}%", 100.0 * rate / ceiling)
@@ -150,6 +176,17 @@ pub fn run(options: &BulkOptions) -> Result<String> {
             run.max_rss_kib as f64 / 1024.0,
             run.failed,
             run.wall.as_secs_f64(),
+            served.map_or_else(
+                || "—".into(),
+                |d| format!("{:.0}%", 100.0 * d.as_secs_f64() / run.wall.as_secs_f64())
+            ),
+            fmt_opt(server_us, 2),
+        );
+    }
+    if server_limit > 0.0 {
+        let _ = writeln!(
+            out,
+            "\nThe server's own limit for traffic like the run it spent least CPU per query in (one worker, so one CPU at most): **{server_limit:.0} queries/s**. Server CPU busy is the server's CPU time over the run's wall time; for the CLI runs that wall time includes start-up and reading the names."
         );
     }
     let _ = writeln!(
@@ -224,6 +261,11 @@ fn cli_bulk_run(
         max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         failed,
     })
+}
+
+/// `value` with `decimals` decimals, or a dash when unknown.
+fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "—".into(), |v| format!("{v:.decimals$}"))
 }
 
 /// Waits for `pid` and returns its status and its own resource usage.
