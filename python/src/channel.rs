@@ -219,12 +219,17 @@ pub fn submit(
         in_flight,
     } = submit;
     let task = handle.spawn(async move {
-        let _in_flight = in_flight;
+        // Dropped with the task when it is aborted (the future was
+        // cancelled), and otherwise before the result is posted: a caller
+        // that reads `pending` once it has its result sees this lookup
+        // counted out.
+        let in_flight = in_flight;
         let outcome = tokio::select! {
             biased;
             outcome = work => outcome,
             _ = closed.wait_for(|closed| *closed) => Outcome::Closed(name),
         };
+        drop(in_flight);
         mailbox.post(id, outcome);
     });
     // The loop's thread (this one) drains the mailbox, so the result cannot
