@@ -209,8 +209,11 @@ impl Core {
     /// Performs the actions of the question's [`Attempts`] until it is
     /// answered or given up.
     async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
-        let mut attempts = Attempts::new(self.servers.clone(), self.policy());
-        let mut answer = None;
+        // Boxed, as the answer below: held across every wait, they would
+        // make the flight's boxed work larger than glibc's per-thread cache
+        // serves (1 KiB), and every lookup would take malloc's slow path.
+        let mut attempts = Box::new(Attempts::new(self.servers.clone(), self.policy()));
+        let mut answer: Option<Box<Message>> = None;
         let mut last_io = None;
         let mut late = LateAnswers::default();
         let mut first_sent = None;
@@ -243,7 +246,7 @@ impl Core {
                             } => {
                                 // An earlier attempt's answer came first.
                                 self.on_late_answer(&mut attempts, server, sent);
-                                answer = Some(message);
+                                answer = Some(Box::new(message));
                                 continue;
                             }
                         }
@@ -275,7 +278,9 @@ impl Core {
                     }
                 }
                 Action::Answered => {
-                    return answer.ok_or_else(|| Error::new(ErrorKind::Malformed, name));
+                    return answer
+                        .map(|message| *message)
+                        .ok_or_else(|| Error::new(ErrorKind::Malformed, name));
                 }
                 Action::GiveUp(gave_up) => {
                     // The attempts are used up; a slow name's first
@@ -284,7 +289,7 @@ impl Core {
                         if let Some(message) =
                             self.wait_late(&mut late, &mut attempts, first_sent).await
                         {
-                            answer = Some(message);
+                            answer = Some(Box::new(message));
                             continue;
                         }
                     }
@@ -433,7 +438,7 @@ impl Core {
     fn judge(
         &self,
         result: StreamExchange,
-        answer: &mut Option<Message>,
+        answer: &mut Option<Box<Message>>,
         last_io: &mut Option<std::io::Error>,
     ) -> Event {
         match result {
@@ -444,7 +449,7 @@ impl Core {
             Ok(message) => match message.metadata.response_code {
                 ResponseCode::NoError | ResponseCode::NXDomain => {
                     Metrics::add(&self.metrics.answers);
-                    *answer = Some(message);
+                    *answer = Some(Box::new(message));
                     Event::Answer
                 }
                 rcode => {
