@@ -17,7 +17,8 @@ from crawldns.testbed import Testbed
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _binary() -> str:
+def crawldns_binary() -> str:
+    """The `crawldns` binary the tests start: $CRAWLDNS_BIN, else the debug build."""
     path = os.environ.get("CRAWLDNS_BIN") or str(REPO / "target" / "debug" / "crawldns")
     if not os.path.exists(path):
         pytest.fail(f"{path} does not exist: run `cargo build -p crawldns-cli` or set CRAWLDNS_BIN")
@@ -41,7 +42,7 @@ def testbed():
     started = []
 
     def start(*args: str, http: bool = True) -> Testbed:
-        tb = Testbed(*args, binary=_binary(), http_port=0 if http else None)
+        tb = Testbed(*args, binary=crawldns_binary(), http_port=0 if http else None)
         started.append(tb)
         return tb.start()
 
@@ -53,6 +54,6 @@ def testbed():
 @pytest.fixture(scope="module")
 def shared_testbed():
     """One testbed (200 hosts, DNS only) for tests that only read answers."""
-    tb = Testbed("--hosts", "200", binary=_binary(), http_port=None).start()
+    tb = Testbed("--hosts", "200", binary=crawldns_binary(), http_port=None).start()
     yield tb
     tb.stop()

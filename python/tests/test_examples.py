@@ -15,13 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, _binary
+from conftest import REPO, crawldns_binary
 
 
 def run_script(source: str, tmp_path: Path) -> "list[str]":
     script = tmp_path / "example.py"
     script.write_text(source)
-    env = dict(os.environ, CRAWLDNS_BIN=_binary())
+    env = dict(os.environ, CRAWLDNS_BIN=crawldns_binary())
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
     )

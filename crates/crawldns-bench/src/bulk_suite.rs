@@ -128,8 +128,7 @@ pub fn run(options: &BulkOptions) -> Result<String> {
                 run.qps,
                 run.lost,
                 fmt_opt(run.client_us_per_query(), 2),
-                run.server_busy()
-                    .map_or_else(|| "—".into(), |b| format!("{:.0}%", 100.0 * b)),
+                fmt_percent(run.server_busy()),
                 fmt_opt(run.server_us_per_query(), 2),
             );
         }
@@ -176,10 +175,7 @@ pub fn run(options: &BulkOptions) -> Result<String> {
             run.max_rss_kib as f64 / 1024.0,
             run.failed,
             run.wall.as_secs_f64(),
-            served.map_or_else(
-                || "—".into(),
-                |d| format!("{:.0}%", 100.0 * d.as_secs_f64() / run.wall.as_secs_f64())
-            ),
+            fmt_percent(served.map(|d| d.as_secs_f64() / run.wall.as_secs_f64())),
             fmt_opt(server_us, 2),
         );
     }
@@ -266,6 +262,11 @@ fn cli_bulk_run(
 /// `value` with `decimals` decimals, or a dash when unknown.
 fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "—".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// `fraction` as a whole percentage, or a dash when unknown.
+fn fmt_percent(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "—".into(), |f| format!("{:.0}%", 100.0 * f))
 }
 
 /// Waits for `pid` and returns its status and its own resource usage.
