@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
 use crate::answer::{self, display_name, Reading, RecordValue};
@@ -133,11 +133,60 @@ impl Core {
 impl Core {
     /// Resolves `name` (normalized) for one type, following CNAMEs across
     /// queries when an answer stops at a target it does not resolve.
+    ///
+    /// A pending lookup's flight is this future, so its size is memory per
+    /// pending name: the CNAME steps, the slot, the attempts and each send
+    /// are two futures deep (this one and [`Core::drive`]), and what is not
+    /// needed after a wait is not held across it.
     pub(crate) async fn resolve(self: &Arc<Self>, name: &str, query_type: QueryType) -> Resolved {
         let mut negative_ttl = None;
-        let result = self
-            .resolve_chain(name, query_type, &mut negative_ttl)
-            .await;
+        let result = 'chain: {
+            let randomize = self.config.case_randomization;
+            let mut question = match Question::new(name, query_type.wire(), randomize) {
+                Ok(question) => question,
+                Err(why) => {
+                    break 'chain Err(Error::new(ErrorKind::InvalidName, name).with_detail(why))
+                }
+            };
+            let mut chain: Vec<String> = Vec::new();
+            let mut ttl = u32::MAX;
+            while chain.len() <= self.config.max_cname_depth {
+                let message = match self.drive(name, &question).await {
+                    Ok(message) => message,
+                    Err(err) => break 'chain Err(err),
+                };
+                let remaining = self.config.max_cname_depth - chain.len();
+                // `judge` let through only answers that echo exactly one
+                // question, the one sent.
+                let Some(echoed) = message.queries.first() else {
+                    break 'chain Err(Error::new(ErrorKind::Malformed, name));
+                };
+                match step(
+                    &message,
+                    echoed.name(),
+                    name,
+                    query_type,
+                    remaining,
+                    &mut chain,
+                    &mut ttl,
+                ) {
+                    Step::Done(result, negative) => {
+                        negative_ttl = negative;
+                        break 'chain result;
+                    }
+                    Step::Follow(target) => {
+                        question = match Question::for_name(&target, question.rtype(), randomize) {
+                            Ok(question) => question,
+                            Err(why) => {
+                                break 'chain Err(Error::new(ErrorKind::CnameChain, name)
+                                    .with_detail(format!("CNAME target {target}: {why}")))
+                            }
+                        };
+                    }
+                }
+            }
+            Err(Error::new(ErrorKind::CnameChain, name))
+        };
         if let Err(err) = &result {
             self.metrics.failure(err.kind());
         }
@@ -147,68 +196,26 @@ impl Core {
         }
     }
 
-    async fn resolve_chain(
-        self: &Arc<Self>,
-        name: &str,
-        query_type: QueryType,
-        negative_ttl: &mut Option<u32>,
-    ) -> Result<Lookup, Error> {
-        let rtype = query_type.wire();
-        let max_depth = self.config.max_cname_depth;
-        let randomize = self.config.case_randomization;
-        let mut question = Question::new(name, rtype, randomize)
-            .map_err(|why| Error::new(ErrorKind::InvalidName, name).with_detail(why))?;
-        let mut chain: Vec<String> = Vec::new();
-        let mut ttl = u32::MAX;
-        while chain.len() <= max_depth {
-            let message = self.exchange(name, &question).await?;
-            let remaining = max_depth - chain.len();
-            // `judge` let through only answers that echo exactly one
-            // question, the one sent.
-            let Some(echoed) = message.queries.first() else {
-                return Err(Error::new(ErrorKind::Malformed, name));
-            };
-            match step(
-                &message,
-                echoed.name(),
-                name,
-                query_type,
-                remaining,
-                &mut chain,
-                &mut ttl,
-            ) {
-                Step::Done(result, negative) => {
-                    *negative_ttl = negative;
-                    return result;
-                }
-                Step::Follow(target) => {
-                    question = Question::for_name(&target, rtype, randomize).map_err(|why| {
-                        Error::new(ErrorKind::CnameChain, name)
-                            .with_detail(format!("CNAME target {target}: {why}"))
-                    })?;
-                }
+    /// Gets `question` answered, holding one of the `max_in_flight` slots:
+    /// performs the actions of its [`Attempts`] until it is answered or
+    /// given up.
+    async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
+        let _slot = match self.slots.try_acquire() {
+            Ok(slot) => slot,
+            // Queued behind max_in_flight: boxed, as this wait is rare and
+            // its state would otherwise be part of every lookup's.
+            Err(TryAcquireError::NoPermits) => {
+                Box::pin(self.slots.acquire()).await.map_err(|_| {
+                    Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")
+                })?
             }
-        }
-        Err(Error::new(ErrorKind::CnameChain, name))
-    }
-
-    /// Gets `question` answered, holding one of the `max_in_flight` slots.
-    async fn exchange(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
-        let _slot =
-            self.slots.acquire().await.map_err(|_| {
-                Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")
-            })?;
+            Err(TryAcquireError::Closed) => {
+                return Err(Error::new(ErrorKind::Resource, name).with_detail("resolver shut down"))
+            }
+        };
         // Latency is the wire's: it starts once the query holds its slot,
         // so a queue behind max_in_flight does not read as a slow server.
         let started = Instant::now();
-        let result = self.drive(name, question).await;
-        self.metrics.record_latency(started.elapsed());
-        result
-    }
-
-    /// Performs the actions of the question's [`Attempts`] until it is
-    /// answered or given up.
-    async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
         // Boxed, as the answer below: held across every wait, they made the
         // flight's boxed work larger (1,400 bytes) than glibc's per-thread
         // cache serves (1 KiB), so every lookup took malloc's path for large
@@ -218,86 +225,90 @@ impl Core {
         let mut last_io = None;
         let mut late = LateAnswers::default();
         let mut first_sent = None;
-        loop {
-            let action = attempts.poll(&mut self.health.lock(), Instant::now().into_std());
-            match action {
-                Action::Send {
-                    server,
-                    transport,
-                    deadline,
-                    retry,
-                    backoff,
-                } => {
-                    if retry {
-                        Metrics::add(&self.metrics.retries);
+        let result = loop {
+            // The action is taken apart in a block of its own, so that it
+            // is not kept across the send's wait below.
+            let (server, transport, deadline, retry, backoff) = {
+                let action = attempts.poll(&mut self.health.lock(), Instant::now().into_std());
+                match action {
+                    Action::Send {
+                        server,
+                        transport,
+                        deadline,
+                        retry,
+                        backoff,
+                    } => (server, transport, deadline, retry, backoff),
+                    Action::Answered => {
+                        break answer
+                            .map(|message| *message)
+                            .ok_or_else(|| Error::new(ErrorKind::Malformed, name));
                     }
-                    let addr = self.config.nameservers[server].addr;
-                    let sent = Instant::now();
-                    first_sent.get_or_insert(sent);
-                    let result = if transport == Transport::Udp {
-                        match self
-                            .send_udp(&mut late, server, question, deadline, backoff)
-                            .await
-                        {
-                            UdpSent::Result(result) => result,
-                            UdpSent::Late {
-                                server,
-                                sent,
-                                message,
-                            } => {
-                                // An earlier attempt's answer came first.
-                                self.on_late_answer(&mut attempts, server, sent);
+                    Action::GiveUp(gave_up) => {
+                        // The attempts are used up; a slow name's first
+                        // queries may still be answered.
+                        if gave_up.kind == ErrorKind::Timeout {
+                            if let Some(message) =
+                                self.wait_late(&mut late, &mut attempts, first_sent).await
+                            {
                                 answer = Some(Box::new(message));
                                 continue;
                             }
                         }
-                    } else {
-                        self.send(server, transport, question, deadline).await
-                    };
-                    let event = self.judge(result, &mut answer, &mut last_io);
-                    tracing::debug!(
-                        name,
-                        qtype = %question.rtype(),
-                        server = %addr,
-                        transport = ?transport,
-                        rtt_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX),
-                        verdict = ?event,
-                        "query"
-                    );
-                    let effect = attempts.on_event(
-                        &mut self.health.lock(),
-                        Instant::now().into_std(),
-                        event,
-                    );
-                    if effect.server_went_down {
-                        tracing::warn!(
-                            server = %addr,
-                            failures = self.config.down_after_failures,
-                            "nameserver marked down after failures in a row; probing it"
-                        );
-                        probe::start(self, self.config.probe_interval);
+                        break Err(give_up_error(name, gave_up, last_io));
                     }
                 }
-                Action::Answered => {
-                    return answer
-                        .map(|message| *message)
-                        .ok_or_else(|| Error::new(ErrorKind::Malformed, name));
-                }
-                Action::GiveUp(gave_up) => {
-                    // The attempts are used up; a slow name's first
-                    // queries may still be answered.
-                    if gave_up.kind == ErrorKind::Timeout {
-                        if let Some(message) =
-                            self.wait_late(&mut late, &mut attempts, first_sent).await
-                        {
-                            answer = Some(Box::new(message));
-                            continue;
-                        }
-                    }
-                    return Err(give_up_error(name, gave_up, last_io));
-                }
+            };
+            if retry {
+                Metrics::add(&self.metrics.retries);
             }
-        }
+            let sent = Instant::now();
+            first_sent.get_or_insert(sent);
+            let result = if transport == Transport::Udp {
+                match self
+                    .send_udp(&mut late, server, question, deadline, backoff)
+                    .await
+                {
+                    UdpSent::Result(result) => result,
+                    UdpSent::Late {
+                        server,
+                        sent,
+                        message,
+                    } => {
+                        // An earlier attempt's answer came first.
+                        self.on_late_answer(&mut attempts, server, sent);
+                        answer = Some(Box::new(message));
+                        continue;
+                    }
+                }
+            } else {
+                // Boxed: a stream exchange's state would otherwise be part
+                // of every lookup's, though most go over UDP.
+                Box::pin(self.send(server, transport, question, deadline)).await
+            };
+            let event = self.judge(result, &mut answer, &mut last_io);
+            let addr = self.config.nameservers[server].addr;
+            tracing::debug!(
+                name,
+                qtype = %question.rtype(),
+                server = %addr,
+                transport = ?transport,
+                rtt_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX),
+                verdict = ?event,
+                "query"
+            );
+            let effect =
+                attempts.on_event(&mut self.health.lock(), Instant::now().into_std(), event);
+            if effect.server_went_down {
+                tracing::warn!(
+                    server = %addr,
+                    failures = self.config.down_after_failures,
+                    "nameserver marked down after failures in a row; probing it"
+                );
+                probe::start(self, self.config.probe_interval);
+            }
+        };
+        self.metrics.record_latency(started.elapsed());
+        result
     }
 
     /// When a question's attempts are used up: waits, within its budget
@@ -401,9 +412,6 @@ impl Core {
         let addr = self.config.nameservers[server].addr;
         let timeout = Instant::from_std(deadline).saturating_duration_since(Instant::now());
         let mut next_id = || rng::system().id();
-        // The stream exchanges are boxed: inline, their state would make
-        // every lookup's future (and single-flight's copy of it) several
-        // times larger, though most lookups go over UDP.
         match (
             transport,
             self.encrypted.get(server).and_then(Option::as_ref),
@@ -415,15 +423,15 @@ impl Core {
                 .map_err(StreamError::from),
             (Transport::Tcp, _) => {
                 Metrics::add(&self.metrics.tcp_sent);
-                Box::pin(self.tcp.query(addr, question, timeout, &mut next_id)).await
+                self.tcp.query(addr, question, timeout, &mut next_id).await
             }
             (Transport::Tls, Some(Encrypted::Tls(pool))) => {
                 Metrics::add(&self.metrics.tls_sent);
-                Box::pin(pool.query(addr, question, timeout, &mut next_id)).await
+                pool.query(addr, question, timeout, &mut next_id).await
             }
             (Transport::Https, Some(Encrypted::Https(doh))) => {
                 Metrics::add(&self.metrics.https_sent);
-                Box::pin(doh.query(addr, question, timeout)).await
+                doh.query(addr, question, timeout).await
             }
             // `encrypted_clients` made one for every TLS and HTTPS server:
             // unreachable, but never a send in the clear.

@@ -137,41 +137,13 @@ impl Resolver {
     /// Looks up records of one type for `host`, following CNAMEs; from the
     /// cache when it can.
     pub async fn lookup(&self, host: &str, query_type: QueryType) -> Result<Lookup, Error> {
-        let inner = &self.inner;
-        if let Some(found) = inner.hosts_lookup(host, query_type) {
-            return Ok(found);
-        }
-        // The hottest path: `host` is a key of the cache, and fresh.
-        if let Some(found) =
-            cache_probe_name(host).and_then(|name| inner.fresh_type(name, query_type))
-        {
-            return found;
-        }
-        // The hot path: a lower-case name, which is neither an IP literal
-        // nor `localhost`, straight to the cache.
-        let name = match already_normal(host) {
-            Some(name) if !is_localhost(name) => name,
-            _ => {
-                let metrics = &inner.core.metrics;
-                let name = match normalize_host(host) {
-                    Ok(name) => name,
-                    Err(err) => {
-                        metrics.lookups.add();
-                        return Err(err);
-                    }
-                };
-                // A reverse lookup of an address asks for its arpa name.
-                if let Some(ip) = parse_ip_literal(&name).filter(|_| query_type == QueryType::Ptr) {
-                    return inner.lookup_public(&reverse_name(ip), query_type).await;
-                }
-                if let Some(ips) = local_answer(&name, query_type) {
-                    metrics.lookups.add();
-                    return ips.map(|ips| Lookup::local(name.into_owned(), query_type, ips.into()));
-                }
-                return inner.lookup_public(&name, query_type).await;
-            }
+        // Decided without awaiting, so that a pending lookup holds only the
+        // name it asks for and the wait (see `Inner::prepare`).
+        let name = match self.inner.prepare(host, query_type) {
+            Prepared::Done(result) => return result,
+            Prepared::Ask(name) => name,
         };
-        inner.lookup_public(name, query_type).await
+        self.inner.lookup_public(&name, query_type).await
     }
 
     /// The resolution core (servers, health, metrics), for `bulk.rs`.
@@ -349,7 +321,56 @@ impl IpMode {
     };
 }
 
+/// What a typed lookup does, decided before any wait.
+enum Prepared<'a> {
+    /// Answered without the network: the hosts file, the cache, a local
+    /// name, an invalid one.
+    Done(Result<Lookup, Error>),
+    /// Ask the cache and then the wire for this name (normalized).
+    Ask(Cow<'a, str>),
+}
+
 impl Inner {
+    /// `lookup`'s steps up to the cache: the hosts file, the hottest path
+    /// (`host` is a fresh key of the cache), the name check, reverse names
+    /// of addresses and local answers.
+    #[inline(always)]
+    fn prepare<'a>(self: &Arc<Self>, host: &'a str, query_type: QueryType) -> Prepared<'a> {
+        if let Some(found) = self.hosts_lookup(host, query_type) {
+            return Prepared::Done(Ok(found));
+        }
+        // The hottest path: `host` is a key of the cache, and fresh.
+        if let Some(found) =
+            cache_probe_name(host).and_then(|name| self.fresh_type(name, query_type))
+        {
+            return Prepared::Done(found);
+        }
+        // The hot path: a lower-case name, which is neither an IP literal
+        // nor `localhost`, straight to the cache.
+        if let Some(name) = already_normal(host).filter(|name| !is_localhost(name)) {
+            return Prepared::Ask(Cow::Borrowed(name));
+        }
+        let metrics = &self.core.metrics;
+        let name = match normalize_host(host) {
+            Ok(name) => name,
+            Err(err) => {
+                metrics.lookups.add();
+                return Prepared::Done(Err(err));
+            }
+        };
+        // A reverse lookup of an address asks for its arpa name.
+        if let Some(ip) = parse_ip_literal(&name).filter(|_| query_type == QueryType::Ptr) {
+            return Prepared::Ask(Cow::Owned(reverse_name(ip)));
+        }
+        if let Some(ips) = local_answer(&name, query_type) {
+            metrics.lookups.add();
+            return Prepared::Done(
+                ips.map(|ips| Lookup::local(name.into_owned(), query_type, ips.into())),
+            );
+        }
+        Prepared::Ask(name)
+    }
+
     /// `host`'s addresses of `query_type`'s family from the hosts file, if
     /// one is configured and lists them (never for other types).
     fn hosts_lookup(&self, host: &str, query_type: QueryType) -> Option<Lookup> {
@@ -396,10 +417,12 @@ impl Inner {
         name: &str,
         query_type: QueryType,
     ) -> Result<Lookup, Error> {
-        match self.cached_type(name, query_type, Freshness::Cached, Caller::Public) {
-            Some(found) => found,
-            None => self.fetch(name, query_type, Freshness::Cached).await,
+        // Returned from, not matched on: a scrutinee would be kept across
+        // the await below, in every pending lookup.
+        if let Some(found) = self.cached_type(name, query_type, Freshness::Cached, Caller::Public) {
+            return found;
         }
+        self.fetch(name, query_type, Freshness::Cached).await
     }
 
     async fn lookup_type_with(
@@ -408,10 +431,10 @@ impl Inner {
         query_type: QueryType,
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
-        match self.cached_type(name, query_type, freshness, Caller::Internal) {
-            Some(found) => found,
-            None => self.fetch(name, query_type, freshness).await,
+        if let Some(found) = self.cached_type(name, query_type, freshness, Caller::Internal) {
+            return found;
         }
+        self.fetch(name, query_type, freshness).await
     }
 
     /// The cache's answer to a typed lookup, if it has one `freshness`
@@ -490,23 +513,20 @@ impl Inner {
             )));
         }
         let this = self.clone();
-        let owned = name.to_string();
-        let (result, role) = self
-            .flights
-            .run(key.clone(), move || async move {
-                // A caller can miss the cache, be descheduled while another
-                // flight for the same name lands, and only then start its
-                // own: look again before asking the wire.
-                if let Some(found) = this.fresh_in_cache(&key, query_type, freshness) {
-                    return found;
-                }
-                let Resolved {
-                    result,
-                    negative_ttl,
-                } = this.core.resolve(&owned, query_type).await;
-                this.store(key, query_type, result, negative_ttl)
-            })
-            .await;
+        let flight = self.flights.run(key.clone(), move || async move {
+            // A caller can miss the cache, be descheduled while another
+            // flight for the same name lands, and only then start its
+            // own: look again before asking the wire.
+            if let Some(found) = this.fresh_in_cache(&key, query_type, freshness) {
+                return found;
+            }
+            let Resolved {
+                result,
+                negative_ttl,
+            } = this.core.resolve(key.name(), query_type).await;
+            this.store(key, query_type, result, negative_ttl)
+        });
+        let (result, role) = flight.await;
         if role == Role::Follower {
             Metrics::add(&self.core.metrics.coalesced);
         }

@@ -27,7 +27,9 @@ type Table<K, V> = Arc<Mutex<HashMap<K, Arc<Landing<V>>, foldhash::fast::RandomS
 /// version counter: three times the memory of a pending name's share.)
 struct Landing<V> {
     /// `None` while in flight; `Some(None)` when it ended without a result.
-    result: Mutex<Option<Option<V>>>,
+    /// Boxed: a result is only ever landed for followers, and inline it
+    /// doubled every flight's landing.
+    result: Mutex<Option<Box<Option<V>>>>,
     landed: Notify,
 }
 
@@ -41,7 +43,7 @@ impl<V: Clone> Landing<V> {
 
     /// Publishes `result` and wakes every follower waiting.
     fn land(&self, result: Option<V>) {
-        *self.result.lock() = Some(result);
+        *self.result.lock() = Some(Box::new(result));
         self.landed.notify_waiters();
     }
 
@@ -51,11 +53,11 @@ impl<V: Clone> Landing<V> {
         tokio::pin!(notified);
         // Registered before looking, so a landing in between is not missed.
         notified.as_mut().enable();
-        if let Some(result) = self.result.lock().clone() {
-            return result;
+        if let Some(result) = self.result.lock().as_deref() {
+            return result.clone();
         }
         notified.await;
-        self.result.lock().clone().flatten()
+        self.result.lock().as_deref().cloned().flatten()
     }
 }
 
@@ -95,8 +97,18 @@ where
     /// Runs `work` for `key`, unless a flight for `key` is in progress, in
     /// which case it waits for that one. `None` means the flight joined
     /// ended without a result. A panic in `work` reaches the leader.
-    pub async fn run<F>(&self, key: K, work: impl FnOnce() -> F) -> (Option<V>, Role)
+    ///
+    /// The flight is joined (or started) when this is called, not when the
+    /// future is first polled; the future holds only what its role needs,
+    /// so a pending follower is a landing to wait on and a pending leader a
+    /// boxed work, and neither keeps `work` or `key` beside them.
+    pub fn run<W, F>(
+        &self,
+        key: K,
+        work: W,
+    ) -> impl Future<Output = (Option<V>, Role)> + use<K, V, W, F>
     where
+        W: FnOnce() -> F,
         F: Future<Output = V> + Send + 'static,
     {
         let joined = {
@@ -110,22 +122,27 @@ where
                 }
             }
         };
-        match joined {
-            Joined::Follower(landing) => (landing.wait().await, Role::Follower),
-            Joined::Leader(landing) => {
-                let mut flight = Flight {
-                    flights: self.flights.clone(),
-                    key: Some(key),
-                    landing: Some(landing),
-                    work: Some(Box::pin(work())),
-                };
-                let value = match flight.work.as_mut() {
-                    Some(work) => work.await,
-                    None => unreachable!("the work was set just above"),
-                };
-                flight.work = None;
-                flight.land(&value);
-                (Some(value), Role::Leader)
+        let flight = match joined {
+            Joined::Follower(landing) => Err(landing),
+            Joined::Leader(landing) => Ok(Flight {
+                flights: self.flights.clone(),
+                key: Some(key),
+                landing: Some(landing),
+                work: Some(Box::pin(work())),
+            }),
+        };
+        async move {
+            match flight {
+                Err(landing) => (landing.wait().await, Role::Follower),
+                Ok(mut flight) => {
+                    let value = match flight.work.as_mut() {
+                        Some(work) => work.await,
+                        None => unreachable!("the work was set just above"),
+                    };
+                    flight.work = None;
+                    flight.land(&value);
+                    (Some(value), Role::Leader)
+                }
             }
         }
     }
