@@ -27,7 +27,7 @@ use crate::transport::doh::{DohClient, DohSettings};
 use crate::transport::pipeline::{StreamPool, StreamSettings};
 use crate::transport::tcp::TcpDial;
 use crate::transport::tls::{TlsDial, TlsOptions, TlsSetupError};
-use crate::transport::udp::{UdpPool, UdpSettings};
+use crate::transport::udp::{Begun, UdpPool, UdpSettings};
 use crate::transport::{StreamError, StreamExchange, TransportError};
 use crate::wire::Question;
 
@@ -325,7 +325,9 @@ impl Core {
         }
         let budget = late_answers::budget(self.config.timeout, self.config.attempts);
         let budget_end = first_sent.unwrap_or_else(Instant::now) + budget;
-        match late.wait_late(budget_end).await? {
+        let sleep = tokio::time::sleep_until(budget_end);
+        tokio::pin!(sleep);
+        match late.wait_late(budget_end, sleep).await? {
             Waited::Late {
                 server,
                 sent,
@@ -365,7 +367,12 @@ impl Core {
         let addr = self.config.nameservers[server].addr;
         let answers_at_send = self.health.lock().answers(server);
         let sent = Instant::now();
-        let mut query = match self.udp.start(addr, question).await {
+        // Matched in one statement, so that nothing of the start is kept
+        // across the wait below.
+        let mut query = match match self.udp.begin(addr, question) {
+            Begun::Sent(started) => started,
+            Begun::Sending(send) => send.await,
+        } {
             Ok(query) => query,
             Err(err) => return UdpSent::Result(Err(StreamError::from(err))),
         };
@@ -373,10 +380,12 @@ impl Core {
         // timeout: re-armed once answers to others have measured it (times
         // the attempt's back-off).
         let mut rearm = Rearm::new(sent.into_std(), deadline, self.config.min_timeout);
+        // One timer for the attempt, re-armed in place.
+        let sleep = tokio::time::sleep_until(Instant::from_std(rearm.wake_at()));
+        tokio::pin!(sleep);
         loop {
-            let waited = late
-                .wait_first(&mut query, Instant::from_std(rearm.wake_at()))
-                .await;
+            sleep.as_mut().reset(Instant::from_std(rearm.wake_at()));
+            let waited = late.wait_first(&mut query, sleep.as_mut()).await;
             return match waited {
                 Waited::This(result) => UdpSent::Result(result.map_err(StreamError::from)),
                 Waited::Late {

@@ -14,11 +14,12 @@
 //! meanwhile: a dead server's question ends when its attempts do.
 
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::health::Health;
 use crate::transport::udp::SentQuery;
@@ -82,17 +83,16 @@ impl LateAnswers {
         });
     }
 
-    /// Waits for `current` until `deadline`, or for an earlier query's
+    /// Waits for `current` until `sleep` ends, or for an earlier query's
     /// answer. An earlier query that fails, or answers with nothing usable,
-    /// stops listening.
-    pub(crate) async fn wait_first(
-        &mut self,
-        current: &mut SentQuery,
-        deadline: Instant,
-    ) -> Waited {
-        let sleep = tokio::time::sleep_until(deadline);
-        tokio::pin!(sleep);
-        poll_fn(|cx| {
+    /// stops listening. The question's one timer is lent, not made here: a
+    /// pending lookup holds it once, not once per wait.
+    pub(crate) fn wait_first<'a>(
+        &'a mut self,
+        current: &'a mut SentQuery,
+        mut sleep: Pin<&'a mut Sleep>,
+    ) -> impl Future<Output = Waited> + 'a {
+        poll_fn(move |cx| {
             if let Poll::Ready(result) = current.poll_answer(cx) {
                 return Poll::Ready(Waited::This(result));
             }
@@ -104,7 +104,6 @@ impl LateAnswers {
             }
             Poll::Pending
         })
-        .await
     }
 
     /// When the attempts are used up: keeps listening only to the queries
@@ -117,13 +116,17 @@ impl LateAnswers {
     }
 
     /// Waits until `budget_end` for an answer to the queries still
-    /// listening. `None` when none answered in time.
-    pub(crate) async fn wait_late(&mut self, budget_end: Instant) -> Option<Waited> {
+    /// listening, on the question's timer. `None` when none answered in
+    /// time.
+    pub(crate) async fn wait_late(
+        &mut self,
+        budget_end: Instant,
+        mut sleep: Pin<&mut Sleep>,
+    ) -> Option<Waited> {
         if self.listening.is_empty() || Instant::now() >= budget_end {
             return None;
         }
-        let sleep = tokio::time::sleep_until(budget_end);
-        tokio::pin!(sleep);
+        sleep.as_mut().reset(budget_end);
         poll_fn(|cx| {
             if let Some(late) = self.poll_late(cx) {
                 return Poll::Ready(Some(late));

@@ -24,8 +24,10 @@
 //! as few system calls as sizes allow (UDP GSO, [`super::gso`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +94,7 @@ struct Pending {
     /// remove the new entry.
     ticket: u64,
     question: Question,
-    reply: oneshot::Sender<Exchange>,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// A query waiting in a socket's batch.
@@ -166,73 +168,73 @@ impl UdpPool {
         server: SocketAddr,
         question: &Question,
     ) -> Result<SentQuery, TransportError> {
+        match self.begin(server, question) {
+            Begun::Sent(result) => result,
+            Begun::Sending(send) => send.await,
+        }
+    }
+
+    /// [`UdpPool::start`] without a future for the common case: the query
+    /// is registered and sent (or queued for its batch) now, and only a
+    /// send that must wait (a full socket buffer, a batch this query
+    /// filled) is a future, boxed. A pending lookup holds the query, not
+    /// the state of a send that seldom waits.
+    pub fn begin(&self, server: SocketAddr, question: &Question) -> Begun {
         let Some(set) = self.sets.iter().find(|set| set.server == server) else {
-            return Err(TransportError::Io(io::Error::new(
+            return Begun::Sent(Err(TransportError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{server} is not a configured nameserver"),
-            )));
+            ))));
         };
-        let socket = self.socket(set).map_err(TransportError::Io)?;
+        let socket = match self.socket(set) {
+            Ok(socket) => socket,
+            Err(err) => return Begun::Sent(Err(TransportError::Io(err))),
+        };
         let Some((id, ticket, receiver, in_flight)) = socket.register(question) else {
-            return Err(TransportError::Io(io::Error::from_raw_os_error(
+            return Begun::Sent(Err(TransportError::Io(io::Error::from_raw_os_error(
                 libc::ENOBUFS,
-            )));
+            ))));
         };
-        let registration = Registration {
-            socket: socket.clone(),
-            id,
-            ticket,
+        let query = SentQuery {
+            receiver,
+            _registration: Registration {
+                socket: socket.clone(),
+                id,
+                ticket,
+            },
         };
         let batched = match self.settings.batching {
             Batching::Off => false,
             Batching::WhenBusy => in_flight > BUSY,
             Batching::Always => true,
         };
-        // The waits below are boxed, and each packet is made in a block
-        // that ends before them: a query's future (and every lookup's,
-        // which holds it) would otherwise keep a whole packet and a batch
-        // send's state, for the common case where sending does not wait.
         if batched {
             // Sent (and counted) by whoever sends the batch; a send error
             // comes back through the reply channel.
-            let full = {
-                let packet = encode_padded_query(id, question, self.settings.payload);
-                socket.enqueue(id, packet)
-            };
-            if let Some(mut batch) = full {
-                let socket = socket.clone();
-                Box::pin(async move { socket.send_batch(&mut batch, &mut Vec::new()).await }).await;
-            }
-        } else {
-            let tried = {
-                let packet = encode_query(id, question, self.settings.payload);
-                match socket.socket.try_send(&packet) {
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        let socket = socket.clone();
-                        Err(Box::pin(async move { socket.socket.send(&packet).await }))
-                    }
-                    sent => Ok(sent),
+            let packet = encode_padded_query(id, question, self.settings.payload);
+            return match socket.enqueue(id, packet) {
+                Some(mut batch) => {
+                    let socket = socket.clone();
+                    Begun::Sending(Box::pin(async move {
+                        socket.send_batch(&mut batch, &mut Vec::new()).await;
+                        Ok(query)
+                    }))
                 }
+                None => Begun::Sent(Ok(query)),
             };
-            let sent = match tried {
-                Ok(sent) => sent,
-                Err(wait) => wait.await,
-            };
-            if let Err(err) = sent {
-                if err.kind() == io::ErrorKind::ConnectionRefused {
-                    // The send took the socket's pending ICMP error, which
-                    // an earlier query on it caused: they all went to the
-                    // same closed port.
-                    socket.refused();
-                }
-                return Err(TransportError::Io(err));
-            }
-            self.metrics.udp_send(1);
         }
-        Ok(SentQuery {
-            receiver,
-            _registration: registration,
-        })
+        let packet = encode_query(id, question, self.settings.payload);
+        match socket.socket.try_send(&packet) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                let socket = socket.clone();
+                let metrics = self.metrics.clone();
+                Begun::Sending(Box::pin(async move {
+                    let sent = socket.socket.send(&packet).await;
+                    sent_one(&socket, &metrics, sent).map(|()| query)
+                }))
+            }
+            sent => Begun::Sent(sent_one(&socket, &self.metrics, sent).map(|()| query)),
+        }
     }
 
     /// Open UDP sockets right now (for tests of resource use).
@@ -337,10 +339,7 @@ pub(crate) fn open_socket(server: SocketAddr, recv_buffer: usize) -> io::Result<
 impl PooledSocket {
     /// Registers a query under a random free ID; also returns how many
     /// queries are in flight on this socket, this one included.
-    fn register(
-        &self,
-        question: &Question,
-    ) -> Option<(u16, u64, oneshot::Receiver<Exchange>, usize)> {
+    fn register(&self, question: &Question) -> Option<(u16, u64, oneshot::Receiver<Reply>, usize)> {
         let mut rng = rng::system();
         let mut in_flight = self.in_flight.lock();
         // Random probing finds a free ID at once unless there are tens of
@@ -404,7 +403,7 @@ impl PooledSocket {
             }
         };
         if let Some(pending) = in_flight.remove(&id) {
-            let _ = pending.reply.send(result);
+            let _ = pending.reply.send(result.map(Box::new));
         }
     }
 
@@ -531,11 +530,46 @@ impl PooledSocket {
     }
 }
 
+/// A query [`UdpPool::begin`] started.
+pub enum Begun {
+    /// Sent, or queued for its batch (or failed): nothing to wait for.
+    Sent(Result<SentQuery, TransportError>),
+    /// Its send waits (a full socket buffer, a full batch to send).
+    Sending(Pin<Box<dyn Future<Output = Result<SentQuery, TransportError>> + Send>>),
+}
+
+/// What one query's send came to: counted when sent; a refused port fails
+/// every query on the socket (the send took the ICMP error an earlier
+/// query caused: they all went to the same closed port).
+fn sent_one(
+    socket: &PooledSocket,
+    metrics: &Metrics,
+    sent: io::Result<usize>,
+) -> Result<(), TransportError> {
+    match sent {
+        Ok(_) => {
+            metrics.udp_send(1);
+            Ok(())
+        }
+        Err(err) => {
+            if err.kind() == io::ErrorKind::ConnectionRefused {
+                socket.refused();
+            }
+            Err(TransportError::Io(err))
+        }
+    }
+}
+
+/// What a query's channel carries: an [`Exchange`] with its message boxed,
+/// so that the channel every pending query allocates is a quarter of the
+/// size (the message is allocated only once an answer has come).
+type Reply = Result<Box<hickory_proto::op::Message>, TransportError>;
+
 /// Removes its in-flight entry when the query ends, however it ends.
 /// A query on the wire, waiting for its answer; dropping it forgets the
 /// query (an answer arriving after that is dropped as unmatched).
 pub struct SentQuery {
-    receiver: oneshot::Receiver<Exchange>,
+    receiver: oneshot::Receiver<Reply>,
     _registration: Registration,
 }
 
@@ -544,7 +578,7 @@ impl SentQuery {
     /// passed first (the query keeps listening).
     pub async fn wait_until(&mut self, deadline: tokio::time::Instant) -> Option<Exchange> {
         match tokio::time::timeout_at(deadline, &mut self.receiver).await {
-            Ok(Ok(result)) => Some(result),
+            Ok(Ok(result)) => Some(result.map(|message| *message)),
             // The sender is never dropped while the entry exists; treat a
             // vanished entry like silence for ever.
             Ok(Err(_)) => Some(Err(TransportError::Timeout)),
@@ -554,8 +588,12 @@ impl SentQuery {
 
     /// The answer if it has come, without waiting.
     pub fn poll_answer(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Exchange> {
-        std::future::Future::poll(std::pin::Pin::new(&mut self.receiver), cx)
-            .map(|result| result.unwrap_or(Err(TransportError::Timeout)))
+        std::future::Future::poll(std::pin::Pin::new(&mut self.receiver), cx).map(|result| {
+            match result {
+                Ok(reply) => reply.map(|message| *message),
+                Err(_) => Err(TransportError::Timeout),
+            }
+        })
     }
 }
 
