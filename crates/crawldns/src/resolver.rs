@@ -504,28 +504,32 @@ impl Inner {
         freshness: Freshness,
     ) -> Result<Lookup, Error> {
         debug_assert!(is_cache_key(name), "{name:?} would be a cache key");
-        let key = Key::new(name, Slot::Type(query_type));
-        let max_pending = self.core.config.max_pending;
-        if self.flights.in_flight() >= max_pending && !self.flights.contains(&key) {
-            self.core.metrics.failure(ErrorKind::Resource);
-            return Err(Error::new(ErrorKind::Resource, name).with_detail(format!(
-                "{max_pending} names are already pending (max_pending)"
-            )));
-        }
-        let this = self.clone();
-        let flight = self.flights.run(key.clone(), move || async move {
-            // A caller can miss the cache, be descheduled while another
-            // flight for the same name lands, and only then start its
-            // own: look again before asking the wire.
-            if let Some(found) = this.fresh_in_cache(&key, query_type, freshness) {
-                return found;
+        // The key is made in a block of its own, so that the pending
+        // lookup does not keep a copy of it beside the flight's.
+        let flight = {
+            let key = Key::new(name, Slot::Type(query_type));
+            let max_pending = self.core.config.max_pending;
+            if self.flights.in_flight() >= max_pending && !self.flights.contains(&key) {
+                self.core.metrics.failure(ErrorKind::Resource);
+                return Err(Error::new(ErrorKind::Resource, name).with_detail(format!(
+                    "{max_pending} names are already pending (max_pending)"
+                )));
             }
-            let Resolved {
-                result,
-                negative_ttl,
-            } = this.core.resolve(key.name(), query_type).await;
-            this.store(key, query_type, result, negative_ttl)
-        });
+            let this = self.clone();
+            self.flights.run(key.clone(), move || async move {
+                // A caller can miss the cache, be descheduled while another
+                // flight for the same name lands, and only then start its
+                // own: look again before asking the wire.
+                if let Some(found) = this.fresh_in_cache(&key, query_type, freshness) {
+                    return found;
+                }
+                let Resolved {
+                    result,
+                    negative_ttl,
+                } = this.core.resolve(key.name(), query_type).await;
+                this.store(key, query_type, result, negative_ttl)
+            })
+        };
         let (result, role) = flight.await;
         if role == Role::Follower {
             Metrics::add(&self.core.metrics.coalesced);

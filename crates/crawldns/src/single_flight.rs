@@ -14,50 +14,86 @@ use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 /// foldhash with a per-process random seed: fast, and keys (host names)
 /// cannot be chosen to collide without knowing the seed.
 type Table<K, V> = Arc<Mutex<HashMap<K, Arc<Landing<V>>, foldhash::fast::RandomState>>>;
 
 /// What a flight's followers wait on: its result, once it has landed, and
-/// the wake-up. (A `watch` channel did the same with eight `Notify`s and a
-/// version counter: three times the memory of a pending name's share.)
+/// their wakers. (A `watch` channel did the same with eight `Notify`s and a
+/// version counter; a `Notify` made every follower's wait 104 bytes, where
+/// a waker in this list and its index are 24.)
 struct Landing<V> {
+    state: Mutex<Landed<V>>,
+}
+
+struct Landed<V> {
     /// `None` while in flight; `Some(None)` when it ended without a result.
     /// Boxed: a result is only ever landed for followers, and inline it
     /// doubled every flight's landing.
-    result: Mutex<Option<Box<Option<V>>>>,
-    landed: Notify,
+    result: Option<Box<Option<V>>>,
+    /// The followers waiting. A follower dropped before the landing leaves
+    /// its waker here until then: the list lives no longer than the flight.
+    waiting: Vec<Waker>,
 }
 
 impl<V: Clone> Landing<V> {
     fn new() -> Self {
         Self {
-            result: Mutex::new(None),
-            landed: Notify::new(),
+            state: Mutex::new(Landed {
+                result: None,
+                waiting: Vec::new(),
+            }),
         }
     }
 
     /// Publishes `result` and wakes every follower waiting.
     fn land(&self, result: Option<V>) {
-        *self.result.lock() = Some(Box::new(result));
-        self.landed.notify_waiters();
-    }
-
-    /// The result, once landed (`None` for a flight that ended without).
-    async fn wait(&self) -> Option<V> {
-        let notified = self.landed.notified();
-        tokio::pin!(notified);
-        // Registered before looking, so a landing in between is not missed.
-        notified.as_mut().enable();
-        if let Some(result) = self.result.lock().as_deref() {
-            return result.clone();
+        let waiting = {
+            let mut state = self.state.lock();
+            state.result = Some(Box::new(result));
+            std::mem::take(&mut state.waiting)
+        };
+        for waker in waiting {
+            waker.wake();
         }
-        notified.await;
-        self.result.lock().as_deref().cloned().flatten()
+    }
+}
+
+/// A follower's wait: its result, once landed (`None` for a flight that
+/// ended without one).
+struct Follow<V> {
+    landing: Arc<Landing<V>>,
+    /// Where its waker is in the landing's list, once registered.
+    waiting: Option<usize>,
+}
+
+impl<V: Clone> Future for Follow<V> {
+    type Output = Option<V>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<V>> {
+        let this = self.get_mut();
+        // Looked at and registered under one lock: a landing in between
+        // cannot be missed.
+        let mut state = this.landing.state.lock();
+        if let Some(result) = state.result.as_deref() {
+            return Poll::Ready(result.clone());
+        }
+        match this.waiting {
+            Some(i) => {
+                if !state.waiting[i].will_wake(cx.waker()) {
+                    state.waiting[i] = cx.waker().clone();
+                }
+            }
+            None => {
+                this.waiting = Some(state.waiting.len());
+                state.waiting.push(cx.waker().clone());
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -102,12 +138,9 @@ where
     /// future is first polled; the future holds only what its role needs,
     /// so a pending follower is a landing to wait on and a pending leader a
     /// boxed work, and neither keeps `work` or `key` beside them.
-    pub fn run<W, F>(
-        &self,
-        key: K,
-        work: W,
-    ) -> impl Future<Output = (Option<V>, Role)> + use<K, V, W, F>
+    pub fn run<W, F>(&self, key: K, work: W) -> Running<K, V, F>
     where
+        K: Unpin,
         W: FnOnce() -> F,
         F: Future<Output = V> + Send + 'static,
     {
@@ -122,28 +155,23 @@ where
                 }
             }
         };
-        let flight = match joined {
-            Joined::Follower(landing) => Err(landing),
-            Joined::Leader(landing) => Ok(Flight {
-                flights: self.flights.clone(),
-                key: Some(key),
-                landing: Some(landing),
-                work: Some(Box::pin(work())),
-            }),
-        };
-        async move {
-            match flight {
-                Err(landing) => (landing.wait().await, Role::Follower),
-                Ok(mut flight) => {
-                    let value = match flight.work.as_mut() {
-                        Some(work) => work.await,
-                        None => unreachable!("the work was set just above"),
-                    };
-                    flight.work = None;
-                    flight.land(&value);
-                    (Some(value), Role::Leader)
-                }
-            }
+        match joined {
+            Joined::Follower(landing) => Running(
+                Role::Follower,
+                Run::Follower(Follow {
+                    landing,
+                    waiting: None,
+                }),
+            ),
+            Joined::Leader(landing) => Running(
+                Role::Leader,
+                Run::Leader(Flight {
+                    flights: self.flights.clone(),
+                    key: Some(key),
+                    landing: Some(landing),
+                    work: Some(Box::pin(work())),
+                }),
+            ),
         }
     }
 
@@ -155,6 +183,50 @@ where
     /// Whether a flight for `key` is in progress (joining it costs nothing).
     pub fn contains(&self, key: &K) -> bool {
         self.flights.lock().contains_key(key)
+    }
+}
+
+/// A caller's part in a flight, from [`SingleFlight::run`]: the result and
+/// how it was got.
+pub struct Running<K, V, F>(Role, Run<K, V, F>)
+where
+    K: Hash + Eq + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = V> + Send + 'static;
+
+enum Run<K, V, F>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = V> + Send + 'static,
+{
+    Leader(Flight<K, V, F>),
+    Follower(Follow<V>),
+}
+
+impl<K, V, F> Future for Running<K, V, F>
+where
+    K: Hash + Eq + Send + Unpin + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = V> + Send + 'static,
+{
+    type Output = (Option<V>, Role);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Running(role, run) = self.get_mut();
+        let value = match run {
+            Run::Follower(follow) => std::task::ready!(Pin::new(follow).poll(cx)),
+            Run::Leader(flight) => {
+                let Some(work) = flight.work.as_mut() else {
+                    panic!("a flight's result was taken already: polled after it ended");
+                };
+                let value = std::task::ready!(work.as_mut().poll(cx));
+                flight.work = None;
+                flight.land(&value);
+                Some(value)
+            }
+        };
+        Poll::Ready((value, *role))
     }
 }
 
@@ -327,6 +399,34 @@ mod tests {
         let (value, role) = flights.run(1, || async { unreachable!("joins") }).await;
         assert_eq!((value, role), (Some(5), Role::Follower));
         assert_eq!(finished.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_moved_to_another_task_is_woken_there() {
+        let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
+        let (go, gate) = tokio::sync::oneshot::channel::<()>();
+        let leader = flights.run(1, || async move {
+            let _ = gate.await;
+            9
+        });
+        let leader = tokio::spawn(leader);
+        let mut follower = flights.run(1, || async { unreachable!("joins") });
+        // First polled with a waker that wakes nothing: its registration
+        // must be replaced when the task below polls it.
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut follower).poll(&mut cx).is_pending());
+        let follower = tokio::spawn(follower);
+        tokio::task::yield_now().await;
+        go.send(()).unwrap();
+        // Paused time: the timeout fires only if nothing else can run, that
+        // is, if the follower's task was never woken.
+        let followed = tokio::time::timeout(Duration::from_secs(5), follower).await;
+        assert_eq!(
+            followed.expect("the follower was woken").unwrap(),
+            (Some(9), Role::Follower)
+        );
+        assert_eq!(leader.await.unwrap(), (Some(9), Role::Leader));
         assert_eq!(flights.in_flight(), 0);
     }
 
