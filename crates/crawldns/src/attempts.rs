@@ -130,55 +130,140 @@ pub(crate) struct Effect {
     pub server_went_down: bool,
 }
 
-/// The attempts of one question.
+/// What every question of a resolver is tried against: its servers and its
+/// policy. Shared, so that a question's attempts hold one pointer to them.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The configured nameservers.
+    pub servers: Arc<[NameServer]>,
+    pub policy: Policy,
+}
+
+/// The attempts of one question. Kept small (168 bytes): a pending lookup
+/// holds one, so its size is memory per pending name.
 #[derive(Debug)]
 pub(crate) struct Attempts {
-    servers: Arc<[NameServer]>,
-    policy: Policy,
+    plan: Arc<Plan>,
     started: Option<Instant>,
-    round: usize,
+    round: u32,
+    /// Attempts made past the rounds ([`Policy::extend`]).
+    extra: u32,
     /// This round's remaining servers, next last (popped).
-    pending: Vec<usize>,
-    /// The attempt in flight: server, transport, when it was sent, and
-    /// the server's answers so far then ([`Health::answers`]).
-    in_flight: Option<(usize, Transport, Instant, u64)>,
+    pending: Queue,
+    /// The attempt in flight.
+    in_flight: Option<InFlight>,
     /// Set by a truncated answer: the next send is TCP to this server.
-    tcp_fallback: Option<usize>,
+    tcp_fallback: Option<u32>,
+    /// The last attempt timed out at this server while it answered others.
+    lost_at: Option<u32>,
     failed: Vec<Attempt>,
     /// Servers whose port was closed, or whose certificate failed, during
     /// this question: skipped.
-    closed: Vec<usize>,
-    io_detail: Option<String>,
-    /// What the last certificate failure said.
-    certificate_detail: Option<String>,
+    closed: Vec<u32>,
+    /// What the last socket error and the last certificate failure said:
+    /// boxed, as most questions have neither.
+    details: Option<Box<Details>>,
     answered: bool,
     resource: bool,
-    /// The last attempt timed out at this server while it answered others.
-    lost_at: Option<usize>,
-    /// Attempts made past the rounds ([`Policy::extend`]).
-    extra: u32,
+}
+
+/// An attempt in flight: to which server, how, when it was sent, and the
+/// server's answers so far then ([`Health::answers`]).
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    server: u32,
+    transport: Transport,
+    sent: Instant,
+    answers_at_send: u64,
+}
+
+/// What failures said, for the error a question gives up with.
+#[derive(Debug, Default)]
+struct Details {
+    io: Option<String>,
+    certificate: Option<String>,
+}
+
+/// A round's servers still to ask, next last: inline for up to 22 servers,
+/// on the heap beyond (so that a question allocates nothing for it).
+#[derive(Debug)]
+enum Queue {
+    Inline { len: u8, servers: [u8; 22] },
+    Heap(Vec<usize>),
+}
+
+impl Queue {
+    const EMPTY: Self = Self::Inline {
+        len: 0,
+        servers: [0; 22],
+    };
+
+    /// The queue of `order` (next last).
+    fn of(order: Vec<usize>) -> Self {
+        let mut servers = [0u8; 22];
+        if order.len() > servers.len() {
+            return Self::Heap(order);
+        }
+        for (slot, &server) in servers.iter_mut().zip(&order) {
+            match u8::try_from(server) {
+                Ok(server) => *slot = server,
+                Err(_) => return Self::Heap(order),
+            }
+        }
+        Self::Inline {
+            len: order.len() as u8,
+            servers,
+        }
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        match self {
+            Self::Inline { len, servers } => {
+                *len = len.checked_sub(1)?;
+                Some(usize::from(servers[usize::from(*len)]))
+            }
+            Self::Heap(order) => order.pop(),
+        }
+    }
+}
+
+/// A server's index as the attempts keep it (configurations have a few).
+fn index(server: usize) -> u32 {
+    u32::try_from(server).unwrap_or(u32::MAX)
 }
 
 impl Attempts {
-    /// The attempts of a new question to `servers` (the configured ones).
-    pub fn new(servers: Arc<[NameServer]>, policy: Policy) -> Self {
+    /// The attempts of a new question, to `plan`'s servers.
+    pub fn new(plan: Arc<Plan>) -> Self {
         Self {
-            servers,
-            policy,
+            plan,
             started: None,
             round: 0,
-            pending: Vec::new(),
+            extra: 0,
+            pending: Queue::EMPTY,
             in_flight: None,
             tcp_fallback: None,
+            lost_at: None,
             failed: Vec::new(),
             closed: Vec::new(),
-            io_detail: None,
-            certificate_detail: None,
+            details: None,
             answered: false,
             resource: false,
-            lost_at: None,
-            extra: 0,
         }
+    }
+
+    fn is_closed(&self, server: usize) -> bool {
+        self.closed.contains(&index(server))
+    }
+
+    fn close(&mut self, server: usize) {
+        if !self.is_closed(server) {
+            self.closed.push(index(server));
+        }
+    }
+
+    fn details(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
     }
 
     /// The next action at `now`. Call it after [`Attempts::new`] and after
@@ -191,13 +276,14 @@ impl Attempts {
             return self.give_up();
         }
         let started = *self.started.get_or_insert(now);
-        if let Some(server) = self.tcp_fallback.take() {
+        if let Some(server) = self.tcp_fallback.take().map(|s| s as usize) {
             // The TCP exchange gets a whole timeout again: it needs a
             // handshake, and the UDP answer showed the server is there.
             let timeout = health.timeout(server);
             return self.send(health, server, Transport::Tcp, now, timeout, false);
         }
         if self
+            .plan
             .policy
             .budget
             .is_some_and(|budget| now.saturating_duration_since(started) >= budget)
@@ -207,12 +293,13 @@ impl Attempts {
         }
         let server = loop {
             if let Some(server) = self.pending.pop() {
-                if !self.closed.contains(&server) {
+                if !self.is_closed(server) {
                     break server;
                 }
                 continue;
             }
-            if self.round >= self.policy.rounds || self.closed.len() >= self.servers.len() {
+            let rounds = self.plan.policy.rounds;
+            if self.round as usize >= rounds || self.closed.len() >= self.plan.servers.len() {
                 if let Some(action) = self.extend(health, started, now) {
                     return action;
                 }
@@ -221,7 +308,7 @@ impl Attempts {
             self.round += 1;
             let mut order = health.order();
             order.reverse();
-            self.pending = order;
+            self.pending = Queue::of(order);
         };
         let transport = self.transport_of(server);
         let retry = !self.failed.is_empty();
@@ -231,8 +318,11 @@ impl Attempts {
 
     /// An attempt past the rounds, if [`Policy::extend`] allows one now.
     fn extend(&mut self, health: &mut Health, started: Instant, now: Instant) -> Option<Action> {
-        let window = self.policy.extend?;
-        let server = self.lost_at.filter(|s| !self.closed.contains(s))?;
+        let window = self.plan.policy.extend?;
+        let server = self
+            .lost_at
+            .map(|s| s as usize)
+            .filter(|&s| !self.is_closed(s))?;
         let left = window.checked_sub(now.saturating_duration_since(started))?;
         if left.is_zero() {
             return None;
@@ -265,9 +355,16 @@ impl Attempts {
 
     /// Reports what came of the attempt in flight, at `now`.
     pub fn on_event(&mut self, health: &mut Health, now: Instant, event: Event) -> Effect {
-        let Some((server, transport, sent, answers_at_send)) = self.in_flight else {
+        let Some(InFlight {
+            server,
+            transport,
+            sent,
+            answers_at_send,
+        }) = self.in_flight
+        else {
             return Effect::default();
         };
+        let server = server as usize;
         let outcome = match event {
             Event::Answer => {
                 health.success(server, now.saturating_duration_since(sent));
@@ -277,7 +374,7 @@ impl Attempts {
             }
             Event::Truncated if transport == Transport::Udp => {
                 self.in_flight = None;
-                self.tcp_fallback = Some(server);
+                self.tcp_fallback = Some(index(server));
                 return Effect::default();
             }
             // TC=1 over TCP: the server cannot give a whole answer.
@@ -286,22 +383,18 @@ impl Attempts {
             Event::Timeout => ErrorKind::Timeout,
             Event::Certificate { detail } => {
                 // Asking again gets the same certificate.
-                if !self.closed.contains(&server) {
-                    self.closed.push(server);
-                }
-                self.certificate_detail = Some(detail);
+                self.close(server);
+                self.details().certificate = Some(detail);
                 ErrorKind::Certificate
             }
             Event::Socket { kind, detail } => {
                 self.resource |= kind == ErrorKind::Resource;
-                self.io_detail = Some(detail);
+                self.details().io = Some(detail);
                 kind
             }
             Event::PortClosed => {
-                if !self.closed.contains(&server) {
-                    self.closed.push(server);
-                }
-                self.io_detail = Some("connection refused".into());
+                self.close(server);
+                self.details().io = Some("connection refused".into());
                 ErrorKind::Io
             }
         };
@@ -311,7 +404,7 @@ impl Attempts {
             outcome,
         });
         self.lost_at = (outcome == ErrorKind::Timeout && health.answers(server) > answers_at_send)
-            .then_some(server);
+            .then_some(index(server));
         let server_went_down = match outcome {
             // Local exhaustion says nothing about the server.
             ErrorKind::Resource => false,
@@ -330,7 +423,12 @@ impl Attempts {
         timeout: Duration,
         retry: bool,
     ) -> Action {
-        self.in_flight = Some((server, transport, now, health.answers(server)));
+        self.in_flight = Some(InFlight {
+            server: index(server),
+            transport,
+            sent: now,
+            answers_at_send: health.answers(server),
+        });
         Action::Send {
             server,
             transport,
@@ -343,9 +441,14 @@ impl Attempts {
     fn give_up(&mut self) -> Action {
         let attempts = std::mem::take(&mut self.failed);
         let kind = final_kind(&attempts);
+        let details = self
+            .details
+            .take()
+            .map(|details| *details)
+            .unwrap_or_default();
         let detail = match kind {
-            ErrorKind::Io | ErrorKind::Resource => self.io_detail.take(),
-            ErrorKind::Certificate => self.certificate_detail.take(),
+            ErrorKind::Io | ErrorKind::Resource => details.io,
+            ErrorKind::Certificate => details.certificate,
             _ => None,
         };
         Action::GiveUp(GiveUp {
@@ -357,13 +460,15 @@ impl Attempts {
 
     /// How configured server `server` is asked.
     fn transport_of(&self, server: usize) -> Transport {
-        self.servers
+        self.plan
+            .servers
             .get(server)
             .map_or(Transport::Udp, |s| Transport::of(s.protocol))
     }
 
     fn address(&self, server: usize) -> SocketAddr {
-        self.servers
+        self.plan
+            .servers
             .get(server)
             .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |s| s.addr)
     }
@@ -404,6 +509,10 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    fn attempts(servers: Arc<[NameServer]>, policy: Policy) -> Attempts {
+        Attempts::new(Arc::new(Plan { servers, policy }))
     }
 
     fn health(n: usize) -> Health {
@@ -479,7 +588,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(&mut a, &mut h, t0, &[(30, Event::Answer)]);
         assert_eq!(seen, ["send 0 Udp until 2000", "answered"]);
         assert_eq!(h.servers()[0].srtt, Some(30 * MS));
@@ -491,7 +600,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp, Protocol::Udp]);
         let mut h = health(3);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -553,7 +662,7 @@ mod tests {
             Some(&mut Sequence::new(&[0b101])),
         )
         .unwrap();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let mut seen = vec![show(&a.poll(&mut h, t0), t0)];
         // A forger who guessed the ID and the name but not the case: the
         // reply is no event, so the attempt still waits for its deadline.
@@ -590,7 +699,7 @@ mod tests {
         // Three down-making timeouts in a row, each while the server
         // answered other questions (a slow name, or a lost datagram).
         for i in 0..3u64 {
-            let mut a = Attempts::new(list.clone(), ONE_ROUND);
+            let mut a = attempts(list.clone(), ONE_ROUND);
             let at = t0 + Duration::from_secs(10 * i);
             assert!(matches!(a.poll(&mut h, at), Action::Send { server: 0, .. }));
             h.success(0, 30 * MS);
@@ -603,7 +712,7 @@ mod tests {
         assert_eq!(zero.timeout, 250 * MS);
         // Without answers in between, the same three make it down.
         for i in 0..3u64 {
-            let mut a = Attempts::new(list.clone(), ONE_ROUND);
+            let mut a = attempts(list.clone(), ONE_ROUND);
             let at = t0 + Duration::from_secs(100 + 10 * i);
             assert!(matches!(a.poll(&mut h, at), Action::Send { server: 0, .. }));
             let effect = a.on_event(&mut h, at + 2000 * MS, Event::Timeout);
@@ -617,7 +726,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let mut seen = run(&mut a, &mut h, t0, &[(2000, Event::Timeout)]);
         // Server 1 is being asked; server 0's query answers at 2.5 s.
         a.on_late_answer(&mut h, 0, t0, t0 + 2500 * MS);
@@ -640,7 +749,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -667,7 +776,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -692,7 +801,7 @@ mod tests {
         let list = servers(&[Protocol::Tls, Protocol::Https, Protocol::Tcp]);
         let mut h = health(3);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let bad = || Event::Certificate {
             detail: "invalid peer certificate: UnknownIssuer".into(),
         };
@@ -720,7 +829,7 @@ mod tests {
                 "give up certificate after 0:certificate,1:certificate,2:timeout,2:timeout"
             ]
         );
-        let mut a = Attempts::new(list[..1].into(), ONE_ROUND);
+        let mut a = attempts(list[..1].into(), ONE_ROUND);
         let mut h = health(1);
         a.poll(&mut h, t0);
         a.on_event(&mut h, t0, bad());
@@ -738,7 +847,7 @@ mod tests {
         let list = servers(&[Protocol::Tcp]);
         let mut h = health(1);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), ONE_ROUND);
+        let mut a = attempts(list.clone(), ONE_ROUND);
         let seen = run(&mut a, &mut h, t0, &[(5, Event::Truncated)]);
         assert_eq!(
             seen,
@@ -757,13 +866,13 @@ mod tests {
         // Three answers of 100 ms: the timeout becomes 5 × SRTT = 500 ms.
         for i in 0..3u64 {
             let start = t0 + Duration::from_millis(i * 1000);
-            let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+            let mut a = attempts(list.clone(), TWO_ROUNDS);
             a.poll(&mut h, start);
             a.on_event(&mut h, start + 100 * MS, Event::Answer);
         }
         assert_eq!(h.timeout(0), 500 * MS);
         let start = t0 + Duration::from_millis(5000);
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -790,7 +899,7 @@ mod tests {
         let mut downs = 0;
         for i in 0..3u64 {
             let now = t0 + Duration::from_millis(i);
-            let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+            let mut a = attempts(list.clone(), TWO_ROUNDS);
             assert!(matches!(
                 a.poll(&mut h, now),
                 Action::Send { server: 0, .. }
@@ -806,7 +915,7 @@ mod tests {
         assert_eq!(downs, 1);
         assert!(h.servers()[0].down);
         // Server 0 is left to the probes: only server 1 is asked now.
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -829,7 +938,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -854,7 +963,7 @@ mod tests {
         let list = servers(&[Protocol::Udp]);
         let mut h = health(1);
         let t0 = Instant::now();
-        let mut a = Attempts::new(list.clone(), ONE_ROUND);
+        let mut a = attempts(list.clone(), ONE_ROUND);
         a.poll(&mut h, t0);
         a.on_event(
             &mut h,
@@ -879,7 +988,7 @@ mod tests {
         let mut h = health(2);
         let t0 = Instant::now();
         // A refusing primary, a working secondary: one send each.
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         let seen = run(
             &mut a,
             &mut h,
@@ -897,7 +1006,7 @@ mod tests {
         // A lone refusing server: one send, then the lookup fails at once.
         let list = servers(&[Protocol::Udp]);
         let mut h = health(1);
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         match run(&mut a, &mut h, t0, &[(0, Event::PortClosed)]).as_slice() {
             [send, give_up] => {
                 assert_eq!(send, "send 0 Udp until 2000");
@@ -905,7 +1014,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let mut a = Attempts::new(list.clone(), TWO_ROUNDS);
+        let mut a = attempts(list.clone(), TWO_ROUNDS);
         a.poll(&mut h, t0);
         a.on_event(&mut h, t0, Event::PortClosed);
         match a.poll(&mut h, t0) {
@@ -919,7 +1028,7 @@ mod tests {
         let list = servers(&[Protocol::Udp, Protocol::Udp]);
         let mut h = health(2);
         let t0 = Instant::now();
-        let mut a = Attempts::new(
+        let mut a = attempts(
             list.clone(),
             Policy {
                 rounds: 3,
@@ -953,7 +1062,7 @@ mod tests {
         }
         assert_eq!(h.timeout(0), 250 * MS);
         let t0 = Instant::now();
-        let mut a = Attempts::new(
+        let mut a = attempts(
             list.clone(),
             Policy {
                 rounds: 2,

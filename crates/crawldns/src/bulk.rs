@@ -227,7 +227,7 @@ impl Bulk {
             name: name.to_owned(),
             query_type,
             question,
-            attempts: Attempts::new(self.core.servers.clone(), self.core.policy()),
+            attempts: Attempts::new(self.core.plan.clone()),
             queries: Vec::new(),
             current: None,
             attempt: 0,

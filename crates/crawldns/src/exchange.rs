@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
 use crate::answer::{self, display_name, Reading, RecordValue};
-use crate::attempts::{Action, Attempts, Event, Policy, Transport};
+use crate::attempts::{Action, Attempts, Event, Plan, Policy, Transport};
 use crate::config::{NameServer, Protocol, ResolverConfig};
 use crate::error::{describe_io, io_kind, Error, ErrorKind};
 use crate::health::Health;
@@ -50,8 +50,10 @@ enum Encrypted {
 /// of a resolver.
 pub(crate) struct Core {
     pub config: ResolverConfig,
-    /// The configured nameservers, shared with every question's attempts.
+    /// The configured nameservers.
     pub servers: Arc<[NameServer]>,
+    /// The servers and policy every question's attempts share.
+    pub plan: Arc<Plan>,
     pub udp: UdpPool,
     /// Pipelined TCP to every server that needs it (TCP servers, and UDP
     /// servers' truncated answers).
@@ -84,6 +86,7 @@ impl Core {
             },
             metrics.clone(),
         );
+        let servers_list: Arc<[NameServer]> = config.nameservers.clone().into();
         let health = Health::new(
             config.nameservers.len(),
             config.timeout,
@@ -92,7 +95,15 @@ impl Core {
             config.rotate,
         );
         Ok(Self {
-            servers: config.nameservers.clone().into(),
+            servers: servers_list.clone(),
+            plan: Arc::new(Plan {
+                servers: servers_list,
+                policy: Policy {
+                    rounds: config.attempts,
+                    budget: None,
+                    extend: Some(late_answers::budget(config.timeout, config.attempts)),
+                },
+            }),
             slots: Semaphore::new(config.max_in_flight),
             health: Mutex::new(health),
             udp,
@@ -117,75 +128,32 @@ impl Core {
             .sum();
         self.tcp.stats().opened + encrypted
     }
-
-    pub(crate) fn policy(&self) -> Policy {
-        Policy {
-            rounds: self.config.attempts,
-            budget: None,
-            extend: Some(late_answers::budget(
-                self.config.timeout,
-                self.config.attempts,
-            )),
-        }
-    }
 }
 
 impl Core {
     /// Resolves `name` (normalized) for one type, following CNAMEs across
     /// queries when an answer stops at a target it does not resolve.
     ///
-    /// A pending lookup's flight is this future, so its size is memory per
-    /// pending name: the CNAME steps, the slot, the attempts and each send
-    /// are two futures deep (this one and [`Core::drive`]), and what is not
-    /// needed after a wait is not held across it.
+    /// The lookup holds one of the `max_in_flight` slots while it is on the
+    /// wire. Past `max_in_flight`, most pending lookups are waiting for a
+    /// slot, and that wait is all they hold: the state of a lookup on the
+    /// wire (its questions, CNAME steps, attempts and sends) is allocated,
+    /// boxed, once it has a slot, and so is bounded by `max_in_flight`
+    /// where pending lookups are bounded only by `max_pending`.
     pub(crate) async fn resolve(self: &Arc<Self>, name: &str, query_type: QueryType) -> Resolved {
-        let mut negative_ttl = None;
-        let result = 'chain: {
-            let randomize = self.config.case_randomization;
-            let mut question = match Question::new(name, query_type.wire(), randomize) {
-                Ok(question) => question,
-                Err(why) => {
-                    break 'chain Err(Error::new(ErrorKind::InvalidName, name).with_detail(why))
-                }
-            };
-            let mut chain: Vec<String> = Vec::new();
-            let mut ttl = u32::MAX;
-            while chain.len() <= self.config.max_cname_depth {
-                let message = match self.drive(name, &question).await {
-                    Ok(message) => message,
-                    Err(err) => break 'chain Err(err),
-                };
-                let remaining = self.config.max_cname_depth - chain.len();
-                // `judge` let through only answers that echo exactly one
-                // question, the one sent.
-                let Some(echoed) = message.queries.first() else {
-                    break 'chain Err(Error::new(ErrorKind::Malformed, name));
-                };
-                match step(
-                    &message,
-                    echoed.name(),
-                    name,
-                    query_type,
-                    remaining,
-                    &mut chain,
-                    &mut ttl,
-                ) {
-                    Step::Done(result, negative) => {
-                        negative_ttl = negative;
-                        break 'chain result;
-                    }
-                    Step::Follow(target) => {
-                        question = match Question::for_name(&target, question.rtype(), randomize) {
-                            Ok(question) => question,
-                            Err(why) => {
-                                break 'chain Err(Error::new(ErrorKind::CnameChain, name)
-                                    .with_detail(format!("CNAME target {target}: {why}")))
-                            }
-                        };
-                    }
-                }
-            }
-            Err(Error::new(ErrorKind::CnameChain, name))
+        let slot = match self.slots.try_acquire() {
+            Ok(slot) => Some(slot),
+            // Boxed too: the wait's state is needed only by the lookups
+            // that queue.
+            Err(TryAcquireError::NoPermits) => Box::pin(self.slots.acquire()).await.ok(),
+            Err(TryAcquireError::Closed) => None,
+        };
+        let (result, negative_ttl) = match slot {
+            Some(_slot) => Box::pin(self.resolve_on_wire(name, query_type)).await,
+            None => (
+                Err(Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")),
+                None,
+            ),
         };
         if let Err(err) = &result {
             self.metrics.failure(err.kind());
@@ -196,23 +164,66 @@ impl Core {
         }
     }
 
-    /// Gets `question` answered, holding one of the `max_in_flight` slots:
-    /// performs the actions of its [`Attempts`] until it is answered or
-    /// given up.
-    async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
-        let _slot = match self.slots.try_acquire() {
-            Ok(slot) => slot,
-            // Queued behind max_in_flight: boxed, as this wait is rare and
-            // its state would otherwise be part of every lookup's.
-            Err(TryAcquireError::NoPermits) => {
-                Box::pin(self.slots.acquire()).await.map_err(|_| {
-                    Error::new(ErrorKind::Resource, name).with_detail("resolver shut down")
-                })?
-            }
-            Err(TryAcquireError::Closed) => {
-                return Err(Error::new(ErrorKind::Resource, name).with_detail("resolver shut down"))
+    /// [`Core::resolve`] once it holds its slot: the outcome, and the
+    /// negative TTL of a negative answer.
+    async fn resolve_on_wire(
+        self: &Arc<Self>,
+        name: &str,
+        query_type: QueryType,
+    ) -> (Result<Lookup, Error>, Option<u32>) {
+        let randomize = self.config.case_randomization;
+        let mut question = match Question::new(name, query_type.wire(), randomize) {
+            Ok(question) => question,
+            Err(why) => {
+                return (
+                    Err(Error::new(ErrorKind::InvalidName, name).with_detail(why)),
+                    None,
+                )
             }
         };
+        let mut chain: Vec<String> = Vec::new();
+        let mut ttl = u32::MAX;
+        while chain.len() <= self.config.max_cname_depth {
+            // Boxed: the attempts' state is needed only while on the wire,
+            // not across the CNAME steps.
+            let message = match Box::pin(self.drive(name, &question)).await {
+                Ok(message) => message,
+                Err(err) => return (Err(err), None),
+            };
+            let remaining = self.config.max_cname_depth - chain.len();
+            // `judge` let through only answers that echo exactly one
+            // question, the one sent.
+            let Some(echoed) = message.queries.first() else {
+                return (Err(Error::new(ErrorKind::Malformed, name)), None);
+            };
+            match step(
+                &message,
+                echoed.name(),
+                name,
+                query_type,
+                remaining,
+                &mut chain,
+                &mut ttl,
+            ) {
+                Step::Done(result, negative) => return (result, negative),
+                Step::Follow(target) => {
+                    question = match Question::for_name(&target, question.rtype(), randomize) {
+                        Ok(question) => question,
+                        Err(why) => {
+                            let err = Error::new(ErrorKind::CnameChain, name)
+                                .with_detail(format!("CNAME target {target}: {why}"));
+                            return (Err(err), None);
+                        }
+                    };
+                }
+            }
+        }
+        (Err(Error::new(ErrorKind::CnameChain, name)), None)
+    }
+
+    /// Gets `question` answered: performs the actions of its [`Attempts`]
+    /// until it is answered or given up.
+    async fn drive(self: &Arc<Self>, name: &str, question: &Question) -> Result<Message, Error> {
         // Latency is the wire's: it starts once the query holds its slot,
         // so a queue behind max_in_flight does not read as a slow server.
         let started = Instant::now();
@@ -220,7 +231,7 @@ impl Core {
         // flight's boxed work larger (1,400 bytes) than glibc's per-thread
         // cache serves (1 KiB), so every lookup took malloc's path for large
         // chunks; boxed apart, each piece is served from that cache.
-        let mut attempts = Box::new(Attempts::new(self.servers.clone(), self.policy()));
+        let mut attempts = Box::new(Attempts::new(self.plan.clone()));
         let mut answer: Option<Box<Message>> = None;
         let mut last_io = None;
         let mut late = LateAnswers::default();
