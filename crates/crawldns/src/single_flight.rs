@@ -9,18 +9,65 @@
 //! ended without a result (it panicked, or the runtime is shutting down) get
 //! `None`, never a hang.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 
-/// foldhash with a per-process random seed: fast, and keys (host names)
-/// cannot be chosen to collide without knowing the seed.
-type Table<K, V> = Arc<Mutex<HashMap<K, Arc<Landing<V>>, foldhash::fast::RandomState>>>;
+type Table<K, V> = Arc<Mutex<Flights<K, V>>>;
+
+/// The flights in progress: each key's landing. A flight is found by its
+/// key and removed by its hash and landing, so that a leader need not keep
+/// a copy of its key (a pending name's third).
+struct Flights<K, V> {
+    table: HashTable<(K, Arc<Landing<V>>)>,
+    /// foldhash with a per-process random seed: fast, and keys (host
+    /// names) cannot be chosen to collide without knowing the seed.
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self {
+            table: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Flights<K, V> {
+    /// Joins `key`'s flight, or starts it.
+    fn join(&mut self, key: K) -> Joined<V> {
+        let hash = self.hasher.hash_one(&key);
+        if let Some((_, landing)) = self.table.find(hash, |(k, _)| *k == key) {
+            return Joined::Follower(landing.clone());
+        }
+        let landing = Arc::new(Landing::new());
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, (key, landing.clone()), |(k, _)| hasher.hash_one(k));
+        Joined::Leader(hash, landing)
+    }
+
+    /// Removes the flight of `landing`, whose key hashed to `hash`.
+    fn leave(&mut self, hash: u64, landing: &Arc<Landing<V>>) {
+        if let Ok(entry) = self
+            .table
+            .find_entry(hash, |(_, l)| Arc::ptr_eq(l, landing))
+        {
+            entry.remove();
+        }
+    }
+
+    fn contains(&self, key: &K) -> bool {
+        let hash = self.hasher.hash_one(key);
+        self.table.find(hash, |(k, _)| k == key).is_some()
+    }
+}
 
 /// What a flight's followers wait on: its result, once it has landed, and
 /// their wakers. (A `watch` channel did the same with eight `Notify`s and a
@@ -121,7 +168,8 @@ pub enum Role {
 
 /// What a caller found in the table.
 enum Joined<V> {
-    Leader(Arc<Landing<V>>),
+    /// It started the flight, whose key hashed to this.
+    Leader(u64, Arc<Landing<V>>),
     Follower(Arc<Landing<V>>),
 }
 
@@ -144,17 +192,7 @@ where
         W: FnOnce() -> F,
         F: Future<Output = V> + Send + 'static,
     {
-        let joined = {
-            let mut flights = self.flights.lock();
-            match flights.get(&key) {
-                Some(landing) => Joined::Follower(landing.clone()),
-                None => {
-                    let landing = Arc::new(Landing::new());
-                    flights.insert(key.clone(), landing.clone());
-                    Joined::Leader(landing)
-                }
-            }
-        };
+        let joined = self.flights.lock().join(key);
         match joined {
             Joined::Follower(landing) => Running(
                 Role::Follower,
@@ -163,11 +201,11 @@ where
                     waiting: None,
                 }),
             ),
-            Joined::Leader(landing) => Running(
+            Joined::Leader(hash, landing) => Running(
                 Role::Leader,
                 Run::Leader(Flight {
                     flights: self.flights.clone(),
-                    key: Some(key),
+                    hash,
                     landing: Some(landing),
                     work: Some(Box::pin(work())),
                 }),
@@ -177,12 +215,12 @@ where
 
     /// Flights in progress.
     pub fn in_flight(&self) -> usize {
-        self.flights.lock().len()
+        self.flights.lock().table.len()
     }
 
     /// Whether a flight for `key` is in progress (joining it costs nothing).
     pub fn contains(&self, key: &K) -> bool {
-        self.flights.lock().contains_key(key)
+        self.flights.lock().contains(key)
     }
 }
 
@@ -239,7 +277,9 @@ where
     F: Future<Output = V> + Send + 'static,
 {
     flights: Table<K, V>,
-    key: Option<K>,
+    /// Its key's hash, to leave the table by.
+    hash: u64,
+    /// Until it has landed.
     landing: Option<Arc<Landing<V>>>,
     work: Option<Pin<Box<F>>>,
 }
@@ -254,10 +294,8 @@ where
     /// Leaving first means a caller arriving now finds the result where the
     /// work put it (the cache) instead of a finished flight.
     fn land(&mut self, value: &V) {
-        if let Some(key) = self.key.take() {
-            self.flights.lock().remove(&key);
-        }
         if let Some(landing) = self.landing.take() {
+            self.flights.lock().leave(self.hash, &landing);
             // Out of the table (under its lock, which every follower took
             // to join): any other reference is a follower's.
             if Arc::strong_count(&landing) > 1 {
@@ -282,7 +320,7 @@ where
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     let mut rest: Flight<K, V, F> = Flight {
                         flights: self.flights.clone(),
-                        key: self.key.take(),
+                        hash: self.hash,
                         landing: self.landing.take(),
                         work: None,
                     };
@@ -294,11 +332,9 @@ where
                 }
             }
         }
-        if let Some(key) = self.key.take() {
-            self.flights.lock().remove(&key);
-        }
         // Ended without a result: the followers get `None`, never a hang.
         if let Some(landing) = self.landing.take() {
+            self.flights.lock().leave(self.hash, &landing);
             landing.land(None);
         }
     }
