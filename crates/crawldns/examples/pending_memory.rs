@@ -2,6 +2,9 @@
 //! 100,000; `ip` as the second argument for `lookup_ip`) against a UDP
 //! socket on loopback that never answers, each in its own task as a
 //! crawler would run them, and the growth of RSS once all are waiting.
+//! `max_pending` is raised to N; `max_in_flight` keeps its default
+//! (10,000), so that many are on the wire and the rest wait for a slot,
+//! as they would in a crawler with more names pending than that.
 //!
 //! `bulk` instead pushes them into one [`crawldns::Bulk`] (no task each).
 //!
@@ -27,6 +30,7 @@ fn main() {
                 .nameserver(sink.local_addr().unwrap())
                 .timeout(std::time::Duration::from_secs(60))
                 .ip_strategy(crawldns::IpStrategy::V4Only)
+                .max_pending(n.max(crawldns::ResolverConfig::default().max_pending))
                 .build(),
         )
         .unwrap();
@@ -77,8 +81,9 @@ fn main() {
         );
         let after = rss();
         println!(
-            "{n} pending ({}): +{:.1} MiB, {:.0} bytes per name",
+            "{n} pending ({}, {} on the wire): +{:.1} MiB, {:.0} bytes per name",
             if ip { "lookup_ip" } else { "lookup" },
+            n.min(r.config().max_in_flight),
             (after - before) as f64 / 1048576.0,
             (after - before) as f64 / n as f64
         );

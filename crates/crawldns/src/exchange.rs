@@ -184,9 +184,7 @@ impl Core {
         let mut chain: Vec<String> = Vec::new();
         let mut ttl = u32::MAX;
         while chain.len() <= self.config.max_cname_depth {
-            // Boxed: the attempts' state is needed only while on the wire,
-            // not across the CNAME steps.
-            let message = match Box::pin(self.drive(name, &question)).await {
+            let message = match self.drive(name, &question).await {
                 Ok(message) => message,
                 Err(err) => return (Err(err), None),
             };
