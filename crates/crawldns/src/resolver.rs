@@ -227,10 +227,7 @@ impl Resolver {
             Metrics::add(&metrics.cache_misses);
         }
         metrics.lookups.add();
-        let (result, _) = inner
-            .clone()
-            .resolve_ip(name.into_owned(), IpMode::INTERACTIVE)
-            .await;
+        let (result, _) = inner.resolve_ip(&name, IpMode::INTERACTIVE).await;
         result
     }
 
@@ -266,7 +263,7 @@ impl Resolver {
             },
             wait_for_both: true,
         };
-        match self.inner.clone().resolve_ip(name.to_string(), mode).await {
+        match self.inner.resolve_ip(name, mode).await {
             (Ok(_), true) => Ok(()),
             (Err(err), _) => Err(err),
             (Ok(_), false) => Err(Error::new(ErrorKind::Timeout, name)
@@ -697,7 +694,7 @@ impl Inner {
         let this = self.clone();
         let name = name.to_string();
         tokio::spawn(async move {
-            let _ = this.resolve_ip(name, IpMode::REFRESH).await;
+            let _ = this.resolve_ip(&name, IpMode::REFRESH).await;
         });
     }
 
@@ -725,29 +722,31 @@ impl Inner {
     /// outcomes are definitive (an answer, NXDOMAIN or NODATA) the combined
     /// answer is cached and the returned flag is true.
     async fn resolve_ip(
-        self: Arc<Self>,
-        name: String,
+        self: &Arc<Self>,
+        name: &str,
         mode: IpMode,
     ) -> (Result<LookupIp, Error>, bool) {
-        let strategy = self.core.config.ip_strategy;
-        let one = |query_type| {
-            let this = self.clone();
-            let name = name.clone();
-            async move {
-                this.lookup_type_with(&name, query_type, mode.freshness)
-                    .await
-            }
-        };
+        // The name is borrowed, so a pending `lookup_ip` holds no copy of
+        // it; and each family's result is awaited before it is put in a
+        // pair, so that the other half of the pair is not held across it.
+        let freshness = mode.freshness;
         let (a, aaaa) = match self.families() {
             (true, false) => {
                 if self.aaaa_skipped() {
                     Metrics::add(&self.core.metrics.aaaa_skipped);
                     tracing::debug!(target: "crawldns", name = %name, "AAAA skipped: no IPv6 route");
                 }
-                (Some(one(QueryType::A).await), None)
+                let a = self.lookup_type_with(name, QueryType::A, freshness).await;
+                (Some(a), None)
             }
-            (false, _) => (None, Some(one(QueryType::Aaaa).await)),
+            (false, _) => {
+                let aaaa = self
+                    .lookup_type_with(name, QueryType::Aaaa, freshness)
+                    .await;
+                (None, Some(aaaa))
+            }
             (true, true) => {
+                let strategy = self.core.config.ip_strategy;
                 // RFC 8305 §3: with A answered first, AAAA gets a short
                 // head start, not a full timeout (not when both are needed).
                 let delay = (strategy == IpStrategy::Both && !mode.wait_for_both)
@@ -756,8 +755,8 @@ impl Inner {
                 // every `lookup_ip` future (and a task holding a pending
                 // one) twice the size a one-family lookup needs.
                 let (a, aaaa) = Box::pin(race(
-                    one(QueryType::A),
-                    one(QueryType::Aaaa),
+                    self.lookup_type_with(name, QueryType::A, freshness),
+                    self.lookup_type_with(name, QueryType::Aaaa, freshness),
                     delay,
                     |a: &Result<Lookup, Error>| a.as_ref().is_ok_and(|l| !l.ips().is_empty()),
                 ))
@@ -771,13 +770,13 @@ impl Inner {
         };
         let complete =
             definitive(&a) && definitive(&aaaa) && (aaaa.is_some() || !self.families().1);
-        let mut combined = combine(strategy, a, aaaa);
+        let mut combined = combine(self.core.config.ip_strategy, a, aaaa);
         if let Ok(found) = &mut combined {
             found.aaaa_skipped = self.aaaa_skipped();
         }
         if let (Some(cache), Ok(found), true) = (&self.cache, &mut combined, complete) {
-            debug_assert!(is_cache_key(&name), "{name:?} would be a cache key");
-            let key = Key::new(&name, Slot::Ip);
+            debug_assert!(is_cache_key(name), "{name:?} would be a cache key");
+            let key = Key::new(name, Slot::Ip);
             let value = Value::Ips(found.addrs.clone());
             found.cache_ttl = cache.insert_positive(key, value, found.ttl, cache.now());
         }
