@@ -159,9 +159,13 @@ impl Resolver {
 impl Bulk {
     fn new(resolver: Resolver) -> Self {
         let core = resolver.core().clone();
-        let direct =
-            !resolver.has_hosts_file() && core.servers.iter().all(|s| s.protocol == Protocol::Udp);
-        let servers = core.servers.len();
+        let direct = !resolver.has_hosts_file()
+            && core
+                .plan
+                .servers
+                .iter()
+                .all(|s| s.protocol == Protocol::Udp);
+        let servers = core.plan.servers.len();
         Self {
             resolver,
             direct,
@@ -688,7 +692,7 @@ impl Bulk {
     /// the query's index in the slot's list and when it was sent.
     fn send(&mut self, index: u32, server: usize) -> io::Result<(usize, Instant)> {
         if self.sockets[server].is_none() {
-            let addr = self.core.servers[server].addr;
+            let addr = self.core.plan.servers[server].addr;
             let rx = crate::transport::udp::open_socket(addr, self.core.config.recv_buffer)?;
             let tx = std::net::UdpSocket::from(std::os::fd::AsFd::as_fd(&rx).try_clone_to_owned()?);
             self.sockets[server] = Some(BulkSocket {

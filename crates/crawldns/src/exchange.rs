@@ -50,9 +50,8 @@ enum Encrypted {
 /// of a resolver.
 pub(crate) struct Core {
     pub config: ResolverConfig,
-    /// The configured nameservers.
-    pub servers: Arc<[NameServer]>,
-    /// The servers and policy every question's attempts share.
+    /// The configured nameservers and the policy every question's attempts
+    /// share.
     pub plan: Arc<Plan>,
     pub udp: UdpPool,
     /// Pipelined TCP to every server that needs it (TCP servers, and UDP
@@ -86,7 +85,6 @@ impl Core {
             },
             metrics.clone(),
         );
-        let servers_list: Arc<[NameServer]> = config.nameservers.clone().into();
         let health = Health::new(
             config.nameservers.len(),
             config.timeout,
@@ -95,9 +93,8 @@ impl Core {
             config.rotate,
         );
         Ok(Self {
-            servers: servers_list.clone(),
             plan: Arc::new(Plan {
-                servers: servers_list,
+                servers: config.nameservers.clone().into(),
                 policy: Policy {
                     rounds: config.attempts,
                     budget: None,
@@ -334,9 +331,7 @@ impl Core {
         }
         let budget = late_answers::budget(self.config.timeout, self.config.attempts);
         let budget_end = first_sent.unwrap_or_else(Instant::now) + budget;
-        let sleep = tokio::time::sleep_until(budget_end);
-        tokio::pin!(sleep);
-        match late.wait_late(budget_end, sleep).await? {
+        match late.wait_late(budget_end).await? {
             Waited::Late {
                 server,
                 sent,

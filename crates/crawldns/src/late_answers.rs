@@ -85,8 +85,8 @@ impl LateAnswers {
 
     /// Waits for `current` until `sleep` ends, or for an earlier query's
     /// answer. An earlier query that fails, or answers with nothing usable,
-    /// stops listening. The question's one timer is lent, not made here: a
-    /// pending lookup holds it once, not once per wait.
+    /// stops listening. The attempt's timer is lent, so that the attempt
+    /// re-arms one timer in place instead of making one per wait.
     pub(crate) fn wait_first<'a>(
         &'a mut self,
         current: &'a mut SentQuery,
@@ -116,17 +116,13 @@ impl LateAnswers {
     }
 
     /// Waits until `budget_end` for an answer to the queries still
-    /// listening, on the question's timer. `None` when none answered in
-    /// time.
-    pub(crate) async fn wait_late(
-        &mut self,
-        budget_end: Instant,
-        mut sleep: Pin<&mut Sleep>,
-    ) -> Option<Waited> {
+    /// listening. `None` when none answered in time.
+    pub(crate) async fn wait_late(&mut self, budget_end: Instant) -> Option<Waited> {
         if self.listening.is_empty() || Instant::now() >= budget_end {
             return None;
         }
-        sleep.as_mut().reset(budget_end);
+        let sleep = tokio::time::sleep_until(budget_end);
+        tokio::pin!(sleep);
         poll_fn(|cx| {
             if let Some(late) = self.poll_late(cx) {
                 return Poll::Ready(Some(late));

@@ -194,22 +194,16 @@ where
     {
         let joined = self.flights.lock().join(key);
         match joined {
-            Joined::Follower(landing) => Running(
-                Role::Follower,
-                Run::Follower(Follow {
-                    landing,
-                    waiting: None,
-                }),
-            ),
-            Joined::Leader(hash, landing) => Running(
-                Role::Leader,
-                Run::Leader(Flight {
-                    flights: self.flights.clone(),
-                    hash,
-                    landing: Some(landing),
-                    work: Some(Box::pin(work())),
-                }),
-            ),
+            Joined::Follower(landing) => Running(Run::Follower(Follow {
+                landing,
+                waiting: None,
+            })),
+            Joined::Leader(hash, landing) => Running(Run::Leader(Flight {
+                flights: self.flights.clone(),
+                hash,
+                landing: Some(landing),
+                work: Some(Box::pin(work())),
+            })),
         }
     }
 
@@ -226,7 +220,7 @@ where
 
 /// A caller's part in a flight, from [`SingleFlight::run`]: the result and
 /// how it was got.
-pub struct Running<K, V, F>(Role, Run<K, V, F>)
+pub struct Running<K, V, F>(Run<K, V, F>)
 where
     K: Hash + Eq + Send + 'static,
     V: Clone + Send + Sync + 'static,
@@ -251,9 +245,10 @@ where
     type Output = (Option<V>, Role);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Running(role, run) = self.get_mut();
-        let value = match run {
-            Run::Follower(follow) => std::task::ready!(Pin::new(follow).poll(cx)),
+        match &mut self.get_mut().0 {
+            Run::Follower(follow) => Pin::new(follow)
+                .poll(cx)
+                .map(|value| (value, Role::Follower)),
             Run::Leader(flight) => {
                 let Some(work) = flight.work.as_mut() else {
                     panic!("a flight's result was taken already: polled after it ended");
@@ -261,10 +256,9 @@ where
                 let value = std::task::ready!(work.as_mut().poll(cx));
                 flight.work = None;
                 flight.land(&value);
-                Some(value)
+                Poll::Ready((Some(value), Role::Leader))
             }
-        };
-        Poll::Ready((value, *role))
+        }
     }
 }
 
